@@ -1,0 +1,27 @@
+#ifndef INVITES_LOG_H
+#define INVITES_LOG_H
+
+/*
+ * Daemon logging: one line per call to stderr, "LEVEL message".
+ * Library-like modules (keys/, the parsers) never log; they return a reason.
+ * Never pass a key secret or the component secret to these functions.
+ */
+
+enum log_level {
+	LOG_DEBUG,
+	LOG_INFO,
+	LOG_WARN,
+	LOG_ERROR,
+};
+
+/* Messages below this level are dropped. Default LOG_INFO. */
+void log_set_level(enum log_level level);
+
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,95 @@
+#ifndef INVITES_HTTP_H
+#define INVITES_HTTP_H
+
+/*
+ * The HTTP API: an embedded libmicrohttpd listener in external-loop epoll mode.
+ *
+ * GET or POST on the configured path, with the key in "?key=ID/SECRET" or in
+ * "Authorization: Bearer ID/SECRET", asks the daemon (through handlers) for an
+ * invite; the connection is suspended until the daemon answers with
+ * http_api_request_invite() or http_api_request_fail(). The module owns the
+ * whole HTTP contract: routing, methods, CORS, status codes, bodies (text or
+ * JSON), and one log line per request. Single-threaded, like the component.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct http_api_config {
+	const char *bind;        /* IPv4 or IPv6 literal */
+	unsigned short port;     /* 0 picks a free port, see http_api_port() */
+	const char *path;        /* e.g. "/invites_api" */
+	const char *cors_origin; /* Access-Control-Allow-Origin value */
+	unsigned max_connections;
+	unsigned connection_timeout_s;
+};
+
+/* The authenticated key, as filled by the authenticate handler. */
+struct http_api_key {
+	char id[65];
+	char host[1024];
+};
+
+enum http_api_auth {
+	HTTP_API_AUTH_OK,
+	HTTP_API_AUTH_DENIED, /* 401, same answer for every kind of bad key */
+	HTTP_API_AUTH_ERROR,  /* the key store failed: 500 */
+};
+
+struct http_api_request;
+
+struct http_api_handlers {
+	/* Check an untrusted credential (not NUL-terminated). On OK fill *key. */
+	enum http_api_auth (*authenticate)(void *userdata, const char *credential, size_t len,
+					   struct http_api_key *key);
+	/* Make an invite for an authenticated request. Must lead to exactly one
+	 * call of http_api_request_invite() or http_api_request_fail() for req,
+	 * either before returning or later from the event loop. */
+	void (*create_invite)(void *userdata, struct http_api_request *req,
+			      const struct http_api_key *key);
+};
+
+/* An invite to answer with; strings are copied. url is what Location gets. */
+struct http_api_invite {
+	const char *url;     /* landing page, or the xmpp: URI when there is none */
+	const char *uri;     /* xmpp: URI */
+	const char *expires; /* XEP-0082 datetime, may be NULL */
+};
+
+/* Answer req with 201 (or 303 if the caller asked to be redirected). */
+void http_api_request_invite(struct http_api_request *req, const struct http_api_invite *invite);
+
+/* Answer req with an error status and a one-line reason. retry_after_s > 0
+ * adds a Retry-After header. */
+void http_api_request_fail(struct http_api_request *req, unsigned status, const char *reason,
+			   unsigned retry_after_s);
+
+struct http_api;
+
+/* Bind and listen. NULL on failure with *errstr set to a static reason. */
+struct http_api *http_api_create(const struct http_api_config *cfg,
+				 const struct http_api_handlers *handlers, void *userdata,
+				 const char **errstr);
+
+/* Fail every waiting request with 503, stop listening, free. Accepts NULL. */
+void http_api_destroy(struct http_api *api);
+
+/* Stop accepting new connections (shutdown has begun). */
+void http_api_quiesce(struct http_api *api);
+
+/* The epoll fd to wait on (readable means work). */
+int http_api_fd(const struct http_api *api);
+
+/* Milliseconds until libmicrohttpd has timed work, 0 if due now, -1 if none. */
+int http_api_next_timeout(const struct http_api *api);
+
+/* Process all ready connections without blocking. */
+void http_api_run(struct http_api *api);
+
+/* The port actually bound. */
+unsigned short http_api_port(const struct http_api *api);
+
+/* Number of requests waiting for an invite. */
+unsigned http_api_waiting(const struct http_api *api);
+
+#endif

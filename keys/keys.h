@@ -1,0 +1,110 @@
+#ifndef INVITES_KEYS_H
+#define INVITES_KEYS_H
+
+/*
+ * API keys: generation, parsing, hashing and the SQLite key store.
+ *
+ * A key is the text "ID/SECRET". Both parts use only [A-Za-z0-9_-], so a key
+ * needs no escaping in a URL. New keys have a 16-character ID (12 random bytes)
+ * and a 43-character SECRET (32 random bytes, 256 bits). Only a BLAKE2b hash of
+ * the SECRET is stored. This module never logs: every failure comes back as a
+ * status plus a one-line reason for the caller to report.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEYS_ID_LEN        16 /* characters in a newly generated ID */
+#define KEYS_SECRET_LEN    43 /* characters in a newly generated SECRET */
+#define KEYS_ID_MAX        64 /* longest ID accepted when parsing (imported keys vary) */
+#define KEYS_SECRET_MAX    128
+#define KEYS_TEXT_MAX      (KEYS_ID_MAX + 1 + KEYS_SECRET_MAX) /* "ID/SECRET" without NUL */
+#define KEYS_HASH_BYTES    32
+#define KEYS_HOST_MAX      1023 /* longest host name stored with a key */
+#define KEYS_NAME_MAX      200  /* longest key name, in bytes */
+
+enum keys_status {
+	KEYS_OK = 0,
+	KEYS_DENIED,    /* verify: malformed key, unknown ID or wrong secret (indistinguishable) */
+	KEYS_NOT_FOUND, /* delete: no such ID on that host */
+	KEYS_INVALID,   /* an argument is unacceptable (empty or overlong name, bad host) */
+	KEYS_ERROR,     /* the store failed (I/O, corruption, read-only, ...) */
+};
+
+/* Initialise libsodium. Call once before anything else here; -1 is fatal. */
+int keys_init(void);
+
+/* "ID/SECRET" split into borrowed views of the parsed text (not NUL-terminated). */
+struct api_key_parts {
+	const char *id;
+	size_t id_len;
+	const char *secret;
+	size_t secret_len;
+};
+
+/* Split untrusted bytes into ID and SECRET. Accepts exactly one '/', an ID of
+ * 1..KEYS_ID_MAX and a SECRET of 1..KEYS_SECRET_MAX characters from
+ * [A-Za-z0-9_-]. Returns false (and leaves *out unspecified) otherwise. */
+bool keys_parse(const char *text, size_t len, struct api_key_parts *out);
+
+/* BLAKE2b-256 of a secret. */
+void keys_hash_secret(const char *secret, size_t len, unsigned char hash[KEYS_HASH_BYTES]);
+
+/* A newly generated key, NUL-terminated. Wipe with keys_wipe() after use. */
+struct api_key_new {
+	char id[KEYS_ID_LEN + 1];
+	char secret[KEYS_SECRET_LEN + 1];
+	char text[KEYS_ID_LEN + 1 + KEYS_SECRET_LEN + 1]; /* "ID/SECRET" */
+};
+
+/* Fill *key with fresh random ID and SECRET. Cannot fail after keys_init(). */
+void keys_generate(struct api_key_new *key);
+void keys_wipe(struct api_key_new *key);
+
+/* Metadata of a stored key, borrowed for the duration of a callback. */
+struct api_key_info {
+	const char *id;
+	const char *host;
+	const char *name;
+	int64_t created; /* Unix time */
+};
+
+/* Result of a successful verification, NUL-terminated copies. */
+struct api_key_match {
+	char id[KEYS_ID_MAX + 1];
+	char host[KEYS_HOST_MAX + 1];
+};
+
+struct keystore;
+
+/* Open (creating if needed, mode 0600) the SQLite key store at path.
+ * Returns NULL on failure and sets *errstr to a static or thread-local reason
+ * valid until the next keystore call. Free with keystore_close(). */
+struct keystore *keystore_open(const char *path, const char **errstr);
+void keystore_close(struct keystore *store); /* accepts NULL */
+
+/* Generate a key for host with a display name and store its hash in one
+ * committed transaction. Only on KEYS_OK is *key filled (caller wipes it).
+ * *errstr, on failure, stays valid until the next call on store. */
+enum keys_status keystore_create(struct keystore *store, const char *host, const char *name,
+				 struct api_key_new *key, const char **errstr);
+
+/* Call cb for every key of host, oldest first. A non-zero return from cb stops
+ * the walk (the function still returns KEYS_OK). */
+typedef int (*keystore_list_cb)(void *userdata, const struct api_key_info *key);
+enum keys_status keystore_list(struct keystore *store, const char *host, keystore_list_cb cb,
+			       void *userdata, const char **errstr);
+
+/* Remove key id of host. KEYS_NOT_FOUND if there is none. */
+enum keys_status keystore_delete(struct keystore *store, const char *host, const char *id,
+				 const char **errstr);
+
+/* Check an untrusted credential "ID/SECRET". Malformed text, an unknown ID and
+ * a wrong secret all take the same path (a hash is always computed and compared
+ * in constant time) and return KEYS_DENIED. KEYS_OK fills *match. KEYS_ERROR
+ * means the store could not be read. Sees changes other processes committed. */
+enum keys_status keystore_verify(struct keystore *store, const char *credential, size_t len,
+				 struct api_key_match *match, const char **errstr);
+
+#endif
