@@ -1,1 +1,748 @@
-/* placeholder: being written */
+/*
+ * The XEP-0114 component: one libstrophe context and connection for the
+ * component's lifetime, driven by the caller's event loop.
+ *
+ * libstrophe runs its own timers only when xmpp_run_once() is called, and the
+ * caller cannot see when they are due. So everything the caller must wake up
+ * for (the reconnect deadline, request deadlines) is kept here, and
+ * component_next_timeout() reports it exactly. Requests all get the same
+ * timeout, so the FIFO of pending requests is also ordered by deadline.
+ */
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "component-internal.h"
+#include "log.h"
+
+#define BACKOFF_MIN_MS     1000
+#define BACKOFF_MAX_MS     30000
+#define TRANSITION_POLL_MS 100  /* see component_next_timeout() */
+#define DESTROY_CLOSE_MS   1000 /* destroy without stop: how long to wait for the close */
+#define PUMP_ROUNDS_MAX    8    /* xmpp_run_once() calls per component_run() */
+#define HOST_MAX           1023
+
+/* One create-account request waiting for the server's answer. */
+struct adhoc_request {
+	struct component *comp;
+	struct adhoc_request *prev, *next;
+	char *id; /* from xmpp_uuid_gen(): xmpp_free() */
+	char *host;
+	uint64_t deadline; /* ms, monotonic */
+	component_invite_cb cb;
+	void *userdata;
+};
+
+struct component {
+	xmpp_ctx_t *ctx;
+	xmpp_conn_t *conn;
+	xmpp_log_t strophe_log; /* must outlive ctx */
+	char *jid;
+	char *server;
+	unsigned short port;
+	unsigned request_timeout_ms;
+
+	int fd;
+	bool started, stopping;
+	bool online;           /* handshake accepted, stream up */
+	bool tcp_up;           /* this attempt got past the TCP connect */
+	unsigned busy;         /* > 0 while inside xmpp_run_once() */
+	uint64_t reconnect_at; /* ms, monotonic; 0: none scheduled */
+	unsigned backoff_ms;
+	uint64_t rng;
+
+	struct adhoc_request *head, *tail; /* FIFO, so ordered by deadline */
+	unsigned pending;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* xorshift64*: only spreads reconnect times, nothing secret depends on it. */
+static uint64_t next_random(struct component *comp)
+{
+	comp->rng ^= comp->rng >> 12;
+	comp->rng ^= comp->rng << 25;
+	comp->rng ^= comp->rng >> 27;
+	return comp->rng * 2685821657736338717ULL;
+}
+
+static void seed_random(struct component *comp)
+{
+	if (getrandom(&comp->rng, sizeof(comp->rng), GRND_NONBLOCK) != sizeof(comp->rng))
+		comp->rng = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid() ^ now_ms();
+	if (comp->rng == 0)
+		comp->rng = 0x9e3779b97f4a7c15ULL;
+}
+
+/* ---- libstrophe glue ---------------------------------------------------- */
+
+static void strophe_logger(void *userdata, xmpp_log_level_t level, const char *area,
+                           const char *msg)
+{
+	char line[ADHOC_REASON_MAX];
+	(void)userdata;
+
+	/* Debug and info carry stanza dumps and the handshake digest: never. */
+	if (level < XMPP_LEVEL_WARN)
+		return;
+	reason_copy(line, sizeof(line), msg);
+	if (level == XMPP_LEVEL_WARN)
+		log_warn("libstrophe %s: %s", area, line);
+	else
+		log_error("libstrophe %s: %s", area, line);
+}
+
+/* libstrophe passes no user data to the sockopt callback, which is the only
+ * place the socket shows itself. It runs synchronously inside
+ * xmpp_connect_component(), on the loop thread, so it hands the fd over through
+ * this variable, which connect_attempt() reads right after that call. */
+static int new_socket_fd = -1;
+
+static int sockopt_cb(xmpp_conn_t *conn, void *sock)
+{
+	int fd = *(int *)sock;
+
+	/* xmpp_run_once() select()s: an fd past FD_SETSIZE would corrupt memory. */
+	if (fd >= FD_SETSIZE) {
+		log_error("component socket fd %d is too large for libstrophe's select()", fd);
+		return -1;
+	}
+	new_socket_fd = fd;
+	return xmpp_sockopt_cb_keepalive(conn, sock);
+}
+
+static int refuse_socket(xmpp_conn_t *conn, void *sock)
+{
+	(void)conn;
+	(void)sock;
+	return -1;
+}
+
+/*
+ * libstrophe 0.12.2 allocates the stream-management state only in
+ * xmpp_connect_client(), yet its receive path, xmpp_send() and its disconnect
+ * path dereference it in component mode too: without this, the first stanza
+ * after the handshake, or the first disconnect, crashes. A client connect whose every socket is
+ * refused by the sockopt callback fails with XMPP_EINT before any network I/O, but leaves the state
+ * allocated for the life of the connection object, reconnects included.
+ */
+static int prime_connection(xmpp_conn_t *conn)
+{
+	xmpp_conn_set_sockopt_callback(conn, refuse_socket);
+	int rc = xmpp_connect_client(conn, "127.0.0.1", 1, NULL, NULL);
+	xmpp_conn_set_sockopt_callback(conn, sockopt_cb);
+	return rc == XMPP_EINT ? 0 : -1;
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static void unlink_request(struct component *comp, struct adhoc_request *req)
+{
+	if (req->prev)
+		req->prev->next = req->next;
+	else
+		comp->head = req->next;
+	if (req->next)
+		req->next->prev = req->prev;
+	else
+		comp->tail = req->prev;
+	req->prev = req->next = NULL;
+	comp->pending--;
+}
+
+/* Unlink and free req, then report the result: the callback may queue new
+ * requests or look at the component, which is consistent by then. */
+static void finish_request(struct adhoc_request *req, const struct component_result *result)
+{
+	component_invite_cb cb = req->cb;
+	void *userdata = req->userdata;
+
+	unlink_request(req->comp, req);
+	xmpp_free(req->comp->ctx, req->id);
+	free(req->host);
+	free(req);
+	cb(userdata, result);
+}
+
+static int handle_reply(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata);
+
+/* Fail a request whose id handler is still registered. */
+static void fail_request(struct adhoc_request *req, enum component_status status,
+                         const char *reason)
+{
+	struct component_result result = {.status = status, .reason = reason};
+
+	xmpp_id_handler_delete(req->comp->conn, handle_reply, req->id);
+	finish_request(req, &result);
+}
+
+static void fail_all_requests(struct component *comp, enum component_status status,
+                              const char *reason)
+{
+	while (comp->head)
+		fail_request(comp->head, status, reason);
+}
+
+static void expire_requests(struct component *comp, uint64_t now)
+{
+	char reason[ADHOC_REASON_MAX];
+
+	while (comp->head && comp->head->deadline <= now) {
+		snprintf(reason, sizeof(reason), "%s did not answer within %u ms", comp->head->host,
+		         comp->request_timeout_ms);
+		fail_request(comp->head, COMPONENT_TIMEOUT, reason);
+	}
+}
+
+/* Does the from of a reply name host? Domains compare case-insensitively, a
+ * resource is ignored; a node (user@host) never matches a bare host. */
+static bool from_is_host(const char *from, const char *host)
+{
+	size_t len = strcspn(from, "/");
+	return len == strlen(host) && strncasecmp(from, host, len) == 0 &&
+	       memchr(from, '@', len) == NULL;
+}
+
+/* libstrophe fires an id handler for any stanza with that id, whoever sent it:
+ * only a result or error from the host we asked answers the request. */
+static int handle_reply(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
+{
+	struct adhoc_request *req = userdata;
+	const char *from = xmpp_stanza_get_from(stanza);
+	const char *type = xmpp_stanza_get_type(stanza);
+	const char *name = xmpp_stanza_get_name(stanza);
+	struct adhoc_reply reply;
+	(void)conn;
+
+	if (!from || !type || !name || strcmp(name, "iq") != 0 || !from_is_host(from, req->host) ||
+	    (strcmp(type, "result") != 0 && strcmp(type, "error") != 0))
+		return 1; /* not the answer: keep waiting */
+
+	adhoc_reply_parse(stanza, &reply);
+	struct component_result result = {
+	    .status = reply.status,
+	    .invite = reply.status == COMPONENT_OK ? &reply.invite : NULL,
+	    .condition = reply.status == COMPONENT_REMOTE_ERROR ? reply.condition : NULL,
+	    .reason = reply.status == COMPONENT_OK ? NULL : reply.reason,
+	};
+	finish_request(req, &result);
+	adhoc_reply_finish(&reply);
+	return 0; /* one-shot: libstrophe deletes the handler */
+}
+
+static xmpp_stanza_t *build_request(struct component *comp, const char *host, const char *id)
+{
+	xmpp_stanza_t *iq = xmpp_iq_new(comp->ctx, "set", id);
+	xmpp_stanza_t *command = xmpp_stanza_new(comp->ctx);
+
+	if (!iq || !command || xmpp_stanza_set_from(iq, comp->jid) != XMPP_EOK ||
+	    xmpp_stanza_set_to(iq, host) != XMPP_EOK ||
+	    xmpp_stanza_set_name(command, "command") != XMPP_EOK ||
+	    xmpp_stanza_set_ns(command, NS_COMMANDS) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(command, "node", NODE_CREATE_ACCOUNT) != XMPP_EOK ||
+	    xmpp_stanza_set_attribute(command, "action", "execute") != XMPP_EOK ||
+	    xmpp_stanza_add_child(iq, command) != XMPP_EOK)
+		goto err;
+	xmpp_stanza_release(command);
+	return iq;
+err:
+	if (command)
+		xmpp_stanza_release(command);
+	if (iq)
+		xmpp_stanza_release(iq);
+	return NULL;
+}
+
+int component_create_invite(struct component *comp, const char *host, component_invite_cb cb,
+                            void *userdata)
+{
+	if (!comp || !comp->online || comp->stopping || !host || !*host ||
+	    strlen(host) > HOST_MAX || !cb)
+		return -1;
+
+	struct adhoc_request *req = calloc(1, sizeof(*req));
+	if (!req)
+		return -1;
+	req->comp = comp;
+	req->cb = cb;
+	req->userdata = userdata;
+	req->id = xmpp_uuid_gen(comp->ctx);
+	req->host = strdup(host);
+	if (!req->id || !req->host)
+		goto err_req;
+	xmpp_stanza_t *iq = build_request(comp, host, req->id);
+	if (!iq)
+		goto err_req;
+
+	xmpp_id_handler_add(comp->conn, handle_reply, req->id, req);
+	req->deadline = now_ms() + comp->request_timeout_ms;
+	req->prev = comp->tail;
+	if (comp->tail)
+		comp->tail->next = req;
+	else
+		comp->head = req;
+	comp->tail = req;
+	comp->pending++;
+	xmpp_send(comp->conn, iq);
+	xmpp_stanza_release(iq);
+	return 0;
+
+err_req:
+	if (req->id)
+		xmpp_free(comp->ctx, req->id);
+	free(req->host);
+	free(req);
+	return -1;
+}
+
+/* ---- stanzas from others ------------------------------------------------- */
+
+static xmpp_stanza_t *reply_to(struct component *comp, xmpp_stanza_t *iq)
+{
+	xmpp_stanza_t *reply = xmpp_stanza_reply(iq);
+	const char *to = xmpp_stanza_get_to(iq);
+
+	if (reply && (xmpp_stanza_set_type(reply, "result") != XMPP_EOK ||
+	              xmpp_stanza_set_from(reply, to ? to : comp->jid) != XMPP_EOK)) {
+		xmpp_stanza_release(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+static xmpp_stanza_t *answer_ping(struct component *comp, xmpp_stanza_t *iq, xmpp_stanza_t *payload)
+{
+	(void)payload;
+	return reply_to(comp, iq);
+}
+
+static xmpp_stanza_t *answer_disco_info(struct component *comp, xmpp_stanza_t *iq,
+                                        xmpp_stanza_t *payload)
+{
+	static const char disco[] =
+	    "<query xmlns='http://jabber.org/protocol/disco#info'>"
+	    "<identity category='component' type='generic' name='Invites API'/>"
+	    "<feature var='http://jabber.org/protocol/disco#info'/>"
+	    "<feature var='urn:xmpp:ping'/>"
+	    "</query>";
+
+	if (xmpp_stanza_get_attribute(payload, "node"))
+		return xmpp_stanza_reply_error(iq, "cancel", "item-not-found", NULL);
+	xmpp_stanza_t *reply = reply_to(comp, iq);
+	xmpp_stanza_t *query = xmpp_stanza_new_from_string(comp->ctx, disco);
+	if (!reply || !query || xmpp_stanza_add_child(reply, query) != XMPP_EOK) {
+		if (reply)
+			xmpp_stanza_release(reply);
+		reply = NULL;
+	}
+	if (query)
+		xmpp_stanza_release(query);
+	return reply;
+}
+
+/* The IQ gets the component answers; anything else gets service-unavailable. */
+static const struct iq_get_handler {
+	const char *name;
+	const char *ns;
+	xmpp_stanza_t *(*answer)(struct component *comp, xmpp_stanza_t *iq, xmpp_stanza_t *payload);
+} iq_get_handlers[] = {
+    {"ping", "urn:xmpp:ping", answer_ping},
+    {"query", "http://jabber.org/protocol/disco#info", answer_disco_info},
+};
+
+static xmpp_stanza_t *first_tag(xmpp_stanza_t *stanza)
+{
+	xmpp_stanza_t *c = xmpp_stanza_get_children(stanza);
+	while (c && !xmpp_stanza_is_tag(c))
+		c = xmpp_stanza_get_next(c);
+	return c;
+}
+
+static xmpp_stanza_t *answer_iq(struct component *comp, xmpp_stanza_t *iq, const char *type)
+{
+	xmpp_stanza_t *payload = first_tag(iq);
+	const char *ns = payload ? xmpp_stanza_get_ns(payload) : NULL;
+
+	for (size_t i = 0; strcmp(type, "get") == 0 && payload && ns &&
+	                   i < sizeof(iq_get_handlers) / sizeof(iq_get_handlers[0]);
+	     i++) {
+		const struct iq_get_handler *h = &iq_get_handlers[i];
+		if (strcmp(xmpp_stanza_get_name(payload), h->name) == 0 && strcmp(ns, h->ns) == 0)
+			return h->answer(comp, iq, payload);
+	}
+	return xmpp_stanza_reply_error(iq, "cancel", "service-unavailable", NULL);
+}
+
+static int handle_iq(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *userdata)
+{
+	struct component *comp = userdata;
+	const char *type = xmpp_stanza_get_type(iq);
+
+	/* Results and errors are never answered: ours went to their id handler. */
+	if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) ||
+	    !xmpp_stanza_get_id(iq) || !xmpp_stanza_get_from(iq))
+		return 1;
+	xmpp_stanza_t *reply = answer_iq(comp, iq, type);
+	if (!reply)
+		return 1;
+	/* always from someone: Prosody 13 closes the stream otherwise */
+	if (xmpp_stanza_get_from(reply) || xmpp_stanza_set_from(reply, comp->jid) == XMPP_EOK)
+		xmpp_send(conn, reply);
+	xmpp_stanza_release(reply);
+	return 1;
+}
+
+/* ---- connection --------------------------------------------------------- */
+
+static unsigned schedule_reconnect(struct component *comp)
+{
+	/* +-20% so that many instances do not come back in step */
+	unsigned spread = comp->backoff_ms * 2 / 5;
+	unsigned delay =
+	    comp->backoff_ms - spread / 2 + (unsigned)(next_random(comp) % (spread + 1));
+
+	comp->reconnect_at = now_ms() + delay;
+	comp->backoff_ms =
+	    comp->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : comp->backoff_ms * 2;
+	return delay;
+}
+
+static const char *stream_error_condition(const xmpp_stream_error_t *se)
+{
+	for (xmpp_stanza_t *c = se->stanza ? xmpp_stanza_get_children(se->stanza) : NULL; c;
+	     c = xmpp_stanza_get_next(c)) {
+		if (xmpp_stanza_is_tag(c) && strcmp(xmpp_stanza_get_name(c), "text") != 0)
+			return xmpp_stanza_get_name(c);
+	}
+	return "undefined-condition";
+}
+
+static void describe_connect_failure(const struct component *comp, const char *why, char *buf,
+                                     size_t size)
+{
+	snprintf(buf, size,
+	         "cannot connect to %s:%u (%s): check that the server runs and accepts "
+	         "components there",
+	         comp->server, comp->port, why);
+}
+
+/* One line naming what went wrong and, where we know it, how to fix it. */
+static void describe_disconnect(const struct component *comp, bool was_online, int error,
+                                const xmpp_stream_error_t *se, char *buf, size_t size)
+{
+	char text[ADHOC_REASON_MAX] = "";
+
+	if (se && se->type == XMPP_SE_NOT_AUTHORIZED) {
+		snprintf(buf, size,
+		         "the server rejected the component secret: make [component] secret "
+		         "match component_secret of Component \"%s\" in the server config",
+		         comp->jid);
+	} else if (se && se->type == XMPP_SE_HOST_UNKNOWN) {
+		snprintf(buf, size,
+		         "the server does not know component %s: declare Component \"%s\" in "
+		         "the server config",
+		         comp->jid, comp->jid);
+	} else if (se && se->type == XMPP_SE_CONFLICT) {
+		snprintf(buf, size,
+		         "another instance is connected as component %s: stop it or give this "
+		         "one its own component JID",
+		         comp->jid);
+	} else if (se) {
+		reason_copy(text, sizeof(text), se->text);
+		snprintf(buf, size, "%s:%u closed the stream with error %.64s%s%s", comp->server,
+		         comp->port, stream_error_condition(se), *text ? ": " : "", text);
+	} else if (!comp->tcp_up) {
+		describe_connect_failure(
+		    comp, error == ETIMEDOUT ? "timed out" : "refused or unreachable", buf, size);
+	} else if (was_online) {
+		/* libstrophe reports an orderly close as ECONNRESET too */
+		snprintf(buf, size, "lost the connection to %s:%u (%s)", comp->server, comp->port,
+		         error == ECONNRESET || error == 0 ? "closed by the server"
+		                                           : strerror(error));
+	} else {
+		snprintf(buf, size,
+		         "%s:%u closed the connection during the component handshake: is it the "
+		         "server's component port?",
+		         comp->server, comp->port);
+	}
+}
+
+static void handle_disconnect(struct component *comp, int error, xmpp_stream_error_t *se)
+{
+	bool was_online = comp->online;
+	char cause[512];
+
+	comp->online = false;
+	comp->fd = -1;
+	fail_all_requests(comp, COMPONENT_OFFLINE, "the connection to the XMPP server was lost");
+	if (comp->stopping) {
+		if (was_online)
+			log_info("disconnected from %s:%u", comp->server, comp->port);
+		return;
+	}
+	describe_disconnect(comp, was_online, error, se, cause, sizeof(cause));
+	unsigned delay = schedule_reconnect(comp);
+	log_warn("%s; retrying in %u.%u s", cause, delay / 1000, delay % 1000 / 100);
+}
+
+static void handle_connection(xmpp_conn_t *conn, xmpp_conn_event_t event, int error,
+                              xmpp_stream_error_t *stream_error, void *userdata)
+{
+	struct component *comp = userdata;
+	(void)conn;
+
+	if (event == XMPP_CONN_CONNECT) {
+		comp->online = true;
+		comp->backoff_ms = BACKOFF_MIN_MS;
+		log_info("connected to %s:%u as component %s", comp->server, comp->port, comp->jid);
+	} else if (event == XMPP_CONN_DISCONNECT || event == XMPP_CONN_FAIL) {
+		handle_disconnect(comp, error, stream_error);
+	}
+}
+
+static void connect_attempt(struct component *comp)
+{
+	comp->reconnect_at = 0;
+	comp->tcp_up = false;
+	new_socket_fd = -1;
+	int rc =
+	    xmpp_connect_component(comp->conn, comp->server, comp->port, handle_connection, comp);
+	comp->fd = rc == XMPP_EOK ? new_socket_fd : -1;
+	new_socket_fd = -1;
+	if (rc != XMPP_EOK) {
+		/* No callback follows a failure here: retry like after a refusal. */
+		char cause[512];
+		describe_connect_failure(comp, "refused, unreachable or not resolvable", cause,
+		                         sizeof(cause));
+		unsigned delay = schedule_reconnect(comp);
+		log_warn("%s; retrying in %u.%u s", cause, delay / 1000, delay % 1000 / 100);
+	}
+}
+
+static void run_strophe_once(struct component *comp, unsigned long timeout_ms)
+{
+	comp->busy++;
+	xmpp_run_once(comp->ctx, timeout_ms);
+	comp->busy--;
+	if (xmpp_conn_is_connected(comp->conn))
+		comp->tcp_up = true;
+}
+
+static bool input_waiting(int fd)
+{
+	int n = 0;
+	return fd >= 0 && ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/*
+ * xmpp_run_once() writes its queue first, then reads at most 4096 bytes and
+ * dispatches them. Output the dispatch produces waits for the next call, and
+ * libstrophe's own (the stream header once TCP is up, the handshake once the
+ * server's header arrived) is not counted by xmpp_conn_send_queue_len(), so
+ * component_wants_write() cannot ask for it. Run again while there was input
+ * or the connect just completed, a bounded number of times.
+ */
+static void pump_strophe(struct component *comp)
+{
+	for (int round = 0; round < PUMP_ROUNDS_MAX; round++) {
+		bool had_input = input_waiting(comp->fd);
+		bool was_connecting = xmpp_conn_is_connecting(comp->conn);
+		run_strophe_once(comp, 0);
+		if (!had_input && !(was_connecting && !xmpp_conn_is_connecting(comp->conn)))
+			break;
+	}
+}
+
+/* ---- public API ----------------------------------------------------------- */
+
+static bool valid_jid(const char *jid)
+{
+	return jid && *jid && strlen(jid) <= HOST_MAX && strcspn(jid, "@/ \t\r\n") == strlen(jid);
+}
+
+struct component *component_create(const struct component_config *cfg, const char **errstr)
+{
+	const char *why = "out of memory";
+
+	if (!valid_jid(cfg->jid)) {
+		*errstr = "the component JID must be a domain, e.g. invites.example.com";
+		return NULL;
+	}
+	if (!cfg->secret || !*cfg->secret || !cfg->server || !*cfg->server) {
+		*errstr = "the component secret and the server address must be set";
+		return NULL;
+	}
+	if (cfg->request_timeout_ms == 0 || cfg->request_timeout_ms > INT_MAX) {
+		*errstr = "the component request timeout must be positive";
+		return NULL;
+	}
+
+	struct component *comp = calloc(1, sizeof(*comp));
+	if (!comp)
+		goto err;
+	comp->fd = -1;
+	comp->port = cfg->port ? cfg->port : 5347;
+	comp->request_timeout_ms = cfg->request_timeout_ms;
+	comp->backoff_ms = BACKOFF_MIN_MS;
+	comp->strophe_log = (xmpp_log_t){.handler = strophe_logger};
+	seed_random(comp);
+	comp->jid = strdup(cfg->jid);
+	comp->server = strdup(cfg->server);
+	if (!comp->jid || !comp->server)
+		goto err_comp;
+
+	xmpp_initialize();
+	comp->ctx = xmpp_ctx_new(NULL, &comp->strophe_log);
+	if (!comp->ctx)
+		goto err_init;
+	comp->conn = xmpp_conn_new(comp->ctx);
+	if (!comp->conn)
+		goto err_ctx;
+	xmpp_conn_set_jid(comp->conn, comp->jid);
+	xmpp_conn_set_pass(comp->conn, cfg->secret);
+	if (!xmpp_conn_get_jid(comp->conn) || !xmpp_conn_get_pass(comp->conn))
+		goto err_conn;
+	if (prime_connection(comp->conn) != 0) {
+		why = "cannot prepare the libstrophe connection";
+		goto err_conn;
+	}
+	xmpp_handler_add(comp->conn, handle_iq, NULL, "iq", NULL, comp);
+	return comp;
+
+err_conn:
+	xmpp_conn_release(comp->conn);
+err_ctx:
+	xmpp_ctx_free(comp->ctx);
+err_init:
+	xmpp_shutdown();
+err_comp:
+	free(comp->server);
+	free(comp->jid);
+	free(comp);
+err:
+	*errstr = why;
+	return NULL;
+}
+
+int component_start(struct component *comp)
+{
+	if (!comp || comp->started || comp->stopping)
+		return -1;
+	comp->started = true;
+	connect_attempt(comp);
+	return 0;
+}
+
+void component_stop(struct component *comp, unsigned timeout_ms)
+{
+	if (!comp || comp->stopping)
+		return;
+	comp->stopping = true;
+	comp->reconnect_at = 0;
+	fail_all_requests(comp, COMPONENT_SHUTDOWN, "the component is shutting down");
+	if (xmpp_conn_is_disconnected(comp->conn))
+		return;
+	xmpp_disconnect(comp->conn);
+	/* From inside a callback, component_run() is on the stack: let the
+	 * caller's loop finish the close instead of nesting xmpp_run_once(). */
+	if (comp->busy)
+		return;
+
+	uint64_t deadline = now_ms() + timeout_ms;
+	for (uint64_t now = now_ms(); !xmpp_conn_is_disconnected(comp->conn) && now < deadline;
+	     now = now_ms()) {
+		uint64_t left = deadline - now;
+		run_strophe_once(comp, left < TRANSITION_POLL_MS ? left : TRANSITION_POLL_MS);
+	}
+}
+
+void component_destroy(struct component *comp)
+{
+	if (!comp)
+		return;
+	component_stop(comp, DESTROY_CLOSE_MS);
+	/* Releases a still open socket too, firing one last DISCONNECT. */
+	xmpp_conn_release(comp->conn);
+	xmpp_ctx_free(comp->ctx);
+	xmpp_shutdown();
+	free(comp->server);
+	free(comp->jid);
+	free(comp);
+}
+
+bool component_online(const struct component *comp)
+{
+	return comp && comp->online;
+}
+
+int component_fd(const struct component *comp)
+{
+	return comp ? comp->fd : -1;
+}
+
+bool component_wants_write(const struct component *comp)
+{
+	return comp && comp->fd >= 0 &&
+	       (xmpp_conn_is_connecting(comp->conn) || xmpp_conn_send_queue_len(comp->conn) > 0);
+}
+
+/*
+ * Besides our own deadlines: while the stream is neither down nor online (TCP
+ * connect, handshake, closing), libstrophe runs its own timers (connect 5 s,
+ * handshake 15 s, close 2 s) and may hold its own output where we cannot see
+ * it, so ask to be called every TRANSITION_POLL_MS. An idle online component
+ * asks for nothing.
+ */
+int component_next_timeout(const struct component *comp)
+{
+	if (!comp)
+		return -1;
+	uint64_t now = now_ms();
+	uint64_t due = UINT64_MAX;
+
+	if (comp->reconnect_at)
+		due = comp->reconnect_at;
+	if (comp->head && comp->head->deadline < due)
+		due = comp->head->deadline;
+	if ((!comp->online || comp->stopping) && !xmpp_conn_is_disconnected(comp->conn) &&
+	    now + TRANSITION_POLL_MS < due)
+		due = now + TRANSITION_POLL_MS;
+	if (due == UINT64_MAX)
+		return -1;
+	if (due <= now)
+		return 0;
+	return due - now > INT_MAX ? INT_MAX : (int)(due - now);
+}
+
+void component_run(struct component *comp)
+{
+	if (!comp || !comp->started)
+		return;
+	pump_strophe(comp);
+
+	uint64_t now = now_ms();
+	expire_requests(comp, now);
+	if (comp->reconnect_at && now >= comp->reconnect_at && !comp->stopping &&
+	    xmpp_conn_is_disconnected(comp->conn))
+		connect_attempt(comp);
+}
+
+unsigned component_pending(const struct component *comp)
+{
+	return comp ? comp->pending : 0;
+}

@@ -39,12 +39,16 @@ enum http_api_auth {
 struct http_api_request;
 
 struct http_api_handlers {
-	/* Check an untrusted credential (not NUL-terminated). On OK fill *key. */
+	/* Check an untrusted credential (not NUL-terminated, may hold NUL bytes,
+	 * at most 4096 bytes: longer ones are refused without a call). On OK
+	 * fill *key. */
 	enum http_api_auth (*authenticate)(void *userdata, const char *credential, size_t len,
 					   struct http_api_key *key);
 	/* Make an invite for an authenticated request. Must lead to exactly one
 	 * call of http_api_request_invite() or http_api_request_fail() for req,
-	 * either before returning or later from the event loop. */
+	 * either before returning or later from the event loop; req and key stay
+	 * valid until then. Called from inside http_api_run(): must not call
+	 * http_api_run() or http_api_destroy(). */
 	void (*create_invite)(void *userdata, struct http_api_request *req,
 			      const struct http_api_key *key);
 };
@@ -56,10 +60,13 @@ struct http_api_invite {
 	const char *expires; /* XEP-0082 datetime, may be NULL */
 };
 
-/* Answer req with 201 (or 303 if the caller asked to be redirected). */
+/* Answer req with 201 (or 303 if the caller asked to be redirected); req is
+ * invalid afterwards. A NULL or empty url falls back to uri; with neither the
+ * answer is 500, and a url holding CR or LF gets 502. */
 void http_api_request_invite(struct http_api_request *req, const struct http_api_invite *invite);
 
-/* Answer req with an error status and a one-line reason. retry_after_s > 0
+/* Answer req with an error status (400..599, else 500) and a reason, made one
+ * line and cut to 200 bytes; req is invalid afterwards. retry_after_s > 0
  * adds a Retry-After header. */
 void http_api_request_fail(struct http_api_request *req, unsigned status, const char *reason,
 			   unsigned retry_after_s);
@@ -71,16 +78,22 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 				 const struct http_api_handlers *handlers, void *userdata,
 				 const char **errstr);
 
-/* Fail every waiting request with 503, stop listening, free. Accepts NULL. */
+/* Fail every waiting request with 503, stop listening, send what was
+ * answered (for at most 2 s), free. Every http_api_request pointer is invalid
+ * afterwards: fail pending work first (stop the component) so none is held.
+ * Accepts NULL. */
 void http_api_destroy(struct http_api *api);
 
 /* Stop accepting new connections (shutdown has begun). */
 void http_api_quiesce(struct http_api *api);
 
-/* The epoll fd to wait on (readable means work). */
+/* MHD's epoll fd: readable means work. Watch it with poll() or add it to your
+ * own epoll set; never epoll_wait() on it directly, which would consume MHD's
+ * edge-triggered events and stall connections. */
 int http_api_fd(const struct http_api *api);
 
-/* Milliseconds until libmicrohttpd has timed work, 0 if due now, -1 if none. */
+/* Milliseconds until libmicrohttpd has timed work, 0 if due now (also while an
+ * answered request waits to be sent), -1 if none. Honour it on every turn. */
 int http_api_next_timeout(const struct http_api *api);
 
 /* Process all ready connections without blocking. */

@@ -1,1 +1,568 @@
-/* placeholder: being written */
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STR_(x)         #x
+#define STR(x)          STR_(x)
+#define BUSY_TIMEOUT_MS 5000
+#define CREATE_ATTEMPTS 3
+#define ERROR_SIZE      (PATH_MAX + 256)
+
+/*
+ * Schema migrations: migrations[i] takes the database from user_version i to
+ * i + 1. All pending steps run in one write transaction together with the new
+ * user_version, so a store is never left half-migrated. To extend the schema
+ * (expiry, usage counters, limits, permissions), append a step; never edit one
+ * that has shipped.
+ */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE api_keys ("
+    "  id TEXT PRIMARY KEY NOT NULL,"
+    "  host TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  secret_hash BLOB NOT NULL"
+    ");"
+    "CREATE INDEX api_keys_host ON api_keys (host);",
+};
+#define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+struct keystore {
+	sqlite3 *db;
+	sqlite3_stmt *verify; /* kept prepared: verification runs on every request */
+	char *path;
+	char error[ERROR_SIZE];
+};
+
+/* keystore_open() has no store to keep its reason in. */
+static _Thread_local char open_error[ERROR_SIZE];
+
+static void set_error(struct keystore *store, const char *reason)
+{
+	snprintf(store->error, sizeof store->error, "key store %s: %s", store->path, reason);
+}
+
+static void set_db_error(struct keystore *store)
+{
+	set_error(store, sqlite3_errmsg(store->db));
+}
+
+static void report(const char **errstr, const char *reason)
+{
+	if (errstr != NULL)
+		*errstr = reason;
+}
+
+/* Run SQL without results; on failure record the reason and return -1. */
+static int exec(struct keystore *store, const char *sql)
+{
+	if (sqlite3_exec(store->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		set_db_error(store);
+		return -1;
+	}
+	return 0;
+}
+
+/* Undo an open transaction, keeping the reason already recorded. */
+static void rollback(struct keystore *store)
+{
+	if (!sqlite3_get_autocommit(store->db))
+		sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static int commit(struct keystore *store)
+{
+	if (exec(store, "COMMIT") < 0) {
+		rollback(store);
+		return -1;
+	}
+	return 0;
+}
+
+static sqlite3_stmt *prepare(struct keystore *store, const char *sql)
+{
+	sqlite3_stmt *stmt = NULL;
+	if (sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+		set_db_error(store);
+		return NULL;
+	}
+	return stmt;
+}
+
+/* Create the file ourselves: SQLite would apply the umask to 0644. */
+static int create_file(struct keystore *store)
+{
+	int fd = open(store->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		set_error(store, strerror(errno));
+		return -1;
+	}
+	if (close(fd) < 0) {
+		set_error(store, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int open_db(struct keystore *store)
+{
+	/* On failure the handle (if any) is closed by the caller's unwinding. */
+	int rc = sqlite3_open_v2(store->path, &store->db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc != SQLITE_OK) {
+		set_error(store,
+		          store->db != NULL ? sqlite3_errmsg(store->db) : sqlite3_errstr(rc));
+		return -1;
+	}
+	if (sqlite3_extended_result_codes(store->db, 1) != SQLITE_OK ||
+	    sqlite3_busy_timeout(store->db, BUSY_TIMEOUT_MS) != SQLITE_OK) {
+		set_db_error(store);
+		return -1;
+	}
+	return 0;
+}
+
+/* Run a pragma that answers with one value and return it, or -1. */
+static int pragma_int(struct keystore *store, const char *sql, int *value)
+{
+	sqlite3_stmt *stmt = prepare(store, sql);
+	if (stmt == NULL)
+		return -1;
+	int rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*value = sqlite3_column_int(stmt, 0);
+	else
+		set_db_error(store);
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_ROW ? 0 : -1;
+}
+
+/* WAL lets the daemon keep verifying while the CLI writes; FULL makes a
+ * commit durable before the CLI prints the key. */
+static int configure(struct keystore *store)
+{
+	sqlite3_stmt *stmt = prepare(store, "PRAGMA journal_mode = WAL");
+	if (stmt == NULL)
+		return -1;
+	int rc = sqlite3_step(stmt);
+	const char *mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(stmt, 0) : NULL;
+	bool wal = mode != NULL && strcmp(mode, "wal") == 0;
+	if (rc != SQLITE_ROW)
+		set_db_error(store);
+	else if (!wal)
+		set_error(store, "cannot switch to write-ahead logging");
+	sqlite3_finalize(stmt);
+	if (!wal)
+		return -1;
+	return exec(store, "PRAGMA synchronous = FULL");
+}
+
+static int apply_migrations(struct keystore *store, int from)
+{
+	for (int v = from; v < SCHEMA_VERSION; v++) {
+		if (exec(store, migrations[v]) < 0)
+			return -1;
+	}
+	char sql[64];
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+	return exec(store, sql);
+}
+
+static int check_version(struct keystore *store, int version)
+{
+	if (version >= 0 && version <= SCHEMA_VERSION)
+		return 0;
+	char reason[96];
+	snprintf(reason, sizeof reason, "schema version %d is not supported (newest known is %d)",
+	         version, SCHEMA_VERSION);
+	set_error(store, reason);
+	return -1;
+}
+
+/* Bring the schema up to date. The version is read again inside the write
+ * transaction because another process may have migrated in the meantime. */
+static int migrate(struct keystore *store)
+{
+	int version;
+	if (pragma_int(store, "PRAGMA user_version", &version) < 0 ||
+	    check_version(store, version) < 0)
+		return -1;
+	if (version == SCHEMA_VERSION)
+		return 0;
+	if (exec(store, "BEGIN IMMEDIATE") < 0)
+		return -1;
+	if (pragma_int(store, "PRAGMA user_version", &version) < 0 ||
+	    check_version(store, version) < 0 || apply_migrations(store, version) < 0)
+		goto err_transaction;
+	return commit(store);
+
+err_transaction:
+	rollback(store);
+	return -1;
+}
+
+struct keystore *keystore_open(const char *path, const char **errstr)
+{
+	struct keystore *store = calloc(1, sizeof *store);
+	if (store == NULL)
+		goto err_alloc;
+	store->path = strdup(path);
+	if (store->path == NULL)
+		goto err_path;
+	if (create_file(store) < 0 || open_db(store) < 0 || configure(store) < 0 ||
+	    migrate(store) < 0)
+		goto err_db;
+	store->verify = prepare(store, "SELECT host, secret_hash FROM api_keys WHERE id = ?1");
+	if (store->verify == NULL)
+		goto err_db;
+	return store;
+
+err_db:
+	sqlite3_close(store->db); /* harmless on NULL */
+	memcpy(open_error, store->error, sizeof open_error);
+	report(errstr, open_error);
+	free(store->path);
+	free(store);
+	return NULL;
+err_path:
+	free(store);
+err_alloc:
+	snprintf(open_error, sizeof open_error, "key store %s: out of memory", path);
+	report(errstr, open_error);
+	return NULL;
+}
+
+void keystore_close(struct keystore *store)
+{
+	if (store == NULL)
+		return;
+	sqlite3_finalize(store->verify);
+	sqlite3_close(store->db);
+	free(store->path);
+	free(store);
+}
+
+/* ---- validation of host and name ---- */
+
+/* Bytes in the UTF-8 sequence a lead byte starts, 0 if it cannot start one. */
+static size_t utf8_sequence_len(unsigned char lead)
+{
+	if (lead < 0x80)
+		return 1;
+	if (lead >= 0xc2 && lead <= 0xdf)
+		return 2;
+	if (lead >= 0xe0 && lead <= 0xef)
+		return 3;
+	if (lead >= 0xf0 && lead <= 0xf4)
+		return 4;
+	return 0;
+}
+
+/* Length of the UTF-8 sequence at s (len > 0 bytes) with its code point in
+ * *cp, or 0 if it is malformed, overlong, a surrogate or beyond U+10FFFF. */
+static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+	size_t n = utf8_sequence_len(s[0]);
+	if (n == 0 || n > len)
+		return 0;
+	uint32_t c = n == 1 ? s[0] : s[0] & (0x7fu >> n);
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3fu);
+	}
+	if (c < min[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+static bool control_char(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp < 0xa0);
+}
+
+/* Check one field; returns NULL when acceptable, else the reason. The
+ * reasons table is indexed by field so every string stays static. */
+enum field { FIELD_HOST, FIELD_NAME };
+enum problem { PROBLEM_MISSING, PROBLEM_LONG, PROBLEM_UTF8, PROBLEM_CHAR };
+
+static const char *const field_reasons[][4] = {
+    [FIELD_HOST] = {"host is empty", "host is longer than " STR(KEYS_HOST_MAX) " bytes",
+                    "host is not valid UTF-8",
+                    "host contains whitespace, a control character or '/'"},
+    [FIELD_NAME] = {"name is empty", "name is longer than " STR(KEYS_NAME_MAX) " bytes",
+                    "name is not valid UTF-8", "name contains a control character"},
+};
+
+static const char *check_field(enum field field, const char *text, size_t max)
+{
+	const char *const *reasons = field_reasons[field];
+	size_t len = text != NULL ? strnlen(text, max + 1) : 0;
+	if (len == 0)
+		return reasons[PROBLEM_MISSING];
+	if (len > max)
+		return reasons[PROBLEM_LONG];
+	const unsigned char *s = (const unsigned char *)text;
+	for (size_t i = 0; i < len;) {
+		uint32_t cp;
+		size_t n = utf8_decode(s + i, len - i, &cp);
+		if (n == 0)
+			return reasons[PROBLEM_UTF8];
+		if (control_char(cp) || (field == FIELD_HOST && (cp == ' ' || cp == '/')))
+			return reasons[PROBLEM_CHAR];
+		i += n;
+	}
+	return NULL;
+}
+
+/* ---- create ---- */
+
+static int bind_key(sqlite3_stmt *insert, const char *host, const char *name, const char *id,
+                    const unsigned char hash[KEYS_HASH_BYTES])
+{
+	int rc = sqlite3_bind_text(insert, 1, id, KEYS_ID_LEN, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(insert, 2, host, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(insert, 3, name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(insert, 4, (sqlite3_int64)time(NULL));
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(insert, 5, hash, KEYS_HASH_BYTES, SQLITE_STATIC);
+	return rc;
+}
+
+/* Insert one generated key in its own transaction. Returns 0 when committed,
+ * 1 when the ID is taken (nothing written), -1 on failure. */
+static int insert_key(struct keystore *store, sqlite3_stmt *insert, const char *host,
+                      const char *name, const struct api_key_new *key)
+{
+	unsigned char hash[KEYS_HASH_BYTES];
+	keys_hash_secret(key->secret, KEYS_SECRET_LEN, hash);
+	if (exec(store, "BEGIN IMMEDIATE") < 0)
+		return -1;
+	int result = -1;
+	if (bind_key(insert, host, name, key->id, hash) == SQLITE_OK) {
+		if (sqlite3_step(insert) == SQLITE_DONE)
+			result = 0;
+		else if (sqlite3_extended_errcode(store->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+			result = 1;
+	}
+	if (result < 0)
+		set_db_error(store);
+	sqlite3_reset(insert);
+	sqlite3_clear_bindings(insert);
+	if (result != 0) {
+		rollback(store);
+		return result;
+	}
+	return commit(store);
+}
+
+static enum keys_status create_key(struct keystore *store, const char *host, const char *name,
+                                   struct api_key_new *key)
+{
+	sqlite3_stmt *insert = prepare(store, "INSERT INTO api_keys"
+	                                      " (id, host, name, created, secret_hash)"
+	                                      " VALUES (?1, ?2, ?3, ?4, ?5)");
+	if (insert == NULL)
+		return KEYS_ERROR;
+	int result = 1;
+	for (int attempt = 0; attempt < CREATE_ATTEMPTS && result == 1; attempt++) {
+		keys_generate(key);
+		result = insert_key(store, insert, host, name, key);
+	}
+	sqlite3_finalize(insert);
+	if (result == 1)
+		set_error(store, "no unused key ID found (random source broken?)");
+	return result == 0 ? KEYS_OK : KEYS_ERROR;
+}
+
+enum keys_status keystore_create(struct keystore *store, const char *host, const char *name,
+                                 struct api_key_new *key, const char **errstr)
+{
+	const char *invalid = check_field(FIELD_HOST, host, KEYS_HOST_MAX);
+	if (invalid == NULL)
+		invalid = check_field(FIELD_NAME, name, KEYS_NAME_MAX);
+	if (invalid != NULL) {
+		report(errstr, invalid);
+		return KEYS_INVALID;
+	}
+	enum keys_status status = create_key(store, host, name, key);
+	if (status != KEYS_OK) {
+		keys_wipe(key);
+		report(errstr, store->error);
+	}
+	return status;
+}
+
+/* ---- list and delete ---- */
+
+static int list_row(sqlite3_stmt *list, keystore_list_cb cb, void *userdata)
+{
+	struct api_key_info info = {
+	    .id = (const char *)sqlite3_column_text(list, 0),
+	    .host = (const char *)sqlite3_column_text(list, 1),
+	    .name = (const char *)sqlite3_column_text(list, 2),
+	    .created = sqlite3_column_int64(list, 3),
+	};
+	if (info.id == NULL || info.host == NULL || info.name == NULL)
+		return -1; /* out of memory converting a column */
+	return cb(userdata, &info) != 0 ? 1 : 0;
+}
+
+enum keys_status keystore_list(struct keystore *store, const char *host, keystore_list_cb cb,
+                               void *userdata, const char **errstr)
+{
+	int rc = SQLITE_OK, stop = 0;
+	sqlite3_stmt *list = prepare(store, "SELECT id, host, name, created FROM api_keys"
+	                                    " WHERE host = ?1 ORDER BY created, rowid");
+	if (list == NULL)
+		goto err;
+	if (sqlite3_bind_text(list, 1, host, -1, SQLITE_STATIC) != SQLITE_OK)
+		goto err_statement;
+	while (stop == 0 && (rc = sqlite3_step(list)) == SQLITE_ROW)
+		stop = list_row(list, cb, userdata);
+	if (stop < 0 || (stop == 0 && rc != SQLITE_DONE))
+		goto err_statement;
+	sqlite3_finalize(list);
+	return KEYS_OK;
+
+err_statement:
+	set_db_error(store);
+	sqlite3_finalize(list);
+err:
+	report(errstr, store->error);
+	return KEYS_ERROR;
+}
+
+/* Delete in one transaction; 1 when a row went, 0 when none matched, -1. */
+static int delete_key(struct keystore *store, sqlite3_stmt *del, const char *host, const char *id)
+{
+	if (sqlite3_bind_text(del, 1, host, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(del, 2, id, -1, SQLITE_STATIC) != SQLITE_OK) {
+		set_db_error(store);
+		return -1;
+	}
+	if (exec(store, "BEGIN IMMEDIATE") < 0)
+		return -1;
+	if (sqlite3_step(del) != SQLITE_DONE) {
+		set_db_error(store);
+		rollback(store);
+		return -1;
+	}
+	int deleted = sqlite3_changes(store->db) > 0;
+	return commit(store) < 0 ? -1 : deleted;
+}
+
+enum keys_status keystore_delete(struct keystore *store, const char *host, const char *id,
+                                 const char **errstr)
+{
+	sqlite3_stmt *del = prepare(store, "DELETE FROM api_keys WHERE host = ?1 AND id = ?2");
+	int deleted = del != NULL ? delete_key(store, del, host, id) : -1;
+	sqlite3_finalize(del);
+	if (deleted > 0)
+		return KEYS_OK;
+	if (deleted == 0)
+		report(errstr, "no key with that ID on that host");
+	else
+		report(errstr, store->error);
+	return deleted == 0 ? KEYS_NOT_FOUND : KEYS_ERROR;
+}
+
+/* ---- verify ---- */
+
+/*
+ * Verification must not tell a malformed key, an unknown ID and a wrong
+ * secret apart, by answer or by timing. So a malformed credential is replaced
+ * by a dummy one, the lookup and the hash always run, the hash is always
+ * compared (against a dummy when there is no row), and the outcome is decided
+ * once at the end. The dummy hash needs no special value: an unknown ID is
+ * denied whatever the comparison says.
+ */
+static const char dummy_id[] = "AAAAAAAAAAAAAAAA";
+static const char dummy_secret[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+static const unsigned char dummy_hash[KEYS_HASH_BYTES];
+
+/* Copy the row's host and hash. 1 on success, -1 if the row is unusable. */
+static int copy_row(struct keystore *store, char host[KEYS_HOST_MAX + 1],
+                    unsigned char hash[KEYS_HASH_BYTES])
+{
+	const unsigned char *text = sqlite3_column_text(store->verify, 0);
+	size_t host_len = (size_t)sqlite3_column_bytes(store->verify, 0);
+	const void *blob = sqlite3_column_blob(store->verify, 1);
+	size_t hash_len = (size_t)sqlite3_column_bytes(store->verify, 1);
+	if (text == NULL || host_len > KEYS_HOST_MAX || blob == NULL ||
+	    hash_len != KEYS_HASH_BYTES) {
+		set_error(store, "malformed key record");
+		return -1;
+	}
+	memcpy(host, text, host_len + 1);
+	memcpy(hash, blob, KEYS_HASH_BYTES);
+	return 1;
+}
+
+/* Look up id. 1 with host and hash filled, 0 for no such ID, -1 on failure.
+ * The statement is reset before returning so no read transaction stays open
+ * and the next lookup sees what other processes committed. */
+static int lookup(struct keystore *store, const char *id, size_t id_len,
+                  char host[KEYS_HOST_MAX + 1], unsigned char hash[KEYS_HASH_BYTES])
+{
+	int found = -1;
+	if (sqlite3_bind_text(store->verify, 1, id, (int)id_len, SQLITE_STATIC) != SQLITE_OK) {
+		set_db_error(store);
+		goto out;
+	}
+	int rc = sqlite3_step(store->verify);
+	if (rc == SQLITE_ROW)
+		found = copy_row(store, host, hash);
+	else if (rc == SQLITE_DONE)
+		found = 0;
+	else
+		set_db_error(store);
+out:
+	sqlite3_reset(store->verify);
+	sqlite3_clear_bindings(store->verify);
+	return found;
+}
+
+enum keys_status keystore_verify(struct keystore *store, const char *credential, size_t len,
+                                 struct api_key_match *match, const char **errstr)
+{
+	struct api_key_parts parts;
+	bool parsed = keys_parse(credential, len, &parts);
+	if (!parsed)
+		parts = (struct api_key_parts){dummy_id, sizeof dummy_id - 1, dummy_secret,
+		                               sizeof dummy_secret - 1};
+	unsigned char presented[KEYS_HASH_BYTES], stored[KEYS_HASH_BYTES];
+	char host[KEYS_HOST_MAX + 1];
+	memcpy(stored, dummy_hash, sizeof stored);
+	keys_hash_secret(parts.secret, parts.secret_len, presented);
+	int found = lookup(store, parts.id, parts.id_len, host, stored);
+	bool equal = crypto_verify_32(presented, stored) == 0;
+	sodium_memzero(presented, sizeof presented);
+
+	if (found < 0) {
+		report(errstr, store->error);
+		return KEYS_ERROR;
+	}
+	if (!(parsed & (found == 1) & equal)) {
+		report(errstr, "unknown API key or wrong secret");
+		return KEYS_DENIED;
+	}
+	memcpy(match->id, parts.id, parts.id_len);
+	match->id[parts.id_len] = '\0';
+	memcpy(match->host, host, strlen(host) + 1);
+	return KEYS_OK;
+}

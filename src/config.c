@@ -1,1 +1,332 @@
-/* placeholder: being written */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum option_type {
+	OPT_STRING,
+	OPT_HEADER, /* a string that ends up in an HTTP header: no control characters */
+	OPT_DOMAIN,
+	OPT_HOSTS,
+	OPT_ADDRESS,
+	OPT_PATH,
+	OPT_PORT,
+	OPT_UINT,
+};
+
+struct option {
+	const char *section;
+	const char *name;
+	enum option_type type;
+	size_t offset;
+	const char *default_value; /* NULL: required */
+	unsigned min, max;          /* OPT_PORT, OPT_UINT */
+};
+
+#define OFF(field) offsetof(struct config, field)
+
+/* Sorted by section, then name. Adding an option is adding a row. */
+static const struct option options[] = {
+	{"component", "hosts", OPT_HOSTS, OFF(component.hosts), NULL, 0, 0},
+	{"component", "jid", OPT_DOMAIN, OFF(component.jid), NULL, 0, 0},
+	{"component", "port", OPT_PORT, OFF(component.port), "5347", 1, 65535},
+	{"component", "request_timeout", OPT_UINT, OFF(component.request_timeout_s), "10", 1, 300},
+	{"component", "secret", OPT_STRING, OFF(component.secret), NULL, 0, 0},
+	{"component", "server", OPT_ADDRESS, OFF(component.server), "127.0.0.1", 0, 0},
+	{"http", "bind", OPT_ADDRESS, OFF(http.bind), "127.0.0.1", 0, 0},
+	{"http", "connection_timeout", OPT_UINT, OFF(http.connection_timeout_s), "30", 1, 3600},
+	{"http", "cors_origin", OPT_HEADER, OFF(http.cors_origin), "*", 0, 0},
+	/* libstrophe select()s on its socket: keep every fd of the process < 1024. */
+	{"http", "max_connections", OPT_UINT, OFF(http.max_connections), "512", 1, 900},
+	{"http", "path", OPT_PATH, OFF(http.path), "/invites_api", 0, 0},
+	{"http", "port", OPT_PORT, OFF(http.port), "5281", 0, 65535},
+	{"keys", "database", OPT_STRING, OFF(keys.database), "/var/lib/invites-api/keys.sqlite", 0,
+	 0},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+struct parse_state {
+	struct config *cfg;
+	bool seen[N_OPTIONS];
+	char reason[256]; /* first error, without file and line */
+};
+
+static void *field(struct config *cfg, const struct option *opt)
+{
+	return (char *)cfg + opt->offset;
+}
+
+static const struct option *find_option(const char *section, const char *name)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		if (strcmp(options[i].section, section) == 0 && strcmp(options[i].name, name) == 0)
+			return &options[i];
+	}
+	return NULL;
+}
+
+static bool has_control_chars(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+/* A DNS-style name: what XMPP domains and hosts look like in practice. */
+static bool valid_domain(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > 1023 || s[0] == '.' || s[len - 1] == '.')
+		return false;
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= 0x20 || c == 0x7f || strchr("@/\\\"'<>&,;", c) != NULL)
+			return false;
+	}
+	return true;
+}
+
+static int parse_uint(const char *value, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	if (value[0] < '0' || value[0] > '9')
+		return -1;
+	unsigned long n = strtoul(value, &end, 10);
+	if (errno != 0 || *end != '\0' || n < min || n > max)
+		return -1;
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int set_string(char **dst, const char *value)
+{
+	char *copy = strdup(value);
+	if (copy == NULL)
+		return -1;
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+/* Hosts may be given on several lines (inih continuation lines or repeated
+ * keys): each call appends. */
+static int add_hosts(struct parse_state *st, const char *value)
+{
+	struct config *cfg = st->cfg;
+	char *list = strdup(value);
+	if (list == NULL)
+		return -1;
+	int rc = 0;
+	char *save = NULL;
+	for (char *h = strtok_r(list, ", \t", &save); h != NULL; h = strtok_r(NULL, ", \t", &save)) {
+		if (!valid_domain(h)) {
+			snprintf(st->reason, sizeof(st->reason), "invalid host name \"%.100s\"", h);
+			rc = -1;
+			break;
+		}
+		if (config_serves_host(cfg, h))
+			continue;
+		if (cfg->component.n_hosts == CONFIG_HOSTS_MAX) {
+			snprintf(st->reason, sizeof(st->reason), "more than %d hosts",
+				 CONFIG_HOSTS_MAX);
+			rc = -1;
+			break;
+		}
+		cfg->component.hosts[cfg->component.n_hosts] = strdup(h);
+		if (cfg->component.hosts[cfg->component.n_hosts] == NULL) {
+			rc = -1;
+			break;
+		}
+		cfg->component.n_hosts++;
+	}
+	free(list);
+	return rc;
+}
+
+static bool valid_address(const char *value)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	return inet_pton(AF_INET, value, buf) == 1 || inet_pton(AF_INET6, value, buf) == 1;
+}
+
+static bool valid_path(const char *value)
+{
+	if (value[0] != '/' || has_control_chars(value))
+		return false;
+	return strpbrk(value, "?# %") == NULL;
+}
+
+static int set_value(struct parse_state *st, const struct option *opt, const char *value)
+{
+	void *dst = field(st->cfg, opt);
+	unsigned n;
+
+	switch (opt->type) {
+	case OPT_HOSTS:
+		return add_hosts(st, value);
+	case OPT_PORT:
+	case OPT_UINT:
+		if (parse_uint(value, opt->min, opt->max, &n) < 0) {
+			snprintf(st->reason, sizeof(st->reason),
+				 "%s must be a whole number from %u to %u", opt->name, opt->min,
+				 opt->max);
+			return -1;
+		}
+		if (opt->type == OPT_PORT)
+			*(unsigned short *)dst = (unsigned short)n;
+		else
+			*(unsigned *)dst = n;
+		return 0;
+	case OPT_DOMAIN:
+		if (!valid_domain(value))
+			goto invalid;
+		break;
+	case OPT_ADDRESS:
+		if (!valid_address(value)) {
+			snprintf(st->reason, sizeof(st->reason),
+				 "%s must be a literal IPv4 or IPv6 address, not \"%.100s\"",
+				 opt->name, value);
+			return -1;
+		}
+		break;
+	case OPT_PATH:
+		if (!valid_path(value))
+			goto invalid;
+		break;
+	case OPT_HEADER:
+	case OPT_STRING:
+		if (value[0] == '\0' || has_control_chars(value))
+			goto invalid;
+		break;
+	}
+	if (set_string(dst, value) < 0) {
+		snprintf(st->reason, sizeof(st->reason), "out of memory");
+		return -1;
+	}
+	return 0;
+
+invalid:
+	/* The value may be the component secret: never echo strings back. */
+	snprintf(st->reason, sizeof(st->reason), "invalid value for %s", opt->name);
+	return -1;
+}
+
+static int on_ini_entry(void *userdata, const char *section, const char *name, const char *value)
+{
+	struct parse_state *st = userdata;
+	if (st->reason[0] != '\0')
+		return 0; /* report the first error only; ini_parse() returns its line */
+
+	const struct option *opt = find_option(section, name);
+
+	if (opt == NULL) {
+		snprintf(st->reason, sizeof(st->reason), "unknown option \"%.60s\" in section [%.60s]",
+			 name, section);
+		return 0;
+	}
+	size_t index = (size_t)(opt - options);
+	if (st->seen[index] && opt->type != OPT_HOSTS) {
+		snprintf(st->reason, sizeof(st->reason), "%s is set twice in [%s]", name, section);
+		return 0;
+	}
+	st->seen[index] = true;
+	return set_value(st, opt, value) == 0;
+}
+
+static int apply_defaults(struct parse_state *st)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option *opt = &options[i];
+		if (st->seen[i])
+			continue;
+		if (opt->default_value == NULL) {
+			snprintf(st->reason, sizeof(st->reason), "[%s] %s is required", opt->section,
+				 opt->name);
+			return -1;
+		}
+		if (set_value(st, opt, opt->default_value) < 0)
+			return -1;
+	}
+	if (st->cfg->component.n_hosts == 0) {
+		snprintf(st->reason, sizeof(st->reason), "[component] hosts lists no host");
+		return -1;
+	}
+	/* "/invites_api/" and "/invites_api" name the same route. */
+	char *path = st->cfg->http.path;
+	size_t len = strlen(path);
+	if (len > 1 && path[len - 1] == '/')
+		path[len - 1] = '\0';
+	return 0;
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t err_size)
+{
+	struct parse_state st = {.cfg = cfg};
+	memset(cfg, 0, sizeof(*cfg));
+
+	int line = ini_parse(path, on_ini_entry, &st);
+	if (line == -1) {
+		snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+		goto err;
+	}
+	if (line == -2) {
+		snprintf(err, err_size, "%s: out of memory", path);
+		goto err;
+	}
+	if (line > 0) {
+		if (st.reason[0] == '\0')
+			snprintf(st.reason, sizeof(st.reason), "syntax error");
+		snprintf(err, err_size, "%s:%d: %s", path, line, st.reason);
+		goto err;
+	}
+	if (apply_defaults(&st) < 0) {
+		snprintf(err, err_size, "%s: %s", path, st.reason);
+		goto err;
+	}
+	return 0;
+
+err:
+	config_finish(cfg);
+	return -1;
+}
+
+void config_finish(struct config *cfg)
+{
+	if (cfg->component.secret != NULL)
+		explicit_bzero(cfg->component.secret, strlen(cfg->component.secret));
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option *opt = &options[i];
+		if (opt->type == OPT_PORT || opt->type == OPT_UINT || opt->type == OPT_HOSTS)
+			continue;
+		char **s = field(cfg, opt);
+		free(*s);
+		*s = NULL;
+	}
+	for (size_t i = 0; i < cfg->component.n_hosts; i++)
+		free(cfg->component.hosts[i]);
+	cfg->component.n_hosts = 0;
+}
+
+const char *config_host(const struct config *cfg, const char *host)
+{
+	for (size_t i = 0; i < cfg->component.n_hosts; i++) {
+		if (strcasecmp(cfg->component.hosts[i], host) == 0)
+			return cfg->component.hosts[i];
+	}
+	return NULL;
+}
+
+bool config_serves_host(const struct config *cfg, const char *host)
+{
+	return config_host(cfg, host) != NULL;
+}

@@ -1,1 +1,310 @@
-/* placeholder: being written */
+/*
+ * serve: the daemon. One thread owns everything: libstrophe (which is not
+ * thread-safe), libmicrohttpd in external-loop mode, and a signalfd. The loop
+ * poll()s three descriptors and sleeps at most a second when idle.
+ *
+ * This file is also the glue where an authenticated HTTP request becomes a
+ * create-account command: http/ knows nothing of XMPP and component/ nothing
+ * of HTTP.
+ */
+
+#include "commands.h"
+#include "component.h"
+#include "http.h"
+#include "keys.h"
+#include "log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define RETRY_AFTER_S    5
+#define MAX_IDLE_WAIT_MS 1000
+#define STOP_TIMEOUT_MS  2000
+
+struct daemon {
+	const struct config *cfg;
+	struct keystore *keys;
+	struct component *component;
+	struct http_api *http;
+	int signal_fd;
+	bool stopping;
+};
+
+/* One HTTP request waiting for the XMPP server. */
+struct invite_request {
+	struct daemon *daemon;
+	struct http_api_request *req;
+	char host[sizeof(((struct http_api_key *)0)->host)];
+};
+
+static enum http_api_auth authenticate(void *userdata, const char *credential, size_t len,
+				       struct http_api_key *key)
+{
+	struct daemon *d = userdata;
+	struct api_key_match match;
+	const char *errstr = NULL;
+
+	switch (keystore_verify(d->keys, credential, len, &match, &errstr)) {
+	case KEYS_OK:
+		break;
+	case KEYS_ERROR:
+		log_error("key store: %s", errstr);
+		return HTTP_API_AUTH_ERROR;
+	default:
+		return HTTP_API_AUTH_DENIED;
+	}
+	const char *host = config_host(d->cfg, match.host);
+	if (host == NULL) {
+		log_warn("key %s belongs to %s, which is no longer in [component] hosts", match.id,
+			 match.host);
+		return HTTP_API_AUTH_DENIED;
+	}
+	snprintf(key->id, sizeof(key->id), "%s", match.id);
+	snprintf(key->host, sizeof(key->host), "%s", host);
+	return HTTP_API_AUTH_OK;
+}
+
+/* Say what the operator must change when the server refuses the command. */
+static void log_remote_error(const struct daemon *d, const char *host,
+			     const struct component_result *res)
+{
+	const char *jid = d->cfg->component.jid;
+	const char *condition = res->condition != NULL ? res->condition : "";
+
+	if (strcmp(condition, "forbidden") == 0 || strcmp(condition, "not-authorized") == 0)
+		log_error("%s refused to create an invite (%s): add \"%s\" to admins of "
+			  "VirtualHost \"%s\" in the server config, e.g. admins = { \"%s\" }",
+			  host, condition, jid, host, jid);
+	else if (strcmp(condition, "item-not-found") == 0 ||
+		 strcmp(condition, "service-unavailable") == 0 ||
+		 strcmp(condition, "feature-not-implemented") == 0)
+		log_error("%s has no invite command (%s): load mod_invites_adhoc (and mod_adhoc) "
+			  "on VirtualHost \"%s\"",
+			  host, condition, host);
+	else
+		log_error("%s refused to create an invite: %s", host, res->reason);
+}
+
+static void on_invite(void *userdata, const struct component_result *res)
+{
+	struct invite_request *ir = userdata;
+	char reason[512];
+
+	switch (res->status) {
+	case COMPONENT_OK: {
+		const struct invite *inv = res->invite;
+		struct http_api_invite answer = {
+			.url = inv->landing_url != NULL ? inv->landing_url : inv->uri,
+			.uri = inv->uri,
+			.expires = inv->expire,
+		};
+		http_api_request_invite(ir->req, &answer);
+		break;
+	}
+	case COMPONENT_OFFLINE:
+		http_api_request_fail(ir->req, 503, "the connection to the XMPP server was lost",
+				      RETRY_AFTER_S);
+		break;
+	case COMPONENT_SHUTDOWN:
+		http_api_request_fail(ir->req, 503, "the service is shutting down", RETRY_AFTER_S);
+		break;
+	case COMPONENT_TIMEOUT:
+		http_api_request_fail(ir->req, 504, "the XMPP server did not answer in time", 0);
+		break;
+	case COMPONENT_REMOTE_ERROR:
+		log_remote_error(ir->daemon, ir->host, res);
+		snprintf(reason, sizeof(reason), "the XMPP server refused to create an invite: %s",
+			 res->reason);
+		http_api_request_fail(ir->req, 502, reason, 0);
+		break;
+	case COMPONENT_BAD_REPLY:
+		log_error("%s sent an unexpected reply: %s", ir->host, res->reason);
+		snprintf(reason, sizeof(reason), "unexpected reply from the XMPP server: %s",
+			 res->reason);
+		http_api_request_fail(ir->req, 502, reason, 0);
+		break;
+	}
+	free(ir);
+}
+
+static void create_invite(void *userdata, struct http_api_request *req,
+			  const struct http_api_key *key)
+{
+	struct daemon *d = userdata;
+
+	if (d->stopping) {
+		http_api_request_fail(req, 503, "the service is shutting down", RETRY_AFTER_S);
+		return;
+	}
+	if (!component_online(d->component)) {
+		http_api_request_fail(req, 503, "not connected to the XMPP server", RETRY_AFTER_S);
+		return;
+	}
+	struct invite_request *ir = calloc(1, sizeof(*ir));
+	if (ir == NULL) {
+		http_api_request_fail(req, 500, "out of memory", 0);
+		return;
+	}
+	ir->daemon = d;
+	ir->req = req;
+	snprintf(ir->host, sizeof(ir->host), "%s", key->host);
+	if (component_create_invite(d->component, ir->host, on_invite, ir) < 0) {
+		free(ir);
+		http_api_request_fail(req, 503, "not connected to the XMPP server", RETRY_AFTER_S);
+	}
+}
+
+static const struct http_api_handlers http_handlers = {
+	.authenticate = authenticate,
+	.create_invite = create_invite,
+};
+
+/* SIGTERM/SIGINT end the loop; SIGPIPE is ignored (a peer that went away is
+ * an error return, not a reason to die). */
+static int open_signal_fd(void)
+{
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static void read_signals(struct daemon *d)
+{
+	struct signalfd_siginfo info;
+	while (read(d->signal_fd, &info, sizeof(info)) == sizeof(info)) {
+		if (info.ssi_signo == SIGHUP) {
+			log_info("SIGHUP ignored: nothing to reload (keys are read on every request)");
+			continue;
+		}
+		log_info("%s received, shutting down", strsignal((int)info.ssi_signo));
+		d->stopping = true;
+	}
+}
+
+static int min_timeout(int a, int b)
+{
+	if (a < 0)
+		return b;
+	if (b < 0)
+		return a;
+	return a < b ? a : b;
+}
+
+static int run_loop(struct daemon *d)
+{
+	while (!d->stopping) {
+		int comp_fd = component_fd(d->component);
+		struct pollfd fds[] = {
+			{.fd = d->signal_fd, .events = POLLIN},
+			{.fd = http_api_fd(d->http), .events = POLLIN},
+			{.fd = comp_fd,
+			 .events = POLLIN | (component_wants_write(d->component) ? POLLOUT : 0)},
+		};
+		int timeout = min_timeout(component_next_timeout(d->component),
+					  http_api_next_timeout(d->http));
+		timeout = min_timeout(timeout, MAX_IDLE_WAIT_MS);
+
+		if (poll(fds, comp_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
+			log_error("poll: %s", strerror(errno));
+			return -1;
+		}
+		if (fds[0].revents & POLLIN)
+			read_signals(d);
+		component_run(d->component);
+		http_api_run(d->http);
+		/* Send what the HTTP handlers just queued without another round. */
+		if (component_wants_write(d->component))
+			component_run(d->component);
+	}
+	return 0;
+}
+
+int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	struct daemon d = {.cfg = cfg, .signal_fd = -1};
+	const char *errstr = NULL;
+	int status = EXIT_FAILURE;
+
+	log_info("invites-api %s starting with %s", INVITES_API_VERSION, cfg_path);
+	d.signal_fd = open_signal_fd();
+	if (d.signal_fd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		return EXIT_FAILURE;
+	}
+	if (keys_init() < 0) {
+		log_error("cannot initialise libsodium");
+		goto err_signal;
+	}
+	d.keys = keystore_open(cfg->keys.database, &errstr);
+	if (d.keys == NULL) {
+		log_error("%s", errstr);
+		goto err_signal;
+	}
+
+	struct component_config ccfg = {
+		.jid = cfg->component.jid,
+		.secret = cfg->component.secret,
+		.server = cfg->component.server,
+		.port = cfg->component.port,
+		.request_timeout_ms = cfg->component.request_timeout_s * 1000,
+	};
+	d.component = component_create(&ccfg, &errstr);
+	if (d.component == NULL) {
+		log_error("component: %s", errstr);
+		goto err_keys;
+	}
+
+	struct http_api_config hcfg = {
+		.bind = cfg->http.bind,
+		.port = cfg->http.port,
+		.path = cfg->http.path,
+		.cors_origin = cfg->http.cors_origin,
+		.max_connections = cfg->http.max_connections,
+		.connection_timeout_s = cfg->http.connection_timeout_s,
+	};
+	d.http = http_api_create(&hcfg, &http_handlers, &d, &errstr);
+	if (d.http == NULL) {
+		log_error("HTTP on %s port %u: %s", cfg->http.bind, cfg->http.port, errstr);
+		goto err_component;
+	}
+	bool ipv6 = strchr(cfg->http.bind, ':') != NULL;
+	log_info("listening on http://%s%s%s:%u%s", ipv6 ? "[" : "", cfg->http.bind,
+		 ipv6 ? "]" : "", http_api_port(d.http), cfg->http.path);
+
+	if (component_start(d.component) < 0) {
+		log_error("component: cannot start the XMPP connection");
+		goto err_http;
+	}
+	int loop_status = run_loop(&d);
+
+	/* Stop taking requests, fail those still waiting on the server (503),
+	 * close the stream, then flush the answers out. */
+	http_api_quiesce(d.http);
+	component_stop(d.component, STOP_TIMEOUT_MS);
+	status = loop_status == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+err_http:
+	http_api_destroy(d.http);
+err_component:
+	component_destroy(d.component);
+err_keys:
+	keystore_close(d.keys);
+err_signal:
+	close(d.signal_fd);
+	if (status == EXIT_SUCCESS)
+		log_info("stopped");
+	return status;
+}

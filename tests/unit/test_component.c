@@ -1,1 +1,919 @@
-/* placeholder */
+/*
+ * The component against a scripted fake XMPP server on a loopback port. The
+ * fake is served from the same poll loop as the component, so every test is
+ * single-threaded and every wait is bounded by a deadline.
+ *
+ * The first test sends a stanza after the handshake: it guards the remedy for
+ * libstrophe 0.12.2's component mode (see prime_connection()).
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strophe.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "component/component.h"
+#include "unit.h"
+
+#define JID    "invites.localhost"
+#define SECRET "s3cret"
+
+/* Prosody 0.12.3's answers, verbatim but for the id. */
+#define PROSODY_RESULT                                                                             \
+	"<iq from='%s' type='result' id='%s' to='invites.localhost'>"                              \
+	"<command node='urn:xmpp:invite#create-account' sessionid='s-1' "                          \
+	"xmlns='http://jabber.org/protocol/commands' status='completed'>"                          \
+	"<x xmlns='jabber:x:data' type='form'><title>Your invite has been created</title>"         \
+	"<field var='landing-url' label='Invite web page' type='text-single'>"                     \
+	"<desc>Share this "                                                                        \
+	"link</desc><value>http://localhost:25280/invites_page?%s</value></field>"                 \
+	"<field var='uri' label='Invite URI' type='text-single'><desc>This alternative link can "  \
+	"be opened with some XMPP clients</desc><value>xmpp:localhost?register;preauth=%s</value>" \
+	"</field><field var='expire' label='Invite valid until' type='text-single'>"               \
+	"<value>2026-12-10T16:04:47Z</value></field></x></command></iq>"
+#define PROSODY_FORBIDDEN                                                                          \
+	"<iq from='%s' type='error' id='%s' to='invites.localhost'><error type='auth'>"            \
+	"<forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"                                 \
+	"<text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>You don&apos;t have permission to "     \
+	"execute this command</text></error><command node='urn:xmpp:invite#create-account' "       \
+	"xmlns='http://jabber.org/protocol/commands' status='canceled'><note type='error'>You "    \
+	"don&apos;t have permission to execute this command</note></command></iq>"
+
+enum fake_phase { FAKE_WAIT_HEADER, FAKE_WAIT_HANDSHAKE, FAKE_ONLINE };
+
+struct fake {
+	xmpp_ctx_t *ctx; /* sha1 and stanza parsing */
+	int listen_fd, conn_fd;
+	unsigned short port;
+	bool reject_secret;
+	enum fake_phase phase;
+	char stream_id[32];
+	char in[1 << 16];
+	size_t in_len;
+	unsigned accepts, handshakes, rejects;
+	uint64_t reject_at[8];
+	bool got_stream_close;
+	xmpp_stanza_t *received[64];
+	unsigned n_received, n_taken;
+};
+
+struct probe {
+	struct harness *h;
+	int calls;
+	enum component_status status;
+	bool has_invite, has_condition, has_reason;
+	char uri[128], landing[128], expire[64], condition[64], reason[256];
+};
+
+struct harness {
+	struct fake fake;
+	struct component *comp;
+	bool in_create;
+	int calls_inside_create;
+	int accepted, callbacks;
+	struct probe probes[16];
+	int n_probes;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void copy(char *dst, size_t size, const char *src)
+{
+	snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* ---- fake server --------------------------------------------------------- */
+
+static void fake_send(struct fake *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fake_send(struct fake *f, const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int len = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	CU_ASSERT_FATAL(len > 0 && (size_t)len < sizeof(buf));
+	CU_ASSERT_FATAL(f->conn_fd >= 0);
+	CU_ASSERT_EQUAL(send(f->conn_fd, buf, (size_t)len, MSG_NOSIGNAL), len);
+}
+
+static void fake_close(struct fake *f)
+{
+	if (f->conn_fd >= 0)
+		close(f->conn_fd);
+	f->conn_fd = -1;
+}
+
+static void fake_init(struct fake *f, bool reject_secret)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET,
+	                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(addr);
+
+	memset(f, 0, sizeof(*f));
+	f->reject_secret = reject_secret;
+	f->conn_fd = -1;
+	f->ctx = xmpp_ctx_new(NULL, NULL);
+	f->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(f->ctx && f->listen_fd >= 0);
+	CU_ASSERT_FATAL(bind(f->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
+	CU_ASSERT_FATAL(listen(f->listen_fd, 4) == 0);
+	CU_ASSERT_FATAL(getsockname(f->listen_fd, (struct sockaddr *)&addr, &len) == 0);
+	f->port = ntohs(addr.sin_port);
+}
+
+static void fake_finish(struct fake *f)
+{
+	fake_close(f);
+	close(f->listen_fd);
+	for (unsigned i = 0; i < f->n_received; i++)
+		xmpp_stanza_release(f->received[i]);
+	xmpp_ctx_free(f->ctx);
+}
+
+static void consume(struct fake *f, size_t n)
+{
+	memmove(f->in, f->in + n, f->in_len - n);
+	f->in_len -= n;
+}
+
+/* Length of the first complete top-level element in s, 0 if incomplete. */
+static size_t element_length(const char *s, size_t len)
+{
+	int depth = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '<')
+			continue;
+		char quote = 0;
+		size_t j = i + 1;
+		for (; j < len; j++) {
+			if (quote && s[j] == quote)
+				quote = 0;
+			else if (!quote && (s[j] == '"' || s[j] == '\''))
+				quote = s[j];
+			else if (!quote && s[j] == '>')
+				break;
+		}
+		if (j == len)
+			return 0;
+		if (s[i + 1] == '/')
+			depth--;
+		else if (s[j - 1] != '/')
+			depth++;
+		i = j;
+		if (depth == 0)
+			return j + 1;
+	}
+	return 0;
+}
+
+static void fake_handshake(struct fake *f)
+{
+	char *end = memmem(f->in, f->in_len, "</handshake>", 12);
+	if (!end)
+		return;
+	char *start = memchr(f->in, '>', (size_t)(end - f->in));
+	CU_ASSERT_FATAL(start != NULL);
+	char expected_input[128];
+	snprintf(expected_input, sizeof(expected_input), "%s%s", f->stream_id, SECRET);
+	char *expected = xmpp_sha1(f->ctx, (unsigned char *)expected_input, strlen(expected_input));
+	bool ok = expected && (size_t)(end - start - 1) == strlen(expected) &&
+	          memcmp(start + 1, expected, strlen(expected)) == 0;
+	xmpp_free(f->ctx, expected);
+	CU_ASSERT_TRUE(ok); /* the component computed the digest right */
+	consume(f, (size_t)(end + 12 - f->in));
+	if (ok && !f->reject_secret) {
+		fake_send(f, "<handshake/>");
+		f->handshakes++;
+		f->phase = FAKE_ONLINE;
+		return;
+	}
+	fake_send(f, "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+	             "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Given token does not "
+	             "match calculated token</text></stream:error></stream:stream>");
+	if (f->rejects < 8)
+		f->reject_at[f->rejects] = now_ms();
+	f->rejects++;
+	fake_close(f);
+}
+
+static void fake_stanzas(struct fake *f)
+{
+	while (f->in_len > 0) {
+		size_t skip = 0;
+		while (skip < f->in_len && strchr(" \t\r\n", f->in[skip]))
+			skip++;
+		consume(f, skip);
+		if (f->in_len >= 16 && memcmp(f->in, "</stream:stream>", 16) == 0) {
+			f->got_stream_close = true;
+			/* the component may be gone already: no check */
+			(void)!send(f->conn_fd, "</stream:stream>", 16, MSG_NOSIGNAL);
+			fake_close(f);
+			return;
+		}
+		size_t len = element_length(f->in, f->in_len);
+		if (len == 0)
+			return;
+		char saved = f->in[len];
+		f->in[len] = '\0';
+		xmpp_stanza_t *stanza = xmpp_stanza_new_from_string(f->ctx, f->in);
+		f->in[len] = saved;
+		CU_ASSERT_PTR_NOT_NULL_FATAL(stanza);
+		CU_ASSERT_FATAL(f->n_received < 64);
+		f->received[f->n_received++] = stanza;
+		consume(f, len);
+	}
+}
+
+static void fake_service(struct fake *f)
+{
+	int fd = accept4(f->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd >= 0) {
+		fake_close(f);
+		f->conn_fd = fd;
+		f->phase = FAKE_WAIT_HEADER;
+		f->in_len = 0;
+		f->accepts++;
+		snprintf(f->stream_id, sizeof(f->stream_id), "fake-stream-%u", f->accepts);
+	}
+	bool eof = false;
+	while (f->conn_fd >= 0 && f->in_len < sizeof(f->in) - 1) {
+		ssize_t n = read(f->conn_fd, f->in + f->in_len, sizeof(f->in) - 1 - f->in_len);
+		eof = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR);
+		if (n <= 0)
+			break;
+		f->in_len += (size_t)n;
+	}
+	if (f->conn_fd < 0)
+		return;
+	if (eof) {
+		/* what came before the close still counts */
+		if (f->phase == FAKE_ONLINE)
+			fake_stanzas(f);
+		fake_close(f);
+		return;
+	}
+	if (f->phase == FAKE_WAIT_HEADER) {
+		char *tag = memmem(f->in, f->in_len, "<stream:stream", 14);
+		char *end = tag ? memchr(tag, '>', f->in_len - (size_t)(tag - f->in)) : NULL;
+		if (!end)
+			return;
+		consume(f, (size_t)(end + 1 - f->in));
+		fake_send(f,
+		          "<?xml version='1.0'?><stream:stream from='" JID "' "
+		          "xmlns='jabber:component:accept' xml:lang='en' "
+		          "xmlns:stream='http://etherx.jabber.org/streams' id='%s'>",
+		          f->stream_id);
+		f->phase = FAKE_WAIT_HANDSHAKE;
+	}
+	if (f->phase == FAKE_WAIT_HANDSHAKE)
+		fake_handshake(f);
+	if (f->conn_fd >= 0 && f->phase == FAKE_ONLINE)
+		fake_stanzas(f);
+}
+
+/* ---- harness ------------------------------------------------------------- */
+
+static void on_result(void *userdata, const struct component_result *r)
+{
+	struct probe *p = userdata;
+
+	p->calls++;
+	p->h->callbacks++;
+	if (p->h->in_create)
+		p->h->calls_inside_create++;
+	p->status = r->status;
+	p->has_invite = r->invite != NULL;
+	p->has_condition = r->condition != NULL;
+	p->has_reason = r->reason != NULL;
+	if (r->invite) {
+		copy(p->uri, sizeof(p->uri), r->invite->uri);
+		copy(p->landing, sizeof(p->landing), r->invite->landing_url);
+		copy(p->expire, sizeof(p->expire), r->invite->expire);
+	}
+	copy(p->condition, sizeof(p->condition), r->condition);
+	copy(p->reason, sizeof(p->reason), r->reason);
+}
+
+static struct component *make_component(unsigned short port, unsigned timeout_ms)
+{
+	struct component_config cfg = {
+	    .jid = JID,
+	    .secret = SECRET,
+	    .server = "127.0.0.1",
+	    .port = port,
+	    .request_timeout_ms = timeout_ms,
+	};
+	const char *err = NULL;
+	struct component *comp = component_create(&cfg, &err);
+	CU_ASSERT_PTR_NOT_NULL(comp);
+	CU_ASSERT_PTR_NULL(err);
+	return comp;
+}
+
+static void harness_init(struct harness *h, bool reject_secret, unsigned timeout_ms)
+{
+	signal(SIGPIPE, SIG_IGN); /* the daemon does the same */
+	memset(h, 0, sizeof(*h));
+	fake_init(&h->fake, reject_secret);
+	h->comp = make_component(h->fake.port, timeout_ms);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h->comp);
+	CU_ASSERT_EQUAL(component_start(h->comp), 0);
+}
+
+/* One turn of the event loop; false once deadline has passed. */
+static bool pump(struct harness *h, uint64_t deadline)
+{
+	uint64_t now = now_ms();
+	if (now >= deadline)
+		return false;
+
+	struct pollfd pfd[3];
+	nfds_t n = 0;
+	int fd = component_fd(h->comp);
+	if (fd >= 0)
+		pfd[n++] = (struct pollfd){
+		    .fd = fd, .events = POLLIN | (component_wants_write(h->comp) ? POLLOUT : 0)};
+	pfd[n++] = (struct pollfd){.fd = h->fake.listen_fd, .events = POLLIN};
+	if (h->fake.conn_fd >= 0)
+		pfd[n++] = (struct pollfd){.fd = h->fake.conn_fd, .events = POLLIN};
+	int timeout = component_next_timeout(h->comp);
+	if (timeout < 0 || timeout > 50)
+		timeout = 50;
+	if ((uint64_t)timeout > deadline - now)
+		timeout = (int)(deadline - now);
+	poll(pfd, n, timeout);
+	fake_service(&h->fake);
+	component_run(h->comp);
+	return true;
+}
+
+static uint64_t within(unsigned ms)
+{
+	return now_ms() + ms;
+}
+
+static void settle(struct harness *h, unsigned ms)
+{
+	uint64_t deadline = within(ms);
+	while (pump(h, deadline))
+		;
+}
+
+static struct probe *request(struct harness *h, const char *host)
+{
+	CU_ASSERT_FATAL(h->n_probes < 16);
+	struct probe *p = &h->probes[h->n_probes++];
+	p->h = h;
+	h->in_create = true;
+	int rc = component_create_invite(h->comp, host, on_result, p);
+	h->in_create = false;
+	if (rc == 0)
+		h->accepted++;
+	else
+		h->n_probes--; /* no callback will come */
+	return rc == 0 ? p : NULL;
+}
+
+/* The next stanza the fake received, waiting for it if need be. */
+static xmpp_stanza_t *next_stanza(struct harness *h)
+{
+	uint64_t deadline = within(2000);
+	while (h->fake.n_taken == h->fake.n_received && pump(h, deadline))
+		;
+	if (h->fake.n_taken == h->fake.n_received)
+		return NULL;
+	return h->fake.received[h->fake.n_taken++];
+}
+
+static void wait_online(struct harness *h)
+{
+	uint64_t deadline = within(2000);
+	while (!component_online(h->comp) && pump(h, deadline))
+		;
+	CU_ASSERT_TRUE_FATAL(component_online(h->comp));
+}
+
+static bool wait_calls(struct harness *h, struct probe *p, unsigned ms)
+{
+	uint64_t deadline = within(ms);
+	while (p->calls == 0 && pump(h, deadline))
+		;
+	return p->calls > 0;
+}
+
+/* Every accepted request got exactly one callback, none from inside create. */
+static void harness_finish(struct harness *h)
+{
+	/* close cooperatively: the loop keeps serving the fake meanwhile */
+	component_stop(h->comp, 0);
+	uint64_t deadline = within(1000);
+	while (component_fd(h->comp) >= 0 && pump(h, deadline))
+		;
+	CU_ASSERT_EQUAL(component_fd(h->comp), -1);
+	component_destroy(h->comp);
+	CU_ASSERT_EQUAL(h->callbacks, h->accepted);
+	CU_ASSERT_EQUAL(h->calls_inside_create, 0);
+	for (int i = 0; i < h->n_probes; i++)
+		CU_ASSERT_EQUAL(h->probes[i].calls, 1);
+	fake_finish(&h->fake);
+}
+
+static const char *attr(xmpp_stanza_t *s, const char *name)
+{
+	const char *v = s ? xmpp_stanza_get_attribute(s, name) : NULL;
+	return v ? v : "";
+}
+
+/* Read one create-account request off the fake and check its shape. */
+static const char *expect_request(struct harness *h, const char *host)
+{
+	xmpp_stanza_t *iq = next_stanza(h);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(iq);
+	CU_ASSERT_STRING_EQUAL(xmpp_stanza_get_name(iq), "iq");
+	CU_ASSERT_STRING_EQUAL(attr(iq, "type"), "set");
+	CU_ASSERT_STRING_EQUAL(attr(iq, "from"), JID);
+	CU_ASSERT_STRING_EQUAL(attr(iq, "to"), host);
+	CU_ASSERT_NOT_EQUAL(strlen(attr(iq, "id")), 0);
+	xmpp_stanza_t *command = xmpp_stanza_get_child_by_name_and_ns(
+	    iq, "command", "http://jabber.org/protocol/commands");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(command);
+	CU_ASSERT_STRING_EQUAL(attr(command, "node"), "urn:xmpp:invite#create-account");
+	CU_ASSERT_STRING_EQUAL(attr(command, "action"), "execute");
+	return attr(iq, "id");
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_config_errors(void)
+{
+	struct component_config cfg = {.jid = JID,
+	                               .secret = SECRET,
+	                               .server = "127.0.0.1",
+	                               .port = 5347,
+	                               .request_timeout_ms = 1000};
+	const char *err = NULL;
+
+	cfg.jid = "user@invites.localhost";
+	CU_ASSERT_PTR_NULL(component_create(&cfg, &err));
+	CU_ASSERT_PTR_NOT_NULL(err);
+	cfg.jid = JID;
+	cfg.secret = "";
+	err = NULL;
+	CU_ASSERT_PTR_NULL(component_create(&cfg, &err));
+	CU_ASSERT_PTR_NOT_NULL(err);
+	cfg.secret = SECRET;
+	cfg.request_timeout_ms = 0;
+	err = NULL;
+	CU_ASSERT_PTR_NULL(component_create(&cfg, &err));
+	CU_ASSERT_PTR_NOT_NULL(err);
+	component_destroy(NULL);
+}
+
+static void test_not_started_and_refused(void)
+{
+	struct harness h = {0};
+	struct fake f;
+
+	/* a port nobody listens on */
+	fake_init(&f, false);
+	unsigned short port = f.port;
+	fake_finish(&f);
+
+	memset(&h, 0, sizeof(h));
+	h.comp = make_component(port, 1000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h.comp);
+	CU_ASSERT_FALSE(component_online(h.comp));
+	CU_ASSERT_EQUAL(component_fd(h.comp), -1);
+	CU_ASSERT_EQUAL(component_next_timeout(h.comp), -1);
+	CU_ASSERT_EQUAL(component_create_invite(h.comp, "localhost", on_result, NULL), -1);
+
+	CU_ASSERT_EQUAL(component_start(h.comp), 0);
+	CU_ASSERT_EQUAL(component_start(h.comp), -1);
+	uint64_t deadline = within(300);
+	while (now_ms() < deadline) {
+		int fd = component_fd(h.comp);
+		struct pollfd pfd = {.fd = fd, .events = POLLIN | POLLOUT};
+		int timeout = component_next_timeout(h.comp);
+		poll(&pfd, fd >= 0 ? 1 : 0, timeout < 0 || timeout > 50 ? 50 : timeout);
+		component_run(h.comp);
+	}
+	CU_ASSERT_FALSE(component_online(h.comp));
+	CU_ASSERT_EQUAL(component_fd(h.comp), -1);
+	int next = component_next_timeout(h.comp);
+	CU_ASSERT(next > 300 && next <= 1200); /* first retry after ~1 s */
+	CU_ASSERT_EQUAL(component_create_invite(h.comp, "localhost", on_result, NULL), -1);
+	component_destroy(h.comp);
+}
+
+/* xmpp_connect_component() itself fails (TCP to a broadcast address is
+ * refused synchronously): no callback follows, a retry must be scheduled. */
+static void test_connect_fails_at_once(void)
+{
+	struct component_config cfg = {.jid = JID,
+	                               .secret = SECRET,
+	                               .server = "255.255.255.255",
+	                               .port = 5347,
+	                               .request_timeout_ms = 1000};
+	const char *err = NULL;
+	struct component *comp = component_create(&cfg, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(comp);
+
+	CU_ASSERT_EQUAL(component_start(comp), 0);
+	CU_ASSERT_EQUAL(component_fd(comp), -1);
+	CU_ASSERT_FALSE(component_wants_write(comp));
+	int next = component_next_timeout(comp);
+	CU_ASSERT(next >= 700 && next <= 1200);
+	component_run(comp);
+	CU_ASSERT_FALSE(component_online(comp));
+	CU_ASSERT(component_next_timeout(comp) > 0); /* still waiting, not spinning */
+	component_destroy(comp);
+}
+
+static void test_handshake_and_invite(void)
+{
+	struct harness h;
+	char reply[4096];
+
+	harness_init(&h, false, 2000);
+	wait_online(&h);
+	CU_ASSERT_EQUAL(h.fake.handshakes, 1);
+	CU_ASSERT(component_fd(h.comp) >= 0);
+
+	/* idle and online: nothing to wake up for */
+	settle(&h, 50);
+	CU_ASSERT_EQUAL(component_next_timeout(h.comp), -1);
+	CU_ASSERT_FALSE(component_wants_write(h.comp));
+	struct pollfd pfd = {.fd = component_fd(h.comp), .events = POLLIN};
+	CU_ASSERT_EQUAL(poll(&pfd, 1, 100), 0);
+
+	struct probe *p = request(&h, "localhost");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(p->calls, 0);
+	CU_ASSERT_EQUAL(component_pending(h.comp), 1);
+	int next = component_next_timeout(h.comp);
+	CU_ASSERT(next > 1000 && next <= 2000);
+
+	const char *id = expect_request(&h, "localhost");
+	snprintf(reply, sizeof(reply), PROSODY_RESULT, "localhost", id, "tok1", "tok1");
+	fake_send(&h.fake, "%s", reply);
+	CU_ASSERT_TRUE_FATAL(wait_calls(&h, p, 2000));
+	CU_ASSERT_EQUAL(p->status, COMPONENT_OK);
+	CU_ASSERT_TRUE(p->has_invite);
+	CU_ASSERT_FALSE(p->has_condition);
+	CU_ASSERT_FALSE(p->has_reason);
+	CU_ASSERT_STRING_EQUAL(p->uri, "xmpp:localhost?register;preauth=tok1");
+	CU_ASSERT_STRING_EQUAL(p->landing, "http://localhost:25280/invites_page?tok1");
+	CU_ASSERT_STRING_EQUAL(p->expire, "2026-12-10T16:04:47Z");
+	CU_ASSERT_EQUAL(component_pending(h.comp), 0);
+	CU_ASSERT_EQUAL(component_next_timeout(h.comp), -1);
+
+	/* the same reply again is ignored */
+	fake_send(&h.fake, "%s", reply);
+	settle(&h, 100);
+	CU_ASSERT_EQUAL(p->calls, 1);
+	CU_ASSERT_TRUE(component_online(h.comp));
+	harness_finish(&h);
+}
+
+static void test_pipelined_requests(void)
+{
+	struct harness h;
+	struct probe *p[3];
+	char ids[3][64], reply[4096], token[16];
+
+	harness_init(&h, false, 2000);
+	wait_online(&h);
+	for (int i = 0; i < 3; i++) {
+		p[i] = request(&h, i == 2 ? "other.localhost" : "localhost");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p[i]);
+	}
+	CU_ASSERT_EQUAL(component_pending(h.comp), 3);
+	/* all three are on the wire before any answer */
+	for (int i = 0; i < 3; i++)
+		copy(ids[i], sizeof(ids[i]),
+		     expect_request(&h, i == 2 ? "other.localhost" : "localhost"));
+	CU_ASSERT_STRING_NOT_EQUAL(ids[0], ids[1]);
+	for (int i = 2; i >= 0; i--) {
+		snprintf(token, sizeof(token), "tok%d", i);
+		/* domain compared case-insensitively, resource ignored */
+		snprintf(reply, sizeof(reply), PROSODY_RESULT,
+		         i == 2 ? "Other.LocalHost/res" : "localhost", ids[i], token, token);
+		fake_send(&h.fake, "%s", reply);
+	}
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_TRUE_FATAL(wait_calls(&h, p[i], 2000));
+		char uri[64];
+		snprintf(uri, sizeof(uri), "xmpp:localhost?register;preauth=tok%d", i);
+		CU_ASSERT_EQUAL(p[i]->status, COMPONENT_OK);
+		CU_ASSERT_STRING_EQUAL(p[i]->uri, uri);
+	}
+	CU_ASSERT_EQUAL(component_pending(h.comp), 0);
+	harness_finish(&h);
+}
+
+static void test_wrong_from_then_timeout(void)
+{
+	struct harness h;
+	char reply[4096];
+
+	harness_init(&h, false, 200);
+	wait_online(&h);
+	struct probe *p = request(&h, "localhost");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	uint64_t sent = now_ms();
+	char id[64];
+	copy(id, sizeof(id), expect_request(&h, "localhost"));
+
+	/* right id, wrong sender or type: not the answer */
+	snprintf(reply, sizeof(reply), PROSODY_RESULT, "evil.example", id, "bad", "bad");
+	fake_send(&h.fake, "%s", reply);
+	snprintf(reply, sizeof(reply), PROSODY_RESULT, "admin@localhost", id, "bad", "bad");
+	fake_send(&h.fake, "%s", reply);
+	fake_send(&h.fake, "<message from='localhost' id='%s' type='error'/>", id);
+	settle(&h, 100);
+	CU_ASSERT_EQUAL(p->calls, 0);
+
+	CU_ASSERT_TRUE_FATAL(wait_calls(&h, p, 1000));
+	CU_ASSERT_EQUAL(p->status, COMPONENT_TIMEOUT);
+	CU_ASSERT_TRUE(p->has_reason);
+	CU_ASSERT_FALSE(p->has_invite);
+	CU_ASSERT(now_ms() - sent >= 200);
+	CU_ASSERT_EQUAL(component_pending(h.comp), 0);
+
+	/* a late answer is ignored */
+	snprintf(reply, sizeof(reply), PROSODY_RESULT, "localhost", id, "late", "late");
+	fake_send(&h.fake, "%s", reply);
+	settle(&h, 100);
+	CU_ASSERT_EQUAL(p->calls, 1);
+	CU_ASSERT_TRUE(component_online(h.comp));
+	harness_finish(&h);
+}
+
+static void test_error_reply(void)
+{
+	struct harness h;
+	char reply[4096];
+
+	harness_init(&h, false, 2000);
+	wait_online(&h);
+	struct probe *p = request(&h, "localhost");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	const char *id = expect_request(&h, "localhost");
+	snprintf(reply, sizeof(reply), PROSODY_FORBIDDEN, "LocalHost", id);
+	fake_send(&h.fake, "%s", reply);
+	CU_ASSERT_TRUE_FATAL(wait_calls(&h, p, 2000));
+	CU_ASSERT_EQUAL(p->status, COMPONENT_REMOTE_ERROR);
+	CU_ASSERT_FALSE(p->has_invite);
+	CU_ASSERT_STRING_EQUAL(p->condition, "forbidden");
+	CU_ASSERT_STRING_EQUAL(p->reason, "You don't have permission to execute this command");
+
+	/* a reply the parser rejects */
+	p = request(&h, "localhost");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	id = expect_request(&h, "localhost");
+	fake_send(&h.fake, "<iq type='result' from='localhost' id='%s'/>", id);
+	CU_ASSERT_TRUE_FATAL(wait_calls(&h, p, 2000));
+	CU_ASSERT_EQUAL(p->status, COMPONENT_BAD_REPLY);
+	CU_ASSERT_FALSE(p->has_condition);
+	CU_ASSERT_STRING_EQUAL(p->reason, "the reply has no <command/> element");
+	harness_finish(&h);
+}
+
+static void test_drop_with_pending(void)
+{
+	struct harness h;
+	struct probe *p[3];
+
+	harness_init(&h, false, 5000);
+	wait_online(&h);
+	for (int i = 0; i < 3; i++) {
+		p[i] = request(&h, "localhost");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		expect_request(&h, "localhost");
+
+	fake_close(&h.fake);
+	uint64_t dropped = now_ms();
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_TRUE_FATAL(wait_calls(&h, p[i], 1000));
+		CU_ASSERT_EQUAL(p[i]->status, COMPONENT_OFFLINE);
+		CU_ASSERT_TRUE(p[i]->has_reason);
+	}
+	CU_ASSERT(now_ms() - dropped < 500); /* at once, not at their timeout */
+	CU_ASSERT_FALSE(component_online(h.comp));
+	CU_ASSERT_EQUAL(component_pending(h.comp), 0);
+	CU_ASSERT_EQUAL(component_fd(h.comp), -1);
+	CU_ASSERT_PTR_NULL(request(&h, "localhost"));
+	int next = component_next_timeout(h.comp);
+	CU_ASSERT(next >= 0 && next <= 1200);
+
+	/* back after ~1 s, and working */
+	uint64_t deadline = within(3000);
+	while (!component_online(h.comp) && pump(&h, deadline))
+		;
+	CU_ASSERT_TRUE_FATAL(component_online(h.comp));
+	CU_ASSERT_EQUAL(h.fake.accepts, 2);
+	CU_ASSERT(now_ms() - dropped >= 700);
+	struct probe *again = request(&h, "localhost");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+	char reply[4096];
+	snprintf(reply, sizeof(reply), PROSODY_RESULT, "localhost", expect_request(&h, "localhost"),
+	         "t2", "t2");
+	fake_send(&h.fake, "%s", reply);
+	CU_ASSERT_TRUE(wait_calls(&h, again, 2000));
+	CU_ASSERT_EQUAL(again->status, COMPONENT_OK);
+	harness_finish(&h);
+}
+
+static void test_rejected_secret(void)
+{
+	struct harness h;
+
+	harness_init(&h, true, 1000);
+	uint64_t deadline = within(5000);
+	bool ever_online = false;
+	while (h.fake.rejects < 3 && pump(&h, deadline))
+		ever_online |= component_online(h.comp);
+	CU_ASSERT_FALSE(ever_online);
+	CU_ASSERT_EQUAL_FATAL(h.fake.rejects, 3);
+	CU_ASSERT_EQUAL(h.fake.handshakes, 0);
+	/* backoff: ~1 s then ~2 s, +-20% */
+	uint64_t gap1 = h.fake.reject_at[1] - h.fake.reject_at[0];
+	uint64_t gap2 = h.fake.reject_at[2] - h.fake.reject_at[1];
+	CU_ASSERT(gap1 >= 750 && gap1 <= 1400);
+	CU_ASSERT(gap2 >= 1550 && gap2 <= 2600);
+	CU_ASSERT_PTR_NULL(request(&h, "localhost"));
+	settle(&h, 50);
+	CU_ASSERT(component_next_timeout(h.comp) >= 0); /* still retrying */
+	harness_finish(&h);
+}
+
+static void test_stop_with_pending(void)
+{
+	struct harness h;
+
+	harness_init(&h, false, 5000);
+	wait_online(&h);
+	struct probe *p[2] = {request(&h, "localhost"), request(&h, "localhost")};
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p[0]);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p[1]);
+	expect_request(&h, "localhost");
+	expect_request(&h, "localhost");
+
+	component_stop(h.comp, 50); /* the fake is not served meanwhile: gives up */
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(p[i]->calls, 1);
+		CU_ASSERT_EQUAL(p[i]->status, COMPONENT_SHUTDOWN);
+	}
+	CU_ASSERT_PTR_NULL(request(&h, "localhost"));
+	CU_ASSERT_EQUAL(component_pending(h.comp), 0);
+
+	/* the fake sees the stream closed, answers, and the component lets go */
+	uint64_t deadline = within(2000);
+	while (component_fd(h.comp) >= 0 && pump(&h, deadline))
+		;
+	CU_ASSERT_TRUE(h.fake.got_stream_close);
+	CU_ASSERT_EQUAL(component_fd(h.comp), -1);
+	CU_ASSERT_FALSE(component_online(h.comp));
+	settle(&h, 1300);
+	CU_ASSERT_EQUAL(h.fake.accepts, 1); /* no reconnect after stop */
+	harness_finish(&h);
+}
+
+static void test_destroy_with_pending(void)
+{
+	struct harness h;
+
+	harness_init(&h, false, 5000);
+	wait_online(&h);
+	struct probe *p[2] = {request(&h, "localhost"), request(&h, "localhost")};
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p[0]);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p[1]);
+	expect_request(&h, "localhost");
+
+	component_destroy(h.comp);
+	h.comp = NULL;
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(p[i]->calls, 1);
+		CU_ASSERT_EQUAL(p[i]->status, COMPONENT_SHUTDOWN);
+	}
+	/* it closed the stream politely on its way out */
+	expect_request(&h, "localhost");
+	uint64_t deadline = within(1000);
+	while (!h.fake.got_stream_close && pump(&h, deadline))
+		;
+	CU_ASSERT_TRUE(h.fake.got_stream_close);
+	harness_finish(&h);
+}
+
+static void check_result_to(xmpp_stanza_t *s, const char *id)
+{
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_STRING_EQUAL(attr(s, "type"), "result");
+	CU_ASSERT_STRING_EQUAL(attr(s, "id"), id);
+	CU_ASSERT_STRING_EQUAL(attr(s, "from"), JID);
+	CU_ASSERT_STRING_EQUAL(attr(s, "to"), "localhost");
+}
+
+static void check_unavailable(xmpp_stanza_t *s, const char *id)
+{
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_STRING_EQUAL(attr(s, "type"), "error");
+	CU_ASSERT_STRING_EQUAL(attr(s, "id"), id);
+	CU_ASSERT_STRING_EQUAL(attr(s, "from"), JID);
+	xmpp_stanza_t *error = xmpp_stanza_get_child_by_name(s, "error");
+	CU_ASSERT_STRING_EQUAL(attr(error, "type"), "cancel");
+	CU_ASSERT_PTR_NOT_NULL(
+	    error ? xmpp_stanza_get_child_by_name_and_ns(error, "service-unavailable",
+	                                                 "urn:ietf:params:xml:ns:xmpp-stanzas")
+	          : NULL);
+}
+
+static void test_incoming_iqs(void)
+{
+	struct harness h;
+
+	harness_init(&h, false, 2000);
+	wait_online(&h);
+
+	fake_send(&h.fake, "<iq type='get' id='p1' from='localhost' to='" JID "'>"
+	                   "<ping xmlns='urn:xmpp:ping'/></iq>");
+	check_result_to(next_stanza(&h), "p1");
+
+	fake_send(&h.fake, "<iq type='get' id='d1' from='localhost' to='" JID "'>"
+	                   "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>");
+	xmpp_stanza_t *disco = next_stanza(&h);
+	check_result_to(disco, "d1");
+	xmpp_stanza_t *query = xmpp_stanza_get_child_by_name_and_ns(
+	    disco, "query", "http://jabber.org/protocol/disco#info");
+	xmpp_stanza_t *identity = query ? xmpp_stanza_get_child_by_name(query, "identity") : NULL;
+	CU_ASSERT_STRING_EQUAL(attr(identity, "category"), "component");
+	CU_ASSERT_STRING_EQUAL(attr(identity, "type"), "generic");
+	CU_ASSERT_STRING_EQUAL(attr(identity, "name"), "Invites API");
+	int features = 0;
+	for (xmpp_stanza_t *c = query ? xmpp_stanza_get_children(query) : NULL; c;
+	     c = xmpp_stanza_get_next(c)) {
+		if (strcmp(xmpp_stanza_get_name(c), "feature") == 0 &&
+		    (strcmp(attr(c, "var"), "urn:xmpp:ping") == 0 ||
+		     strcmp(attr(c, "var"), "http://jabber.org/protocol/disco#info") == 0))
+			features++;
+	}
+	CU_ASSERT_EQUAL(features, 2);
+
+	fake_send(&h.fake, "<iq type='set' id='s1' from='localhost' to='" JID "'>"
+	                   "<ping xmlns='urn:xmpp:ping'/></iq>");
+	check_unavailable(next_stanza(&h), "s1");
+	fake_send(&h.fake, "<iq type='get' id='g1' from='localhost' to='" JID "'>"
+	                   "<query xmlns='jabber:iq:version'/></iq>");
+	check_unavailable(next_stanza(&h), "g1");
+
+	/* never answered: errors, results that are not ours, messages, presence */
+	fake_send(&h.fake, "<iq type='error' id='e1' from='localhost' to='" JID "'>"
+	                   "<error type='cancel'><service-unavailable "
+	                   "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+	                   "<iq type='result' id='r1' from='localhost' to='" JID "'/>"
+	                   "<message from='a@localhost' to='" JID "'><body>hi</body></message>"
+	                   "<presence from='a@localhost' to='" JID "'/>"
+	                   "<iq type='get' id='p2' from='localhost' to='" JID "'>"
+	                   "<ping xmlns='urn:xmpp:ping'/></iq>");
+	check_result_to(next_stanza(&h), "p2");
+	settle(&h, 50);
+	CU_ASSERT_EQUAL(h.fake.n_taken, h.fake.n_received);
+	CU_ASSERT_TRUE(component_online(h.comp));
+	harness_finish(&h);
+}
+
+static const struct unit_test tests[] = {
+    {"config errors", test_config_errors},
+    {"not started, then refused", test_not_started_and_refused},
+    {"connect fails at once", test_connect_fails_at_once},
+    {"handshake, then an invite (stanza after handshake)", test_handshake_and_invite},
+    {"pipelined requests answered out of order", test_pipelined_requests},
+    {"reply from the wrong sender, then timeout", test_wrong_from_then_timeout},
+    {"error reply", test_error_reply},
+    {"server drops the stream with requests pending", test_drop_with_pending},
+    {"secret rejected: offline, retrying with backoff", test_rejected_secret},
+    {"stop with requests pending", test_stop_with_pending},
+    {"destroy with requests pending", test_destroy_with_pending},
+    {"incoming iqs", test_incoming_iqs},
+    {NULL, NULL},
+};
+
+UNIT_MAIN("component", tests)

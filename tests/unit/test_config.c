@@ -1,1 +1,240 @@
-/* placeholder */
+/* Unit tests for src/config.c: defaults, every option type, errors with lines. */
+
+#include "src/config.h"
+#include "unit.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static char path[64];
+
+/* Write text to a fresh temporary file; path holds its name. */
+static void write_cfg(const char *text)
+{
+	strcpy(path, "/tmp/test_config.XXXXXX");
+	int fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* Load text; on failure copy the error to err. */
+static int load(const char *text, struct config *cfg, char *err, size_t err_size)
+{
+	write_cfg(text);
+	int rc = config_load(cfg, path, err, err_size);
+	unlink(path);
+	return rc;
+}
+
+#define MINIMAL "[component]\njid = invites.example.com\nsecret = s3cret\nhosts = example.com\n"
+
+static void test_minimal_gets_defaults(void)
+{
+	struct config cfg;
+	char err[256] = "";
+	CU_ASSERT_EQUAL_FATAL(load(MINIMAL, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(cfg.component.jid, "invites.example.com");
+	CU_ASSERT_STRING_EQUAL(cfg.component.secret, "s3cret");
+	CU_ASSERT_STRING_EQUAL(cfg.component.server, "127.0.0.1");
+	CU_ASSERT_EQUAL(cfg.component.port, 5347);
+	CU_ASSERT_EQUAL(cfg.component.request_timeout_s, 10);
+	CU_ASSERT_EQUAL(cfg.component.n_hosts, 1);
+	CU_ASSERT_STRING_EQUAL(cfg.http.bind, "127.0.0.1");
+	CU_ASSERT_EQUAL(cfg.http.port, 5281);
+	CU_ASSERT_STRING_EQUAL(cfg.http.path, "/invites_api");
+	CU_ASSERT_STRING_EQUAL(cfg.http.cors_origin, "*");
+	CU_ASSERT_EQUAL(cfg.http.max_connections, 512);
+	CU_ASSERT_EQUAL(cfg.http.connection_timeout_s, 30);
+	CU_ASSERT_STRING_EQUAL(cfg.keys.database, "/var/lib/invites-api/keys.sqlite");
+	config_finish(&cfg);
+}
+
+static void test_full_config(void)
+{
+	struct config cfg;
+	char err[256] = "";
+	const char *text = "; comment\n"
+			   "[component]\n"
+			   "jid = invites.example.com\n"
+			   "secret = s3cret\n"
+			   "server = ::1\n"
+			   "port = 15347\n"
+			   "hosts = a.example, b.example c.example  ; inline comment\n"
+			   "request_timeout = 3\n"
+			   "[http]\n"
+			   "bind = 0.0.0.0\n"
+			   "port = 0\n"
+			   "path = /api/invites/\n"
+			   "cors_origin = https://example.com\n"
+			   "max_connections = 100\n"
+			   "connection_timeout = 5\n"
+			   "[keys]\n"
+			   "database = /tmp/k.sqlite\n";
+	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_STRING_EQUAL(cfg.component.server, "::1");
+	CU_ASSERT_EQUAL(cfg.component.port, 15347);
+	CU_ASSERT_EQUAL_FATAL(cfg.component.n_hosts, 3);
+	CU_ASSERT_STRING_EQUAL(cfg.component.hosts[0], "a.example");
+	CU_ASSERT_STRING_EQUAL(cfg.component.hosts[2], "c.example");
+	CU_ASSERT_TRUE(config_serves_host(&cfg, "B.Example"));
+	CU_ASSERT_FALSE(config_serves_host(&cfg, "d.example"));
+	CU_ASSERT_EQUAL(cfg.component.request_timeout_s, 3);
+	CU_ASSERT_EQUAL(cfg.http.port, 0);
+	CU_ASSERT_STRING_EQUAL(cfg.http.path, "/api/invites");
+	CU_ASSERT_STRING_EQUAL(cfg.http.cors_origin, "https://example.com");
+	CU_ASSERT_EQUAL(cfg.http.max_connections, 100);
+	CU_ASSERT_STRING_EQUAL(cfg.keys.database, "/tmp/k.sqlite");
+	config_finish(&cfg);
+}
+
+static void test_hosts_on_several_lines(void)
+{
+	struct config cfg;
+	char err[256] = "";
+	const char *text = "[component]\njid = i.example\nsecret = x\n"
+			   "hosts = a.example\n  b.example\nhosts = c.example, a.example\n";
+	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(cfg.component.n_hosts, 3); /* a.example once */
+	config_finish(&cfg);
+}
+
+/* Each bad config must fail with "FILE:LINE: reason" naming the right line. */
+struct bad_case {
+	const char *text;
+	int line;
+	const char *reason_part;
+};
+
+static const struct bad_case bad_cases[] = {
+	{MINIMAL "bogus = 1\n", 5, "unknown option \"bogus\""},
+	{MINIMAL "[nosuch]\nx = 1\n", 6, "unknown option"},
+	{MINIMAL "port = 70000\n", 5, "port must be a whole number from 1 to 65535"},
+	{MINIMAL "port = -1\n", 5, "port must be"},
+	{MINIMAL "port = 12ab\n", 5, "port must be"},
+	{MINIMAL "port = \n", 5, "port must be"},
+	{MINIMAL "request_timeout = 0\n", 5, "request_timeout"},
+	{MINIMAL "server = localhost\n", 5, "literal IPv4 or IPv6"},
+	{MINIMAL "jid = x\n", 5, "set twice"},
+	{"[component]\njid = a@b\nsecret = x\nhosts = h\n", 2, "invalid value for jid"},
+	{"[component]\njid = a\nsecret = x\nhosts = h/x\n", 4, "invalid host name"},
+	{MINIMAL "[http]\npath = invites\n", 6, "invalid value for path"},
+	{MINIMAL "[http]\npath = /a?b\n", 6, "invalid value for path"},
+	{MINIMAL "[http]\nmax_connections = 5000\n", 6, "max_connections"},
+	{MINIMAL "[http]\nbind = 300.1.1.1\n", 6, "bind must be"},
+	{MINIMAL "this line is not ini\n", 5, "syntax error"},
+	{MINIMAL "[http\n", 5, "syntax error"},
+	{NULL, 0, NULL},
+};
+
+static void test_errors_name_file_and_line(void)
+{
+	for (const struct bad_case *c = bad_cases; c->text != NULL; c++) {
+		struct config cfg;
+		char err[256] = "";
+		int rc = load(c->text, &cfg, err, sizeof(err));
+		CU_ASSERT_EQUAL(rc, -1);
+		char prefix[96];
+		snprintf(prefix, sizeof(prefix), "%s:%d: ", path, c->line);
+		if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, c->reason_part) == NULL) {
+			fprintf(stderr, "\n  case %d: got \"%s\", want \"%s...%s\"\n",
+				(int)(c - bad_cases), err, prefix, c->reason_part);
+			CU_FAIL("error message");
+		}
+	}
+}
+
+static void test_missing_required(void)
+{
+	static const struct {
+		const char *text;
+		const char *reason;
+	} cases[] = {
+		{"[component]\nsecret = x\nhosts = h\n", "[component] jid is required"},
+		{"[component]\njid = j\nhosts = h\n", "[component] secret is required"},
+		{"[component]\njid = j\nsecret = x\n", "[component] hosts is required"},
+		{"[component]\njid = j\nsecret = x\nhosts = ,\n", "hosts lists no host"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config cfg;
+		char err[256] = "";
+		CU_ASSERT_EQUAL(load(cases[i].text, &cfg, err, sizeof(err)), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].reason));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+	}
+}
+
+static void test_secret_never_echoed(void)
+{
+	struct config cfg;
+	char err[256] = "";
+	const char *text = "[component]\njid = j\nhosts = h\nsecret = top\x01secret\n";
+	CU_ASSERT_EQUAL(load(text, &cfg, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "invalid value for secret"));
+	CU_ASSERT_PTR_NULL(strstr(err, "top"));
+}
+
+static void test_header_injection_refused(void)
+{
+	struct config cfg;
+	char err[256] = "";
+	/* inih strips line ends, but a tab or other control byte must not reach a header. */
+	CU_ASSERT_EQUAL(load(MINIMAL "[http]\ncors_origin = a\tb\x0b\n", &cfg, err, sizeof(err)),
+			-1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "cors_origin"));
+}
+
+static void test_missing_file(void)
+{
+	struct config cfg;
+	char err[256] = "";
+	CU_ASSERT_EQUAL(config_load(&cfg, "/nonexistent/component.cfg", err, sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err, "/nonexistent/component.cfg: cannot open: No such file or "
+				    "directory");
+}
+
+/* The sample documents every option with its default: parsing it must give
+ * exactly what an empty config gives, and it must mention every option. */
+static void test_sample_matches_defaults(void)
+{
+	struct config sample, minimal;
+	char err[256] = "";
+	CU_ASSERT_EQUAL_FATAL(config_load(&sample, SOURCE_ROOT "/component.cfg.sample", err,
+					  sizeof(err)),
+			      0);
+	CU_ASSERT_EQUAL_FATAL(load("[component]\njid = invites.example.com\nsecret = change-me\n"
+				   "hosts = example.com\n",
+				   &minimal, err, sizeof(err)),
+			      0);
+	CU_ASSERT_STRING_EQUAL(sample.component.server, minimal.component.server);
+	CU_ASSERT_EQUAL(sample.component.port, minimal.component.port);
+	CU_ASSERT_EQUAL(sample.component.request_timeout_s, minimal.component.request_timeout_s);
+	CU_ASSERT_STRING_EQUAL(sample.component.hosts[0], minimal.component.hosts[0]);
+	CU_ASSERT_STRING_EQUAL(sample.http.bind, minimal.http.bind);
+	CU_ASSERT_EQUAL(sample.http.port, minimal.http.port);
+	CU_ASSERT_STRING_EQUAL(sample.http.path, minimal.http.path);
+	CU_ASSERT_STRING_EQUAL(sample.http.cors_origin, minimal.http.cors_origin);
+	CU_ASSERT_EQUAL(sample.http.max_connections, minimal.http.max_connections);
+	CU_ASSERT_EQUAL(sample.http.connection_timeout_s, minimal.http.connection_timeout_s);
+	CU_ASSERT_STRING_EQUAL(sample.keys.database, minimal.keys.database);
+	config_finish(&sample);
+	config_finish(&minimal);
+}
+
+static const struct unit_test tests[] = {
+	{"sample config documents the defaults", test_sample_matches_defaults},
+	{"minimal config gets defaults", test_minimal_gets_defaults},
+	{"every option set", test_full_config},
+	{"hosts over several lines", test_hosts_on_several_lines},
+	{"errors name file and line", test_errors_name_file_and_line},
+	{"missing required options", test_missing_required},
+	{"secret never echoed", test_secret_never_echoed},
+	{"control characters refused in header values", test_header_injection_refused},
+	{"missing file", test_missing_file},
+	{NULL, NULL},
+};
+
+UNIT_MAIN("config", tests)

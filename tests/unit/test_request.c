@@ -1,1 +1,364 @@
-/* placeholder */
+/* Unit tests for the pure helpers of the HTTP module (http/request.c). */
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http-internal.h"
+#include "unit.h"
+
+static void test_method_action(void)
+{
+	CU_ASSERT_EQUAL(method_action("GET"), METHOD_INVITE);
+	CU_ASSERT_EQUAL(method_action("POST"), METHOD_INVITE);
+	CU_ASSERT_EQUAL(method_action("OPTIONS"), METHOD_PREFLIGHT);
+	CU_ASSERT_EQUAL(method_action("HEAD"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action("PUT"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action("DELETE"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action("PATCH"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action("get"), METHOD_NOT_ALLOWED); /* case-sensitive */
+	CU_ASSERT_EQUAL(method_action("GETX"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action(""), METHOD_NOT_ALLOWED);
+}
+
+static void test_path_matches(void)
+{
+	CU_ASSERT_TRUE(path_matches("/invites_api", "/invites_api"));
+	CU_ASSERT_TRUE(path_matches("/invites_api/", "/invites_api"));
+	CU_ASSERT_FALSE(path_matches("/invites_api//", "/invites_api"));
+	CU_ASSERT_FALSE(path_matches("/invites_apix", "/invites_api"));
+	CU_ASSERT_FALSE(path_matches("/invites_api/x", "/invites_api"));
+	CU_ASSERT_FALSE(path_matches("/invites", "/invites_api"));
+	CU_ASSERT_FALSE(path_matches("/", "/invites_api"));
+	CU_ASSERT_FALSE(path_matches("", "/invites_api"));
+	CU_ASSERT_FALSE(path_matches("/INVITES_API", "/invites_api"));
+	/* A configured trailing slash changes nothing. */
+	CU_ASSERT_TRUE(path_matches("/invites_api", "/invites_api/"));
+	CU_ASSERT_TRUE(path_matches("/invites_api/", "/invites_api/"));
+	CU_ASSERT_FALSE(path_matches("/invites_api//", "/invites_api/"));
+	/* Nested path. */
+	CU_ASSERT_TRUE(path_matches("/api/invites", "/api/invites"));
+	CU_ASSERT_FALSE(path_matches("/api", "/api/invites"));
+	/* The root. */
+	CU_ASSERT_TRUE(path_matches("/", "/"));
+	CU_ASSERT_FALSE(path_matches("", "/"));
+	CU_ASSERT_FALSE(path_matches("//", "/"));
+	CU_ASSERT_FALSE(path_matches("/x", "/"));
+}
+
+/* credential_pick() on NUL-terminated inputs (NULL means absent). */
+static enum credential_result pick(const char *header, const char *query, const char **cred,
+                                   size_t *len)
+{
+	return credential_pick(header, header ? strlen(header) : 0, query,
+	                       query ? strlen(query) : 0, cred, len);
+}
+
+static void assert_picked(const char *header, const char *query, const char *expected)
+{
+	const char *cred = NULL;
+	size_t len = 0;
+	CU_ASSERT_EQUAL_FATAL(pick(header, query, &cred, &len), CREDENTIAL_OK);
+	CU_ASSERT_EQUAL(len, strlen(expected));
+	CU_ASSERT_NSTRING_EQUAL(cred, expected, strlen(expected));
+}
+
+static void test_credential_sources(void)
+{
+	const char *cred = NULL;
+	size_t len = 0;
+
+	CU_ASSERT_EQUAL(pick(NULL, NULL, &cred, &len), CREDENTIAL_MISSING);
+	assert_picked("Bearer k1/s3cret", NULL, "k1/s3cret");
+	assert_picked(NULL, "k1/s3cret", "k1/s3cret");
+	assert_picked("Bearer k1/s3cret", "k1/s3cret", "k1/s3cret");
+	/* An empty query key counts as absent. */
+	CU_ASSERT_EQUAL(pick(NULL, "", &cred, &len), CREDENTIAL_MISSING);
+	assert_picked("Bearer k1/s3cret", "", "k1/s3cret");
+}
+
+static void test_credential_bearer_syntax(void)
+{
+	const char *cred = NULL;
+	size_t len = 0;
+
+	assert_picked("bearer k1/s", NULL, "k1/s");
+	assert_picked("BEARER   k1/s  ", NULL, "k1/s");
+	assert_picked("Bearer\tk1/s\t", NULL, "k1/s");
+	/* The token's own syntax is the authenticate handler's business. */
+	assert_picked("Bearer a b", NULL, "a b");
+	CU_ASSERT_EQUAL(pick("Basic azE6cw==", NULL, &cred, &len), CREDENTIAL_SCHEME);
+	CU_ASSERT_EQUAL(pick("Bearerk1/s", NULL, &cred, &len), CREDENTIAL_SCHEME);
+	CU_ASSERT_EQUAL(pick("Bear k1/s", NULL, &cred, &len), CREDENTIAL_SCHEME);
+	CU_ASSERT_EQUAL(pick("", NULL, &cred, &len), CREDENTIAL_SCHEME);
+	CU_ASSERT_EQUAL(pick("k1/s", NULL, &cred, &len), CREDENTIAL_SCHEME);
+	CU_ASSERT_EQUAL(pick("Bearer", NULL, &cred, &len), CREDENTIAL_MALFORMED);
+	CU_ASSERT_EQUAL(pick("Bearer    ", NULL, &cred, &len), CREDENTIAL_MALFORMED);
+	/* Another scheme is refused even when the query has a key. */
+	CU_ASSERT_EQUAL(pick("Basic azE6cw==", "k1/s", &cred, &len), CREDENTIAL_SCHEME);
+	CU_ASSERT_EQUAL(pick("Bearer", "k1/s", &cred, &len), CREDENTIAL_MALFORMED);
+}
+
+static void test_credential_conflict(void)
+{
+	const char *cred = NULL;
+	size_t len = 0;
+
+	CU_ASSERT_EQUAL(pick("Bearer k1/a", "k1/b", &cred, &len), CREDENTIAL_CONFLICT);
+	CU_ASSERT_EQUAL(pick("Bearer k1/a", "k1/ab", &cred, &len), CREDENTIAL_CONFLICT);
+	CU_ASSERT_EQUAL(pick("Bearer k1/ab", "k1/a", &cred, &len), CREDENTIAL_CONFLICT);
+	CU_ASSERT_EQUAL(pick("Bearer K1/a", "k1/a", &cred, &len), CREDENTIAL_CONFLICT);
+}
+
+static void test_credential_binary(void)
+{
+	static const char query[] = "k1/\0s"; /* decoded from k1/%00s */
+	const char *cred = NULL;
+	size_t len = 0;
+
+	CU_ASSERT_EQUAL(credential_pick(NULL, 0, query, 5, &cred, &len), CREDENTIAL_OK);
+	CU_ASSERT_EQUAL(len, 5);
+	CU_ASSERT_PTR_EQUAL(cred, query);
+	CU_ASSERT_EQUAL(credential_pick("Bearer k1/", 10, query, 5, &cred, &len),
+	                CREDENTIAL_CONFLICT);
+}
+
+static void test_credential_length_cap(void)
+{
+	char *big = malloc(HTTP_MAX_CREDENTIAL + 16);
+	char *header = malloc(HTTP_MAX_CREDENTIAL + 32);
+	const char *cred = NULL;
+	size_t len = 0;
+
+	CU_ASSERT_FATAL(big != NULL && header != NULL);
+	memset(big, 'a', HTTP_MAX_CREDENTIAL + 1);
+	CU_ASSERT_EQUAL(credential_pick(NULL, 0, big, HTTP_MAX_CREDENTIAL, &cred, &len),
+	                CREDENTIAL_OK);
+	CU_ASSERT_EQUAL(len, HTTP_MAX_CREDENTIAL);
+	CU_ASSERT_EQUAL(credential_pick(NULL, 0, big, HTTP_MAX_CREDENTIAL + 1, &cred, &len),
+	                CREDENTIAL_MALFORMED);
+	memcpy(header, "Bearer ", 7);
+	memset(header + 7, 'a', HTTP_MAX_CREDENTIAL + 1);
+	CU_ASSERT_EQUAL(credential_pick(header, 7 + HTTP_MAX_CREDENTIAL + 1, NULL, 0, &cred, &len),
+	                CREDENTIAL_MALFORMED);
+	free(big);
+	free(header);
+}
+
+static int redirect_of(const char *value, bool *redirect)
+{
+	return redirect_parse(value, value ? strlen(value) : 0, redirect);
+}
+
+static void test_redirect_values(void)
+{
+	static const char *const yes[] = {"true", "TRUE", "True", "1", "yes", "YES"};
+	static const char *const no[] = {"false", "FALSE", "0", "no", "No", ""};
+	static const char *const bad[] = {"2",  "truee", "tru", "yes ", " 1",
+	                                  "on", "off",   "t",   "-1",   "01"};
+	bool redirect;
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		redirect = false;
+		CU_ASSERT_EQUAL(redirect_of(yes[i], &redirect), 0);
+		CU_ASSERT_TRUE(redirect);
+	}
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		redirect = true;
+		CU_ASSERT_EQUAL(redirect_of(no[i], &redirect), 0);
+		CU_ASSERT_FALSE(redirect);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CU_ASSERT_EQUAL(redirect_of(bad[i], &redirect), -1);
+	/* Absent, or present without a value. */
+	redirect = true;
+	CU_ASSERT_EQUAL(redirect_parse(NULL, 0, &redirect), 0);
+	CU_ASSERT_FALSE(redirect);
+	/* Decoded NUL bytes do not sneak past the comparison. */
+	CU_ASSERT_EQUAL(redirect_parse("1\0", 2, &redirect), -1);
+	CU_ASSERT_EQUAL(redirect_parse("no\0", 3, &redirect), -1);
+}
+
+static void test_accept_simple(void)
+{
+	CU_ASSERT_FALSE(accept_wants_json(NULL));
+	CU_ASSERT_FALSE(accept_wants_json(""));
+	CU_ASSERT_FALSE(accept_wants_json("*/*"));
+	CU_ASSERT_FALSE(accept_wants_json("text/plain"));
+	CU_ASSERT_TRUE(accept_wants_json("application/json"));
+	CU_ASSERT_TRUE(accept_wants_json("Application/JSON"));
+	CU_ASSERT_TRUE(accept_wants_json(" application/json ; charset=utf-8"));
+	CU_ASSERT_TRUE(accept_wants_json(",,application/json,,"));
+	/* Not a substring match. */
+	CU_ASSERT_FALSE(accept_wants_json("application/jsonx"));
+	CU_ASSERT_FALSE(accept_wants_json("application/json-seq"));
+	CU_ASSERT_FALSE(accept_wants_json("xapplication/json"));
+	CU_ASSERT_FALSE(accept_wants_json("application/*"));
+	CU_ASSERT_FALSE(accept_wants_json("text/plain; note=application/json"));
+	/* A browser. */
+	CU_ASSERT_FALSE(
+	    accept_wants_json("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"));
+}
+
+static void test_accept_weights(void)
+{
+	CU_ASSERT_FALSE(accept_wants_json("application/json;q=0"));
+	CU_ASSERT_FALSE(accept_wants_json("application/json; q=0.000"));
+	CU_ASSERT_TRUE(accept_wants_json("application/json;q=0.001"));
+	CU_ASSERT_TRUE(accept_wants_json("application/json;q=1.000"));
+	CU_ASSERT_TRUE(accept_wants_json("text/plain, application/json")); /* tie: JSON */
+	CU_ASSERT_FALSE(accept_wants_json("application/json;q=0.5, text/plain"));
+	CU_ASSERT_TRUE(accept_wants_json("text/plain;q=0.5, application/json"));
+	CU_ASSERT_TRUE(accept_wants_json("application/json;q=0.5, */*;q=0.1"));
+	CU_ASSERT_FALSE(accept_wants_json("application/json;q=0.5, text/*"));
+	CU_ASSERT_TRUE(accept_wants_json("text/*;q=0.9, text/plain;q=0.1, application/json;q=0.5"));
+	CU_ASSERT_TRUE(accept_wants_json("text/plain;q=0, application/json;q=0.001"));
+	CU_ASSERT_TRUE(accept_wants_json("application/json;level=1;q=0.7, text/plain;q=0.6"));
+	CU_ASSERT_TRUE(accept_wants_json("application/json;Q=0.7, text/plain;q=0.6"));
+	/* Malformed weights void their range. */
+	CU_ASSERT_FALSE(accept_wants_json("application/json;q=abc"));
+	CU_ASSERT_FALSE(accept_wants_json("application/json;q=1.5"));
+	CU_ASSERT_FALSE(accept_wants_json("application/json;q=1.001"));
+	CU_ASSERT_FALSE(accept_wants_json("application/json;q=0.9999"));
+	CU_ASSERT_FALSE(accept_wants_json("application/json;q="));
+	CU_ASSERT_TRUE(accept_wants_json("application/json, text/plain;q=2"));
+}
+
+static json_t *parse_body(const char *body, size_t len)
+{
+	CU_ASSERT_TRUE(len > 0 && body[len - 1] == '\n');
+	return json_loadb(body, len, 0, NULL);
+}
+
+static void test_body_invite(void)
+{
+	struct http_api_invite invite = {
+	    .url = "https://example.com/invite?t=abc",
+	    .uri = "xmpp:example.com?register;preauth=abc",
+	    .expires = "2026-12-10T15:54:46Z",
+	};
+	size_t len = 0;
+	char *body = body_invite(&invite, false, &len);
+
+	CU_ASSERT_STRING_EQUAL(body, "https://example.com/invite?t=abc\n");
+	CU_ASSERT_EQUAL(len, strlen(body));
+	free(body);
+
+	body = body_invite(&invite, true, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+	CU_ASSERT_EQUAL(len, strlen(body));
+	json_t *json = parse_body(body, len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "url")), invite.url);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "uri")), invite.uri);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "expires")), invite.expires);
+	CU_ASSERT_EQUAL(json_object_size(json), 3);
+	json_decref(json);
+	free(body);
+
+	invite.expires = NULL;
+	body = body_invite(&invite, true, &len);
+	json = parse_body(body, len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	CU_ASSERT_TRUE(json_is_null(json_object_get(json, "expires")));
+	json_decref(json);
+	free(body);
+}
+
+static void assert_error_json(const char *reason, const char *expected)
+{
+	size_t len = 0;
+	char *body = body_error(reason, true, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+	json_t *json = parse_body(body, len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "error")), expected);
+	CU_ASSERT_EQUAL(json_object_size(json), 1);
+	json_decref(json);
+	free(body);
+}
+
+static void assert_error_text(const char *reason, const char *expected)
+{
+	size_t len = 0;
+	char *body = body_error(reason, false, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+	CU_ASSERT_STRING_EQUAL(body, expected);
+	CU_ASSERT_EQUAL(len, strlen(expected));
+	free(body);
+}
+
+static void test_body_error(void)
+{
+	assert_error_text("not found", "not found\n");
+	assert_error_json("not found", "not found");
+	assert_error_text("a\nb\r\n", "a b\n");
+	assert_error_json("say \"hi\"\t\\", "say \"hi\" \\");
+	assert_error_text(NULL, "error\n");
+	assert_error_text("", "error\n");
+	assert_error_json("\n", "error");
+	assert_error_json("caf\xc3\xa9", "caf\xc3\xa9");
+	assert_error_json("bad \xff byte", "bad ? byte");
+}
+
+static void test_body_error_long(void)
+{
+	char reason[400], expected[HTTP_MAX_REASON + 2];
+
+	memset(reason, 'x', sizeof(reason) - 1);
+	reason[sizeof(reason) - 1] = '\0';
+	memset(expected, 'x', HTTP_MAX_REASON);
+	strcpy(expected + HTTP_MAX_REASON, "\n");
+	assert_error_text(reason, expected);
+
+	/* A two-byte character across the cut is dropped whole. */
+	reason[HTTP_MAX_REASON - 1] = '\xc3';
+	reason[HTTP_MAX_REASON] = '\xa9';
+	expected[HTTP_MAX_REASON - 1] = '\0';
+	assert_error_json(reason, expected);
+}
+
+static void assert_escaped(const char *src, bool field, size_t size, const char *expected)
+{
+	char dst[256];
+	CU_ASSERT_FATAL(size <= sizeof(dst));
+	log_escape(dst, size, src, field);
+	CU_ASSERT_STRING_EQUAL(dst, expected);
+}
+
+static void test_log_escape(void)
+{
+	assert_escaped("/invites_api", true, 256, "/invites_api");
+	assert_escaped("/invites_api?key=k1/secret", true, 256, "/invites_api");
+	assert_escaped("/a?b", false, 256, "/a?b");
+	assert_escaped("/a b", true, 256, "/a%20b");
+	assert_escaped("/a b", false, 256, "/a b");
+	assert_escaped("/x\ny\r", true, 256, "/x%0Ay%0D");
+	assert_escaped("/x\ny", false, 256, "/x%0Ay");
+	assert_escaped("/caf\xc3\xa9\x7f", true, 256, "/caf%C3%A9%7F");
+	assert_escaped("/abcdef", true, 5, "/abc");
+	assert_escaped("/\n", true, 4, "/"); /* an escape is never cut */
+	assert_escaped("/\n", true, 5, "/%0A");
+	assert_escaped("", true, 1, "");
+	assert_escaped("abc", true, 1, "");
+}
+
+static const struct unit_test tests[] = {
+    {"method table", test_method_action},
+    {"path matching", test_path_matches},
+    {"credential sources", test_credential_sources},
+    {"credential Bearer syntax", test_credential_bearer_syntax},
+    {"credential conflict", test_credential_conflict},
+    {"credential with NUL bytes", test_credential_binary},
+    {"credential length cap", test_credential_length_cap},
+    {"redirect values", test_redirect_values},
+    {"Accept media ranges", test_accept_simple},
+    {"Accept weights", test_accept_weights},
+    {"invite bodies", test_body_invite},
+    {"error bodies", test_body_error},
+    {"long error reasons", test_body_error_long},
+    {"log escaping", test_log_escape},
+    {NULL, NULL},
+};
+
+UNIT_MAIN("request", tests)

@@ -1,1 +1,890 @@
-/* placeholder */
+#include "keys/keys.h"
+#include "unit.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HOST  "example.com"
+#define OTHER "other.example"
+
+/* ---- fixture: a fresh directory under /tmp with a store path in it ---- */
+
+struct fixture {
+	char dir[64];
+	char path[96];
+};
+
+static void fixture_init(struct fixture *fx)
+{
+	CU_ASSERT_FATAL(keys_init() == 0);
+	snprintf(fx->dir, sizeof fx->dir, "/tmp/test_store.XXXXXX");
+	CU_ASSERT_FATAL(mkdtemp(fx->dir) != NULL);
+	snprintf(fx->path, sizeof fx->path, "%s/keys.sqlite", fx->dir);
+}
+
+static void fixture_finish(struct fixture *fx)
+{
+	DIR *dir = opendir(fx->dir);
+	CU_ASSERT_FATAL(dir != NULL);
+	struct dirent *entry;
+	while ((entry = readdir(dir)) != NULL) {
+		if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+			continue;
+		CU_ASSERT(unlinkat(dirfd(dir), entry->d_name, 0) == 0);
+	}
+	closedir(dir);
+	CU_ASSERT(rmdir(fx->dir) == 0);
+}
+
+static struct keystore *open_store(const struct fixture *fx)
+{
+	const char *err = NULL;
+	struct keystore *store = keystore_open(fx->path, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(store);
+	return store;
+}
+
+static void create_key(struct keystore *store, const char *host, const char *name,
+                       struct api_key_new *key)
+{
+	const char *err = NULL;
+	CU_ASSERT_EQUAL_FATAL(keystore_create(store, host, name, key, &err), KEYS_OK);
+}
+
+static enum keys_status verify_text(struct keystore *store, const char *text,
+                                    struct api_key_match *match)
+{
+	const char *err = NULL;
+	return keystore_verify(store, text, strlen(text), match, &err);
+}
+
+/* ---- direct SQLite access, to inspect or sabotage the file ---- */
+
+static sqlite3 *raw_open(const struct fixture *fx)
+{
+	sqlite3 *db = NULL;
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READWRITE, NULL),
+	                      SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+static int raw_exec(const struct fixture *fx, const char *sql)
+{
+	sqlite3 *db = raw_open(fx);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+static long long raw_int(const struct fixture *fx, const char *sql)
+{
+	sqlite3 *db = raw_open(fx);
+	sqlite3_stmt *stmt = NULL;
+	long long value = -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+	    sqlite3_step(stmt) == SQLITE_ROW)
+		value = sqlite3_column_int64(stmt, 0);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	return value;
+}
+
+static long long row_count(const struct fixture *fx)
+{
+	return raw_int(fx, "SELECT count(*) FROM api_keys");
+}
+
+/* ---- listing into an array ---- */
+
+struct listing {
+	int count;
+	int stop_after; /* 0: never */
+	char ids[8][KEYS_ID_MAX + 1];
+	char names[8][KEYS_NAME_MAX + 1];
+	char hosts[8][64];
+	int64_t created[8];
+};
+
+static int collect(void *userdata, const struct api_key_info *key)
+{
+	struct listing *list = userdata;
+	if (list->count < 8) {
+		snprintf(list->ids[list->count], sizeof list->ids[0], "%s", key->id);
+		snprintf(list->names[list->count], sizeof list->names[0], "%s", key->name);
+		snprintf(list->hosts[list->count], sizeof list->hosts[0], "%s", key->host);
+		list->created[list->count] = key->created;
+	}
+	list->count++;
+	return list->stop_after != 0 && list->count >= list->stop_after;
+}
+
+static struct listing list_host(struct keystore *store, const char *host)
+{
+	struct listing list = {0};
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_list(store, host, collect, &list, &err), KEYS_OK);
+	return list;
+}
+
+/* ---- a replayable random source, to force ID collisions ---- */
+
+static uint64_t rng_state;
+static bool rng_frozen; /* every byte the same: every ID collides */
+
+static const char *rng_name(void)
+{
+	return "test replay";
+}
+
+static void rng_buf(void *const buf, const size_t size)
+{
+	unsigned char *bytes = buf;
+	for (size_t i = 0; i < size; i++) {
+		if (!rng_frozen)
+			rng_state = rng_state * 6364136223846793005u + 1442695040888963407u;
+		bytes[i] = (unsigned char)(rng_state >> 56);
+	}
+}
+
+static uint32_t rng_random(void)
+{
+	uint32_t value;
+	rng_buf(&value, sizeof value);
+	return value;
+}
+
+static void rng_stir(void)
+{
+}
+
+static int rng_close(void)
+{
+	return 0;
+}
+
+static randombytes_implementation replay_rng = {
+    .implementation_name = rng_name,
+    .random = rng_random,
+    .stir = rng_stir,
+    .uniform = NULL,
+    .buf = rng_buf,
+    .close = rng_close,
+};
+
+static void rng_replay(uint64_t seed, bool frozen)
+{
+	rng_state = seed;
+	rng_frozen = frozen;
+	CU_ASSERT_FATAL(randombytes_set_implementation(&replay_rng) == 0);
+}
+
+static void rng_restore(void)
+{
+	CU_ASSERT_FATAL(randombytes_set_implementation(&randombytes_internal_implementation) == 0);
+}
+
+/* ---- file helpers ---- */
+
+static bool file_contains(const char *path, const void *needle, size_t len)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return false;
+	static char data[1 << 20];
+	size_t n = fread(data, 1, sizeof data, f);
+	fclose(f);
+	return memmem(data, n, needle, len) != NULL;
+}
+
+static bool is_zero(const void *p, size_t len)
+{
+	const unsigned char *bytes = p;
+	for (size_t i = 0; i < len; i++) {
+		if (bytes[i] != 0)
+			return false;
+	}
+	return true;
+}
+
+/* ---- tests ---- */
+
+static void test_create_list_delete(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new first, second, other;
+	const char *err = NULL;
+	int64_t before = time(NULL);
+	create_key(store, HOST, "first", &first);
+	create_key(store, HOST, "second", &second);
+	create_key(store, OTHER, "other", &other);
+	int64_t after = time(NULL);
+
+	struct listing list = list_host(store, HOST);
+	CU_ASSERT_EQUAL_FATAL(list.count, 2);
+	CU_ASSERT_STRING_EQUAL(list.ids[0], first.id);
+	CU_ASSERT_STRING_EQUAL(list.names[0], "first");
+	CU_ASSERT_STRING_EQUAL(list.hosts[0], HOST);
+	CU_ASSERT(list.created[0] >= before && list.created[0] <= after);
+	CU_ASSERT_STRING_EQUAL(list.ids[1], second.id);
+	CU_ASSERT_STRING_EQUAL(list.names[1], "second");
+
+	CU_ASSERT_EQUAL(keystore_delete(store, HOST, first.id, &err), KEYS_OK);
+	list = list_host(store, HOST);
+	CU_ASSERT_EQUAL_FATAL(list.count, 1);
+	CU_ASSERT_STRING_EQUAL(list.ids[0], second.id);
+	CU_ASSERT_EQUAL(keystore_delete(store, HOST, first.id, &err), KEYS_NOT_FOUND);
+	CU_ASSERT_EQUAL(list_host(store, OTHER).count, 1);
+	CU_ASSERT_EQUAL(list_host(store, "nobody.example").count, 0);
+
+	keys_wipe(&first);
+	keys_wipe(&second);
+	keys_wipe(&other);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_persistence(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	create_key(store, HOST, "kept", &key);
+	keystore_close(store);
+
+	store = open_store(&fx);
+	struct listing list = list_host(store, HOST);
+	CU_ASSERT_EQUAL_FATAL(list.count, 1);
+	CU_ASSERT_STRING_EQUAL(list.ids[0], key.id);
+	CU_ASSERT_STRING_EQUAL(list.names[0], "kept");
+	struct api_key_match match;
+	CU_ASSERT_EQUAL(verify_text(store, key.text, &match), KEYS_OK);
+	keystore_close(store);
+	keystore_close(NULL);
+	keys_wipe(&key);
+	fixture_finish(&fx);
+}
+
+static void test_verify(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key, second, unstored;
+	create_key(store, HOST, "verify", &key);
+	create_key(store, HOST, "second", &second);
+	keys_generate(&unstored);
+
+	struct api_key_match match;
+	memset(&match, 'x', sizeof match);
+	const char *err = "untouched";
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, strlen(key.text), &match, &err), KEYS_OK);
+	CU_ASSERT_STRING_EQUAL(match.id, key.id);
+	CU_ASSERT_STRING_EQUAL(match.host, HOST);
+
+	char text[KEYS_TEXT_MAX + 2];
+	snprintf(text, sizeof text, "%s", key.text);
+	text[strlen(text) - 1] ^= 1; /* wrong secret, same length and alphabet */
+	CU_ASSERT_EQUAL(verify_text(store, text, &match), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify_text(store, unstored.text, &match), KEYS_DENIED);
+	snprintf(text, sizeof text, "%s/%s", key.id, second.secret); /* another key's secret */
+	CU_ASSERT_EQUAL(verify_text(store, text, &match), KEYS_DENIED);
+	snprintf(text, sizeof text, "%s/%s", "AAAAAAAAAAAAAAAA", key.secret);
+	CU_ASSERT_EQUAL(verify_text(store, text, &match), KEYS_DENIED);
+	keys_wipe(&unstored);
+	keys_wipe(&second);
+	keystore_close(store);
+	keys_wipe(&key);
+	fixture_finish(&fx);
+}
+
+static void test_verify_malformed(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	create_key(store, HOST, "verify", &key);
+	struct api_key_match match;
+	const char *err = NULL;
+	size_t len = strlen(key.text);
+	char text[KEYS_TEXT_MAX + 2];
+
+	snprintf(text, sizeof text, "%s ", key.text); /* valid key plus a byte */
+	CU_ASSERT_EQUAL(verify_text(store, text, &match), KEYS_DENIED);
+	/* the key with its NUL terminator counted */
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, len + 1, &match, &err), KEYS_DENIED);
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, len - 1, &match, &err), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify_text(store, key.id, &match), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify_text(store, key.secret, &match), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify_text(store, "", &match), KEYS_DENIED);
+	CU_ASSERT_EQUAL(keystore_verify(store, NULL, 0, &match, &err), KEYS_DENIED);
+
+	char *huge = malloc(1 << 20);
+	CU_ASSERT_FATAL(huge != NULL);
+	memset(huge, 'A', 1 << 20);
+	memcpy(huge, key.text, len);
+	CU_ASSERT_EQUAL(keystore_verify(store, huge, 1 << 20, &match, &err), KEYS_DENIED);
+	free(huge);
+
+	/* Still fine afterwards: the dummy lookups left nothing behind. */
+	CU_ASSERT_EQUAL(verify_text(store, key.text, &match), KEYS_OK);
+	keystore_close(store);
+	keys_wipe(&key);
+	fixture_finish(&fx);
+}
+
+static void test_verify_other_host(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new mine, theirs;
+	create_key(store, HOST, "mine", &mine);
+	create_key(store, OTHER, "theirs", &theirs);
+	struct api_key_match match;
+	CU_ASSERT_EQUAL(verify_text(store, theirs.text, &match), KEYS_OK);
+	CU_ASSERT_STRING_EQUAL(match.host, OTHER);
+	CU_ASSERT_STRING_EQUAL(match.id, theirs.id);
+	CU_ASSERT_EQUAL(verify_text(store, mine.text, &match), KEYS_OK);
+	CU_ASSERT_STRING_EQUAL(match.host, HOST);
+	keys_wipe(&mine);
+	keys_wipe(&theirs);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+/* The CLI and the daemon are separate processes: what one commits, the
+ * other's very next verification must see. */
+static void test_cross_connection(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *daemon = open_store(&fx);
+	struct keystore *cli = open_store(&fx);
+	struct api_key_new key, later;
+	struct api_key_match match;
+	const char *err = NULL;
+	create_key(daemon, HOST, "cross", &key);
+	CU_ASSERT_EQUAL(verify_text(daemon, key.text, &match), KEYS_OK);
+
+	/* No read transaction may stay open between verifications: a
+	 * truncating checkpoint only succeeds if no reader holds a snapshot. */
+	sqlite3 *db = raw_open(&fx);
+	sqlite3_busy_timeout(db, 0);
+	int log = -1, checkpointed = -1;
+	CU_ASSERT_EQUAL(
+	    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &checkpointed),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	CU_ASSERT_EQUAL(keystore_delete(cli, HOST, key.id, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(verify_text(daemon, key.text, &match), KEYS_DENIED);
+
+	create_key(cli, HOST, "later", &later);
+	CU_ASSERT_EQUAL(verify_text(daemon, later.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(list_host(daemon, HOST).count, 1);
+	keys_wipe(&key);
+	keys_wipe(&later);
+	keystore_close(cli);
+	keystore_close(daemon);
+	fixture_finish(&fx);
+}
+
+/* The CLI writes while the daemon verifies: WAL readers do not wait. */
+static void test_verify_during_write(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	struct api_key_match match;
+	create_key(store, HOST, "busy", &key);
+	sqlite3 *db = raw_open(&fx);
+	CU_ASSERT_EQUAL(sqlite3_exec(db,
+	                             "BEGIN IMMEDIATE; INSERT INTO api_keys VALUES"
+	                             " ('x', 'h', 'n', 0, zeroblob(32))",
+	                             NULL, NULL, NULL),
+	                SQLITE_OK);
+	time_t start = time(NULL);
+	CU_ASSERT_EQUAL(verify_text(store, key.text, &match), KEYS_OK);
+	CU_ASSERT(time(NULL) - start <= 1);
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+	keys_wipe(&key);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static mode_t file_mode(const char *path)
+{
+	struct stat st;
+	CU_ASSERT_FATAL(stat(path, &st) == 0);
+	return st.st_mode & 07777;
+}
+
+static void test_file_mode(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	mode_t saved = umask(0);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	create_key(store, HOST, "mode", &key);
+	CU_ASSERT_EQUAL(file_mode(fx.path), 0600);
+	char wal[128];
+	snprintf(wal, sizeof wal, "%s-wal", fx.path);
+	CU_ASSERT_EQUAL(file_mode(wal), 0600);
+	umask(saved);
+	keys_wipe(&key);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_delete_not_found(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	struct api_key_match match;
+	const char *err = NULL;
+	create_key(store, HOST, "keep", &key);
+	CU_ASSERT_EQUAL(keystore_delete(store, HOST, "unknownunknown00", &err), KEYS_NOT_FOUND);
+	CU_ASSERT_PTR_NOT_NULL(err);
+	CU_ASSERT_EQUAL(keystore_delete(store, OTHER, key.id, &err), KEYS_NOT_FOUND);
+	CU_ASSERT_EQUAL(keystore_delete(store, HOST, "", &err), KEYS_NOT_FOUND);
+	CU_ASSERT_EQUAL(verify_text(store, key.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(row_count(&fx), 1);
+	keys_wipe(&key);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+struct argument_case {
+	const char *what;
+	const char *host;
+	const char *name;
+	bool valid;
+};
+
+static void test_invalid_arguments(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	char host_max[KEYS_HOST_MAX + 2], name_max[KEYS_NAME_MAX + 2];
+	memset(host_max, 'h', sizeof host_max - 1);
+	host_max[sizeof host_max - 1] = '\0';
+	memset(name_max, 'n', sizeof name_max - 1);
+	name_max[sizeof name_max - 1] = '\0';
+	const struct argument_case cases[] = {
+	    {"host of 1024 bytes", host_max, "n", false},
+	    {"name of 201 bytes", HOST, name_max, false},
+	    {"host of 1023 bytes", host_max + 1, "n", true},
+	    {"name of 200 bytes", HOST, name_max + 1, true},
+	    {"UTF-8 name", HOST, "Schl\xc3\xbcssel \xe2\x9c\x93 \xf0\x9f\x94\x91", true},
+	    {"IDN host", "b\xc3\xbc\x63her.example", "n", true},
+	    {"empty host", "", "n", false},
+	    {"NULL host", NULL, "n", false},
+	    {"empty name", HOST, "", false},
+	    {"NULL name", HOST, NULL, false},
+	    {"space in host", "exa mple.com", "n", false},
+	    {"slash in host", "example.com/x", "n", false},
+	    {"tab in host", "example.com\t", "n", false},
+	    {"newline in host", "example.com\n", "n", false},
+	    {"invalid UTF-8 host", "ex\xff.com", "n", false},
+	    {"tab in name", HOST, "a\tb", false},
+	    {"newline in name", HOST, "a\nb", false},
+	    {"carriage return in name", HOST, "a\rb", false},
+	    {"escape in name", HOST, "a\x1b[31m", false},
+	    {"DEL in name", HOST, "a\x7f", false},
+	    {"C1 control in name", HOST, "a\xc2\x85", false},
+	    {"invalid byte in name", HOST, "a\xff", false},
+	    {"truncated sequence in name", HOST, "a\xe2\x9c", false},
+	    {"overlong encoding in name", HOST, "a\xc0\xaf", false},
+	    {"surrogate in name", HOST, "a\xed\xa0\x80", false},
+	    {"beyond U+10FFFF in name", HOST, "a\xf4\x90\x80\x80", false},
+	};
+	struct keystore *store = open_store(&fx);
+	long long expected_rows = 0;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const struct argument_case *c = &cases[i];
+		struct api_key_new key;
+		const char *err = NULL;
+		enum keys_status status = keystore_create(store, c->host, c->name, &key, &err);
+		enum keys_status expected = c->valid ? KEYS_OK : KEYS_INVALID;
+		CU_assertImplementation(status == expected, __LINE__, c->what, __FILE__, "",
+		                        CU_FALSE);
+		CU_assertImplementation(status == KEYS_OK || err != NULL, __LINE__, c->what,
+		                        __FILE__, "", CU_FALSE);
+		expected_rows += c->valid;
+		if (status == KEYS_OK)
+			keys_wipe(&key);
+	}
+	CU_ASSERT_EQUAL(row_count(&fx), expected_rows);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_no_secret_in_file(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	create_key(store, HOST, "secret", &key);
+	unsigned char hash[KEYS_HASH_BYTES];
+	keys_hash_secret(key.secret, KEYS_SECRET_LEN, hash);
+	char wal[128];
+	snprintf(wal, sizeof wal, "%s-wal", fx.path);
+
+	/* While open the row may still be in the WAL; after closing it is
+	 * checkpointed into the main file. The ID and hash must be found, or
+	 * not finding the secret would prove nothing. */
+	CU_ASSERT(file_contains(fx.path, key.id, KEYS_ID_LEN) ||
+	          file_contains(wal, key.id, KEYS_ID_LEN));
+	CU_ASSERT(file_contains(fx.path, hash, sizeof hash) ||
+	          file_contains(wal, hash, sizeof hash));
+	CU_ASSERT(!file_contains(fx.path, key.secret, KEYS_SECRET_LEN));
+	CU_ASSERT(!file_contains(wal, key.secret, KEYS_SECRET_LEN));
+	keystore_close(store);
+	CU_ASSERT(file_contains(fx.path, key.id, KEYS_ID_LEN));
+	CU_ASSERT(file_contains(fx.path, hash, sizeof hash));
+	CU_ASSERT(!file_contains(fx.path, key.secret, KEYS_SECRET_LEN));
+	keys_wipe(&key);
+	fixture_finish(&fx);
+}
+
+static void test_schema(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	create_key(store, HOST, "schema", &key);
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 1);
+	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+	CU_ASSERT_EQUAL(raw_int(&fx,
+	                        "SELECT count(*) FROM pragma_table_info('api_keys')"
+	                        " WHERE name IN ('id', 'host', 'name', 'created', 'secret_hash')"),
+	                5);
+	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT count(*) FROM pragma_index_list('api_keys') l,"
+	                             " pragma_index_info(l.name) i WHERE i.name = 'host'"),
+	                1);
+	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT length(secret_hash) FROM api_keys"), KEYS_HASH_BYTES);
+	keystore_close(store);
+	/* Reopening an up-to-date store changes nothing. */
+	store = open_store(&fx);
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 1);
+	CU_ASSERT_EQUAL(row_count(&fx), 1);
+	keystore_close(store);
+	keys_wipe(&key);
+	fixture_finish(&fx);
+}
+
+static void test_open_missing_directory(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	char path[160];
+	snprintf(path, sizeof path, "%s/missing/keys.sqlite", fx.dir);
+	const char *err = NULL;
+	CU_ASSERT_PTR_NULL(keystore_open(path, &err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "No such file or directory"));
+	fixture_finish(&fx);
+}
+
+static void test_open_corrupt(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	char garbage[4096];
+	for (size_t i = 0; i < sizeof garbage; i++)
+		garbage[i] = (char)(i * 7 + 13);
+	FILE *f = fopen(fx.path, "wb");
+	CU_ASSERT_FATAL(f != NULL);
+	CU_ASSERT_FATAL(fwrite(garbage, 1, sizeof garbage, f) == sizeof garbage);
+	CU_ASSERT_FATAL(fclose(f) == 0);
+
+	const char *err = NULL;
+	CU_ASSERT_PTR_NULL(keystore_open(fx.path, &err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, fx.path));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a database"));
+	/* Refused, not "repaired". */
+	CU_ASSERT(file_contains(fx.path, garbage, sizeof garbage));
+	fixture_finish(&fx);
+}
+
+static void test_open_newer_schema(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	keystore_close(open_store(&fx));
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "PRAGMA user_version = 99"), SQLITE_OK);
+	const char *err = NULL;
+	CU_ASSERT_PTR_NULL(keystore_open(fx.path, &err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, fx.path));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "99"));
+	fixture_finish(&fx);
+}
+
+/* A trigger makes the INSERT fail inside the transaction. */
+static void test_create_failure(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "CREATE TRIGGER sabotage BEFORE INSERT ON api_keys"
+	                                    " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"),
+	                      SQLITE_OK);
+	/* The replayed random source tells which key create will try. */
+	struct api_key_new expected, key;
+	rng_replay(42, false);
+	keys_generate(&expected);
+	rng_replay(42, false);
+	memset(&key, 0x55, sizeof key);
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_create(store, HOST, "fails", &key, &err), KEYS_ERROR);
+	rng_restore();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, fx.path));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "injected failure"));
+	CU_ASSERT_PTR_NULL(strstr(err, expected.secret));
+	CU_ASSERT(is_zero(&key, sizeof key));
+	CU_ASSERT_EQUAL(row_count(&fx), 0);
+
+	/* Nothing is left half-done: once the trigger is gone, create works. */
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "DROP TRIGGER sabotage"), SQLITE_OK);
+	create_key(store, HOST, "works", &key);
+	CU_ASSERT_EQUAL(row_count(&fx), 1);
+	keys_wipe(&key);
+	keys_wipe(&expected);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_delete_failure(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	struct api_key_match match;
+	create_key(store, HOST, "stays", &key);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "CREATE TRIGGER sabotage BEFORE DELETE ON api_keys"
+	                                    " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"),
+	                      SQLITE_OK);
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_delete(store, HOST, key.id, &err), KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "injected failure"));
+	CU_ASSERT_EQUAL(verify_text(store, key.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(row_count(&fx), 1);
+	keys_wipe(&key);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_id_collision_retried(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new first, second;
+	struct api_key_match match;
+	rng_replay(7, false);
+	create_key(store, HOST, "first", &first);
+	rng_replay(7, false); /* the same ID comes up again */
+	create_key(store, HOST, "second", &second);
+	rng_restore();
+	CU_ASSERT_STRING_NOT_EQUAL(first.id, second.id);
+	CU_ASSERT_EQUAL(row_count(&fx), 2);
+	CU_ASSERT_EQUAL(verify_text(store, first.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(verify_text(store, second.text, &match), KEYS_OK);
+	keys_wipe(&first);
+	keys_wipe(&second);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_id_collision_exhausted(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new first, second;
+	rng_replay(9, true); /* every ID is the same */
+	create_key(store, HOST, "first", &first);
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_create(store, HOST, "second", &second, &err), KEYS_ERROR);
+	rng_restore();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, fx.path));
+	CU_ASSERT(is_zero(&second, sizeof second));
+	CU_ASSERT_EQUAL(row_count(&fx), 1);
+	keys_wipe(&first);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+/* A store that cannot be read is an error, never a denial. */
+static void test_store_errors(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	struct api_key_match match;
+	create_key(store, HOST, "gone", &key);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "DROP TABLE api_keys"), SQLITE_OK);
+
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, strlen(key.text), &match, &err),
+	                KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, fx.path));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "no such table"));
+	err = NULL;
+	CU_ASSERT_EQUAL(keystore_verify(store, "bad", 3, &match, &err), KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(err);
+	err = NULL;
+	CU_ASSERT_EQUAL(keystore_list(store, HOST, collect, &(struct listing){0}, &err),
+	                KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(err);
+	err = NULL;
+	CU_ASSERT_EQUAL(keystore_delete(store, HOST, key.id, &err), KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(err);
+	keys_wipe(&key);
+	err = NULL;
+	CU_ASSERT_EQUAL(keystore_create(store, HOST, "new", &key, &err), KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(err);
+	CU_ASSERT(is_zero(&key, sizeof key));
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_malformed_record(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	struct api_key_match match;
+	create_key(store, HOST, "short hash", &key);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "UPDATE api_keys SET secret_hash = x'00'"), SQLITE_OK);
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, strlen(key.text), &match, &err),
+	                KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(err);
+	keys_wipe(&key);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+/* Another connection holds the database exclusively past the busy timeout. */
+static void test_verify_busy(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	struct api_key_match match;
+	create_key(store, HOST, "locked out", &key);
+	sqlite3 *db = raw_open(&fx);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db,
+	                                   "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;"
+	                                   " DELETE FROM api_keys WHERE id = 'none'",
+	                                   NULL, NULL, NULL),
+	                      SQLITE_OK);
+	const char *err = NULL;
+	time_t start = time(NULL);
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, strlen(key.text), &match, &err),
+	                KEYS_ERROR);
+	time_t waited = time(NULL) - start;
+	CU_ASSERT(waited >= 4 && waited <= 7); /* the 5 s busy timeout */
+	CU_ASSERT_PTR_NOT_NULL(err);
+	sqlite3_close(db);
+	CU_ASSERT_EQUAL(verify_text(store, key.text, &match), KEYS_OK);
+	keys_wipe(&key);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_list_order_and_stop(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new a, b, c;
+	create_key(store, HOST, "a", &a);
+	create_key(store, HOST, "b", &b);
+	create_key(store, HOST, "c", &c);
+	/* Same second: insertion order. Then make "a" the newest. */
+	struct listing list = list_host(store, HOST);
+	CU_ASSERT_EQUAL_FATAL(list.count, 3);
+	CU_ASSERT_STRING_EQUAL(list.names[0], "a");
+	CU_ASSERT_STRING_EQUAL(list.names[2], "c");
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "UPDATE api_keys SET created = 100 WHERE name = 'a';"
+	                                    "UPDATE api_keys SET created = 50 WHERE name != 'a'"),
+	                      SQLITE_OK);
+	list = list_host(store, HOST);
+	CU_ASSERT_EQUAL_FATAL(list.count, 3);
+	CU_ASSERT_STRING_EQUAL(list.names[0], "b");
+	CU_ASSERT_STRING_EQUAL(list.names[1], "c");
+	CU_ASSERT_STRING_EQUAL(list.names[2], "a");
+	CU_ASSERT_EQUAL(list.created[2], 100);
+
+	struct listing stopped = {.stop_after = 2};
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_list(store, HOST, collect, &stopped, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(stopped.count, 2);
+	keys_wipe(&a);
+	keys_wipe(&b);
+	keys_wipe(&c);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static const struct unit_test tests[] = {
+    {"create, list, delete", test_create_list_delete},
+    {"keys persist across close and reopen", test_persistence},
+    {"verify: OK, wrong secret, unknown ID", test_verify},
+    {"verify: malformed credentials are denied", test_verify_malformed},
+    {"verify: a key of another host verifies", test_verify_other_host},
+    {"changes through another handle are seen at once", test_cross_connection},
+    {"verify is not blocked by a writer", test_verify_during_write},
+    {"file mode is 0600 with umask 0", test_file_mode},
+    {"delete of an unknown key: not found", test_delete_not_found},
+    {"invalid hosts and names are refused", test_invalid_arguments},
+    {"the file holds no secret", test_no_secret_in_file},
+    {"schema version, WAL, table and index", test_schema},
+    {"open in a missing directory fails", test_open_missing_directory},
+    {"open of a corrupt file fails", test_open_corrupt},
+    {"open of a newer schema fails", test_open_newer_schema},
+    {"create failure wipes the key", test_create_failure},
+    {"delete failure keeps the key", test_delete_failure},
+    {"an ID collision is retried", test_id_collision_retried},
+    {"endless ID collisions fail", test_id_collision_exhausted},
+    {"store errors are errors, not denials", test_store_errors},
+    {"a malformed record is an error", test_malformed_record},
+    {"verify fails after the busy timeout", test_verify_busy},
+    {"list order and early stop", test_list_order_and_stop},
+    {NULL, NULL},
+};
+
+UNIT_MAIN("store", tests)

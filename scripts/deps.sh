@@ -1,0 +1,48 @@
+# Sourced by the other scripts: installs the Debian packages a step needs.
+# Usage: install_packages build|demo|test
+
+BUILD_PKGS="gcc meson ninja-build pkg-config libstrophe-dev libexpat1-dev libmicrohttpd-dev
+libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev"
+DEMO_PKGS="$BUILD_PKGS prosody prosody-modules curl"
+TEST_PKGS="$DEMO_PKGS python3 python3-pytest chromium sqlite3 valgrind"
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_packages() {
+    local pkgs missing=""
+    case "$1" in
+        build) pkgs=$BUILD_PKGS ;;
+        demo) pkgs=$DEMO_PKGS ;;
+        test) pkgs=$TEST_PKGS ;;
+        *) echo "install_packages: unknown set $1" >&2; return 2 ;;
+    esac
+    for p in $pkgs; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    echo "==> installing:$missing"
+    as_root apt-get update -q
+    # A package's install script must not leave a system Prosody running on
+    # the standard ports: policy-rc.d forbids starting services meanwhile.
+    local policy=/usr/sbin/policy-rc.d created=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod 755 "$policy"
+        created=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+    local rc=$?
+    [ -n "$created" ] && as_root rm -f "$policy"
+    return $rc
+}
+
+# Build into $1 (created when missing) with extra meson options after it.
+build_project() {
+    local dir=$1; shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >/dev/null || return 1
+    fi
+    ninja -C "$dir"
+}

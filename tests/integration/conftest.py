@@ -1,0 +1,119 @@
+"""Fixtures for the invites-api integration tests.
+
+Scopes: one Prosody (and one daemon connected to it) per test module for the
+request/response tests; tests that kill, stop or restart Prosody get their own
+Prosody and daemon (function scope), so no test depends on another's order.
+Only one daemon may be connected per Prosody at a time (a second connection
+for the same component JID is refused with a conflict).
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+
+
+def _require_binary():
+    path = harness.binary_path()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(f"invites-api binary not found at {path} (set INVITES_API, or build with "
+                    f"`meson setup /tmp/build-int /work/main && ninja -C /tmp/build-int`)",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def binary():
+    return _require_binary()
+
+
+def _start_prosody(directory, **kw):
+    p = harness.Prosody(directory, **kw)
+    p.start()
+    return p
+
+
+@pytest.fixture(scope="module")
+def prosody(tmp_path_factory):
+    p = _start_prosody(tmp_path_factory.mktemp("prosody"))
+    yield p
+    p.stop()
+    p.kill()
+
+
+@pytest.fixture
+def fresh_prosody(tmp_path):
+    """A Prosody of this test's own, which the test may kill, stop or restart."""
+    p = _start_prosody(tmp_path / "prosody")
+    yield p
+    p.stop()
+    p.kill()
+
+
+def _finish_daemon(inst):
+    """Teardown of a daemon: SIGTERM must make it exit 0 within a few seconds,
+    and its log must not contain any secret the run has seen."""
+    if inst.proc is None:
+        return
+    if inst.prosody is not None and inst.prosody.stopped:
+        inst.prosody.cont()
+    already_exited = inst.proc.poll() is not None
+    try:
+        code = inst.terminate(timeout=5)
+    finally:
+        inst.kill()
+    leaked = harness.secrets_in_logs([inst.log, inst.stdout_log])
+    assert not leaked, f"daemon log contains secrets: {leaked}"
+    if not already_exited:
+        assert code == 0, f"daemon exited with {code} on SIGTERM\n{inst.describe()}"
+
+
+@pytest.fixture
+def make_instance(tmp_path, binary):
+    """Factory: make_instance(prosody=..., **config) -> harness.Instance (not started).
+    Every daemon started from one is stopped (and checked) at teardown."""
+    made = []
+
+    def make(prosody=None, name=None, **kw):
+        inst = harness.Instance(tmp_path / (name or f"instance{len(made)}"), prosody, **kw)
+        made.append(inst)
+        return inst
+
+    yield make
+    errors = []
+    for inst in made:
+        try:
+            _finish_daemon(inst)
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory, prosody, binary):
+    """A running daemon connected to the module's Prosody, with one key for localhost
+    (daemon.key) and one for other.localhost (daemon.foreign_key)."""
+    inst = harness.Instance(tmp_path_factory.mktemp("daemon"), prosody)
+    inst.key = inst.create_key(harness.MAIN_HOST, "main key")
+    inst.foreign_key = inst.create_key(harness.FOREIGN_HOST, "foreign key")
+    try:
+        inst.start()
+    except BaseException:
+        inst.kill()
+        raise
+    yield inst
+    _finish_daemon(inst)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_daemon_log():
+    """Session-wide check: every daemon log of the run, grepped for every key secret
+    and component secret the run used."""
+    yield
+    leaked = harness.secrets_in_logs()
+    assert not leaked, ("secrets found in daemon logs (log, secret): " + repr(leaked))

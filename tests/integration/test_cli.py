@@ -1,0 +1,155 @@
+"""The command-line interface: key management and config checking (no Prosody needed)."""
+
+import pytest
+
+import harness
+from harness import FOREIGN_HOST, KEY_RE, MAIN_HOST
+
+
+@pytest.fixture
+def inst(make_instance, binary):
+    return make_instance()
+
+
+def listed(inst, host):
+    r = inst.cli("list", host)
+    assert r.returncode == 0, f"list failed: {r!r}"
+    rows = [ln.split("\t") for ln in r.stdout.splitlines() if ln.strip()]
+    assert all(len(row) == 2 for row in rows), f"list lines must be ID<TAB>NAME: {r!r}"
+    return dict(rows), r
+
+
+def test_create_prints_the_key_once_as_id_slash_secret(inst):
+    r = inst.cli("create", MAIN_HOST, "website")
+    assert r.returncode == 0, repr(r)
+    keys = [ln for ln in r.stdout.splitlines() if KEY_RE.match(ln)]
+    assert len(keys) == 1, f"expected one ID/SECRET line on stdout: {r!r}"
+    key_id, secret = KEY_RE.match(keys[0]).groups()
+    harness.register_secret(secret)
+    assert len(key_id) >= 8 and len(secret) >= 43
+    assert r.stdout.count(secret) == 1 and secret not in r.stderr, repr(r)
+
+
+def test_created_keys_are_distinct(inst):
+    a = inst.create_key(MAIN_HOST, "a")
+    b = inst.create_key(MAIN_HOST, "b")
+    (id_a, sec_a), (id_b, sec_b) = KEY_RE.match(a).groups(), KEY_RE.match(b).groups()
+    assert id_a != id_b and sec_a != sec_b
+
+
+def test_list_shows_id_and_name_of_each_key_and_no_secret(inst):
+    a = inst.create_key(MAIN_HOST, "first key")
+    b = inst.create_key(MAIN_HOST, "second")
+    rows, r = listed(inst, MAIN_HOST)
+    id_a, sec_a = a.split("/")
+    id_b, sec_b = b.split("/")
+    assert rows == {id_a: "first key", id_b: "second"}, repr(r)
+    assert sec_a not in r.stdout + r.stderr and sec_b not in r.stdout + r.stderr
+
+
+def test_list_shows_only_the_keys_of_that_host(inst):
+    a = inst.create_key(MAIN_HOST, "main")
+    b = inst.create_key(FOREIGN_HOST, "foreign")
+    main_rows, _ = listed(inst, MAIN_HOST)
+    foreign_rows, _ = listed(inst, FOREIGN_HOST)
+    assert set(main_rows) == {a.split("/")[0]}
+    assert set(foreign_rows) == {b.split("/")[0]}
+
+
+def test_list_of_empty_store_prints_nothing(inst):
+    rows, r = listed(inst, MAIN_HOST)
+    assert rows == {} and r.stdout.strip() == "", repr(r)
+
+
+def test_delete_revokes_the_key(inst):
+    a = inst.create_key(MAIN_HOST, "to delete")
+    b = inst.create_key(MAIN_HOST, "to keep")
+    r = inst.cli("delete", MAIN_HOST, a.split("/")[0])
+    assert r.returncode == 0, repr(r)
+    rows, _ = listed(inst, MAIN_HOST)
+    assert set(rows) == {b.split("/")[0]}
+
+
+def test_delete_unknown_id_fails_on_stderr(inst):
+    inst.create_key(MAIN_HOST, "present")
+    r = inst.cli("delete", MAIN_HOST, "AAAAAAAAAAAA")
+    assert r.returncode != 0 and r.stderr.strip() and r.stdout == "", repr(r)
+    assert len(listed(inst, MAIN_HOST)[0]) == 1
+
+
+def test_delete_twice_fails_the_second_time(inst):
+    key_id = inst.create_key(MAIN_HOST, "once").split("/")[0]
+    assert inst.cli("delete", MAIN_HOST, key_id).returncode == 0
+    r = inst.cli("delete", MAIN_HOST, key_id)
+    assert r.returncode != 0 and r.stderr.strip() and r.stdout == "", repr(r)
+
+
+def test_delete_on_a_host_not_served_fails(inst):
+    key_id = inst.create_key(MAIN_HOST, "k").split("/")[0]
+    r = inst.cli("delete", "not-served.example", key_id)
+    assert r.returncode != 0 and r.stderr.strip() and r.stdout == "", repr(r)
+    assert key_id in listed(inst, MAIN_HOST)[0], "the key must survive"
+
+
+def test_delete_with_the_id_of_another_host_fails(inst):
+    key_id = inst.create_key(MAIN_HOST, "k").split("/")[0]
+    r = inst.cli("delete", FOREIGN_HOST, key_id)
+    assert r.returncode != 0 and r.stderr.strip() and r.stdout == "", repr(r)
+    assert key_id in listed(inst, MAIN_HOST)[0], "the key must survive"
+
+
+def test_create_on_a_host_not_served_fails(inst):
+    r = inst.cli("create", "not-served.example", "k")
+    assert r.returncode != 0 and r.stderr.strip() and r.stdout == "", repr(r)
+    assert not KEY_RE.search(r.stdout + r.stderr)
+
+
+def test_list_on_a_host_not_served_fails(inst):
+    r = inst.cli("list", "not-served.example")
+    assert r.returncode != 0 and r.stderr.strip() and r.stdout == "", repr(r)
+
+
+def test_check_accepts_a_valid_config(inst):
+    r = inst.cli("check")
+    assert r.returncode == 0 and "configuration OK" in r.stdout, repr(r)
+
+
+def _config_lines(inst):
+    return inst.config.read_text().splitlines()
+
+
+def _line_of(lines, prefix):
+    for i, line in enumerate(lines):
+        if line.startswith(prefix):
+            return i
+    raise AssertionError(f"{prefix!r} not in config")
+
+
+@pytest.mark.parametrize("case", ["bad_port", "garbage_line", "bad_timeout"])
+def test_check_names_file_and_line_of_a_config_error(inst, tmp_path, case):
+    lines = _config_lines(inst)
+    if case == "bad_port":
+        i = _line_of(lines, "port =")          # [component] port
+        lines[i] = "port = not-a-number"
+    elif case == "garbage_line":
+        i = _line_of(lines, "[http]") + 1
+        lines.insert(i, "this line is neither a section nor a key-value pair")
+    else:
+        i = _line_of(lines, "request_timeout =")
+        lines[i] = "request_timeout = soon"
+    bad = tmp_path / f"{case}.cfg"
+    bad.write_text("\n".join(lines) + "\n")
+    r = inst.cli("check", config=bad)
+    assert r.returncode != 0 and "configuration OK" not in r.stdout, repr(r)
+    assert f"{bad}:{i + 1}:" in r.stderr, f"expected '{bad}:{i + 1}: ...' on stderr: {r!r}"
+
+
+def test_check_on_a_missing_file_fails(inst, tmp_path):
+    missing = tmp_path / "nope.cfg"
+    r = inst.cli("check", config=missing)
+    assert r.returncode != 0 and str(missing) in r.stderr, repr(r)
+
+
+def test_unknown_command_fails(inst):
+    r = inst.cli("frobnicate")
+    assert r.returncode != 0 and r.stderr.strip() and r.stdout == "", repr(r)

@@ -1,0 +1,322 @@
+"""The HTTP API against a real Prosody: one Prosody and one daemon for this module.
+
+Tests that revoke keys create their own, so no test depends on another."""
+
+import datetime
+import json
+import re
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+import harness
+from harness import CORS_HEADERS, FOREIGN_HOST, MAIN_HOST
+
+
+# -- helpers -----------------------------------------------------------------
+
+def location_token(resp, daemon):
+    """Check resp carries an invite page URL of the module's Prosody in Location,
+    stored by Prosody; return (url, token)."""
+    loc = resp.header("Location")
+    assert loc, f"no Location: {resp!r}\n{daemon.describe()}"
+    prefix = f"http://localhost:{daemon.prosody.http_port}/invites_page?"
+    assert loc.startswith(prefix), f"Location {loc!r} is not {prefix}TOKEN"
+    token = loc[len(prefix):]
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", token), loc
+    assert token in daemon.prosody.stored_tokens(), \
+        f"token {token} of {loc} is not in Prosody's store {daemon.prosody.store_file(MAIN_HOST)}"
+    return loc, token
+
+
+def assert_created(resp, daemon, status=201):
+    assert resp.status == status, f"expected {status}, got {resp!r}\n{daemon.describe()}"
+    return location_token(resp, daemon)
+
+
+def assert_cors(resp, origin="*"):
+    assert resp.header("Access-Control-Allow-Origin") == origin, repr(resp)
+    for name, value in CORS_HEADERS.items():
+        assert resp.header(name) == value, f"{name} should be {value!r}: {resp!r}"
+
+
+def allow_methods(resp):
+    allow = resp.header("Allow")
+    assert allow, f"405 without Allow: {resp!r}"
+    return {m.strip().upper() for m in allow.split(",")}
+
+
+def bearer(key):
+    return {"Authorization": "Bearer " + key}
+
+
+def stored_count(daemon):
+    return len(daemon.prosody.stored_tokens(MAIN_HOST))
+
+
+# -- creating invites ----------------------------------------------------------
+
+def test_get_with_query_key_returns_201_and_invite_location(daemon):
+    r = daemon.get_invite(daemon.key)
+    assert_created(r, daemon)
+
+
+def test_location_is_a_valid_invite_page(daemon):
+    loc, token = assert_created(daemon.get_invite(daemon.key), daemon)
+    assert harness.invite_page_state(loc) == "valid"
+    # the same check on a token Prosody never issued must see the invalid page
+    assert harness.invite_page_state(daemon.prosody.page_url(token[:-1] + "_x")) == "invalid"
+
+
+def test_body_is_the_location_as_text(daemon):
+    r = daemon.get_invite(daemon.key)
+    loc, _ = assert_created(r, daemon)
+    assert (r.header("Content-Type") or "").startswith("text/plain"), repr(r)
+    assert r.text == loc + "\n", repr(r)
+
+
+def test_json_answer_when_accepted(daemon):
+    r = daemon.get_invite(daemon.key, headers={"Accept": "application/json"})
+    loc, token = assert_created(r, daemon)
+    assert (r.header("Content-Type") or "").startswith("application/json"), repr(r)
+    doc = json.loads(r.body)
+    assert set(doc) >= {"url", "uri", "expires"}, doc
+    assert doc["url"] == loc
+    assert doc["uri"] == f"xmpp:{MAIN_HOST}?register;preauth={token}", doc
+    expires = datetime.datetime.fromisoformat(doc["expires"].replace("Z", "+00:00"))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    # Prosody's default invite_expiry is 7 days
+    assert now + datetime.timedelta(days=6) < expires < now + datetime.timedelta(days=8), doc
+
+
+def test_bearer_key_without_query(daemon):
+    r = daemon.request("GET", headers=bearer(daemon.key))
+    assert_created(r, daemon)
+
+
+def test_url_encoded_key_is_accepted(daemon):
+    r = daemon.request("GET", query="key=" + urllib.parse.quote(daemon.key, safe=""))
+    assert_created(r, daemon)
+
+
+@pytest.mark.parametrize("how", ["query", "bearer"])
+def test_post_creates_invite(daemon, how):
+    if how == "query":
+        r = daemon.request("POST", query="key=" + daemon.key, body=b"")
+    else:
+        r = daemon.request("POST", headers=bearer(daemon.key), body=b"")
+    loc, _ = assert_created(r, daemon)
+    assert harness.invite_page_state(loc) == "valid"
+
+
+def test_same_key_in_query_and_bearer_is_accepted(daemon):
+    r = daemon.request("GET", query="key=" + daemon.key, headers=bearer(daemon.key))
+    assert_created(r, daemon)
+
+
+@pytest.mark.parametrize("value", ["true", "1", "yes"])
+def test_redirect_true_gives_303_to_the_invite(daemon, value):
+    r = daemon.request("GET", query=f"key={daemon.key}&redirect={value}")
+    loc, _ = assert_created(r, daemon, status=303)
+    assert harness.invite_page_state(loc) == "valid"
+
+
+@pytest.mark.parametrize("value", ["false", "0", None])
+def test_redirect_false_or_absent_gives_201(daemon, value):
+    query = f"key={daemon.key}" + (f"&redirect={value}" if value is not None else "")
+    assert_created(daemon.request("GET", query=query), daemon)
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", ""])
+def test_redirect_other_value_is_400_without_invite(daemon, value):
+    before = stored_count(daemon)
+    r = daemon.request("GET", query=f"key={daemon.key}&redirect={value}")
+    assert r.status == 400, f"{r!r}\n{daemon.describe()}"
+    assert r.header("Location") is None, repr(r)
+    assert stored_count(daemon) == before, "a 400 must not create an invite"
+
+
+def test_every_call_creates_a_new_invite(daemon):
+    tokens = [assert_created(daemon.get_invite(daemon.key), daemon)[1] for _ in range(3)]
+    assert len(set(tokens)) == 3, tokens
+    for t in tokens:
+        assert harness.invite_page_state(daemon.prosody.page_url(t)) == "valid"
+
+
+def test_key_created_while_running_works_at_once(daemon):
+    key = daemon.create_key(MAIN_HOST, "added later")
+    assert_created(daemon.get_invite(key), daemon)
+
+
+def test_deleted_key_is_refused_by_the_next_call(daemon):
+    key = daemon.create_key(MAIN_HOST, "to revoke")
+    assert_created(daemon.get_invite(key), daemon)
+    r = daemon.cli("delete", MAIN_HOST, key.split("/")[0])
+    assert r.returncode == 0, repr(r)
+    refused = daemon.get_invite(key)
+    assert refused.status == 401, f"deleted key still works: {refused!r}\n{daemon.describe()}"
+    # the other key is unaffected
+    assert_created(daemon.get_invite(daemon.key), daemon)
+
+
+def test_fifty_concurrent_requests_give_fifty_valid_invites(daemon):
+    results = [None] * 50
+    barrier = threading.Barrier(50, timeout=10)
+
+    def call(i):
+        try:
+            barrier.wait()
+            results[i] = daemon.get_invite(daemon.key, timeout=30)
+        except Exception as e:   # noqa: BLE001 - reported below
+            results[i] = e
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "requests still hanging after 60 s"
+    errors = [r for r in results if not isinstance(r, harness.Response) or r.status != 201]
+    assert not errors, f"{len(errors)} of 50 failed, e.g. {errors[:3]!r}\n{daemon.describe()}"
+    tokens = {location_token(r, daemon)[1] for r in results}
+    assert len(tokens) == 50, f"only {len(tokens)} distinct invites"
+    states = {harness.invite_page_state(daemon.prosody.page_url(t)) for t in tokens}
+    assert states == {"valid"}
+
+
+# -- refusals -------------------------------------------------------------------
+
+def test_no_key_is_401_with_www_authenticate_bearer(daemon):
+    r = daemon.request("GET")
+    assert r.status == 401, f"{r!r}\n{daemon.describe()}"
+    assert (r.header("WWW-Authenticate") or "").startswith("Bearer"), repr(r)
+
+
+def test_bad_keys_are_401_with_identical_bodies(daemon):
+    key_id, secret = daemon.key.split("/")
+    other_secret = harness.secrets.token_urlsafe(32)
+    harness.register_secret(other_secret)
+    attempts = {
+        "malformed": dict(query="key=not-a-key"),
+        "malformed, no secret": dict(query=f"key={key_id}/"),
+        "malformed, bad characters": dict(query=f"key={key_id}/{secret[:-1]}%21"),
+        "unknown id": dict(query=f"key=ZZZZZZZZZZZZ/{secret}"),
+        "wrong secret": dict(query=f"key={key_id}/{other_secret}"),
+        "wrong secret, bearer": dict(headers=bearer(f"{key_id}/{other_secret}")),
+        "secret of another key": dict(query=f"key={key_id}/{daemon.foreign_key.split('/')[1]}"),
+    }
+    before = stored_count(daemon)
+    answers = {name: daemon.request("GET", **kw) for name, kw in attempts.items()}
+    for name, r in answers.items():
+        assert r.status == 401, f"{name}: {r!r}\n{daemon.describe()}"
+    bodies = {name: r.body for name, r in answers.items()}
+    assert len(set(bodies.values())) == 1, f"401 bodies differ: {bodies!r}"
+    assert stored_count(daemon) == before
+
+
+def test_different_keys_in_query_and_bearer_are_400(daemon):
+    other = daemon.create_key(MAIN_HOST, "second")
+    before = stored_count(daemon)
+    r = daemon.request("GET", query="key=" + daemon.key, headers=bearer(other))
+    assert r.status == 400, f"{r!r}\n{daemon.describe()}"
+    assert stored_count(daemon) == before
+
+
+def test_head_is_405_with_allow_and_creates_no_invite(daemon):
+    before = stored_count(daemon)
+    r = daemon.request("HEAD", query="key=" + daemon.key)
+    assert r.status == 405, f"{r!r}\n{daemon.describe()}"
+    assert {"GET", "POST", "OPTIONS"} <= allow_methods(r), repr(r)
+    time.sleep(0.3)   # an invite created behind the 405 would be stored by now
+    assert stored_count(daemon) == before, "HEAD created an invite"
+    # the count does move when an invite is made, so the check above can fail
+    assert_created(daemon.get_invite(daemon.key), daemon)
+    assert stored_count(daemon) == before + 1
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_other_methods_are_405_with_allow(daemon, method):
+    before = stored_count(daemon)
+    r = daemon.request(method, query="key=" + daemon.key, body=b"")
+    assert r.status == 405, f"{r!r}\n{daemon.describe()}"
+    assert {"GET", "POST", "OPTIONS"} <= allow_methods(r), repr(r)
+    assert stored_count(daemon) == before
+
+
+@pytest.mark.parametrize("path", ["/", "/invites", "/invites_api_x", "/invites_api/extra",
+                                  "/other/invites_api"])
+def test_other_path_is_404(daemon, path):
+    before = stored_count(daemon)
+    r = daemon.request("GET", path=path, query="key=" + daemon.key)
+    assert r.status == 404, f"{r!r}\n{daemon.describe()}"
+    assert stored_count(daemon) == before
+
+
+def test_options_is_204_with_cors_and_needs_no_key(daemon):
+    r = daemon.request("OPTIONS", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert r.status == 204, f"{r!r}\n{daemon.describe()}"
+    assert r.body == b""
+    assert_cors(r)
+
+
+def test_foreign_host_key_is_502_and_log_names_the_fix(daemon):
+    offset = len(daemon.log_text())
+    r = daemon.get_invite(daemon.foreign_key)
+    assert r.status == 502, f"{r!r}\n{daemon.describe()}"
+    assert r.header("Location") is None
+    body = r.text
+    assert body.strip() and "\n" not in body.rstrip("\n"), f"502 body must be one line: {body!r}"
+    daemon.wait_log("admins", timeout=3, start_offset=offset)
+    assert not daemon.prosody.stored_tokens(FOREIGN_HOST)
+    # the daemon is still fine for the host that allows it
+    assert_created(daemon.get_invite(daemon.key), daemon)
+
+
+# -- headers on every answer ------------------------------------------------------
+
+ANSWERS = {
+    "201": lambda d: d.get_invite(d.key),
+    "303": lambda d: d.request("GET", query=f"key={d.key}&redirect=true"),
+    "400": lambda d: d.request("GET", query=f"key={d.key}&redirect=perhaps"),
+    "401": lambda d: d.request("GET"),
+    "401 unknown id": lambda d: d.request("GET", query="key=ZZZZZZZZZZZZ/" + "A" * 43),
+    "404": lambda d: d.request("GET", path="/nothing-here"),
+    "405 PUT": lambda d: d.request("PUT", body=b""),
+    "405 HEAD": lambda d: d.request("HEAD"),
+    "204 OPTIONS": lambda d: d.request("OPTIONS"),
+    "502": lambda d: d.get_invite(d.foreign_key),
+}
+
+
+@pytest.mark.parametrize("kind", list(ANSWERS))
+def test_cors_headers_on_every_answer(daemon, kind):
+    r = ANSWERS[kind](daemon)
+    assert r.status == int(kind[:3]), f"{r!r}\n{daemon.describe()}"
+    assert_cors(r)
+
+
+# -- the request log ---------------------------------------------------------------
+
+def test_one_log_line_per_request_without_query_or_secret(daemon):
+    key_id, secret = daemon.key.split("/")
+    offset = len(daemon.log_text())
+    r = daemon.request("GET", query=f"key={daemon.key}&redirect=false")
+    assert r.status == 201, f"{r!r}\n{daemon.describe()}"
+
+    def request_lines():
+        new = daemon.log_text()[offset:]
+        return [ln for ln in new.splitlines() if key_id in ln and "201" in ln]
+    try:
+        lines = harness.wait_until(request_lines, 3, what="the request's log line")
+    except TimeoutError:
+        raise AssertionError(f"no log line with key ID {key_id} and 201\n{daemon.describe()}")
+    assert len(lines) == 1, f"expected one line for one request: {lines}"
+    line = lines[0]
+    assert "GET" in line and daemon.path in line, line
+    new = daemon.log_text()[offset:]
+    assert "key=" not in new and "redirect=" not in new, f"query logged: {new}"
+    assert secret not in new

@@ -1,0 +1,56 @@
+"""A minimal XEP-0114 component client, used only to check the test Prosody
+itself (handshake works, the component may create invites on one host and is
+refused on the other), so a daemon failure can be told apart from a harness one."""
+
+import hashlib
+import re
+import socket
+import time
+
+STREAM_OPEN = ("<stream:stream xmlns='jabber:component:accept' "
+               "xmlns:stream='http://etherx.jabber.org/streams' to='{jid}'>")
+COMMAND = ("<iq type='set' id='{id}' from='{jid}' to='{host}'>"
+           "<command xmlns='http://jabber.org/protocol/commands' "
+           "node='urn:xmpp:invite#create-account' action='execute'/></iq>")
+
+
+class ComponentProbe:
+    def __init__(self, port, jid, secret, timeout=5):
+        self.jid = jid
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = ""
+        self.sock.sendall(STREAM_OPEN.format(jid=jid).encode())
+        header = self._read_until(lambda b: re.search(r"<stream:stream[^>]*>", b))
+        stream_id = re.search(r"""\bid=['"]([^'"]+)['"]""", header.group(0)).group(1)
+        digest = hashlib.sha1((stream_id + secret).encode()).hexdigest()
+        self.sock.sendall(f"<handshake>{digest}</handshake>".encode())
+        self._read_until(lambda b: re.search(r"<handshake\s*/>|<handshake></handshake>|"
+                                             r"<stream:error>.*?</stream:error>", b, re.S))
+        if "<handshake" not in self.buf:
+            raise ConnectionError(f"handshake refused: {self.buf!r}")
+
+    def _read_until(self, match, timeout=5):
+        deadline = time.monotonic() + timeout
+        while True:
+            m = match(self.buf)
+            if m:
+                return m
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no match in {self.buf!r}")
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError(f"stream closed: {self.buf!r}")
+            self.buf += data.decode()
+
+    def create_account_invite(self, host, iq_id="probe1"):
+        """The raw <iq> reply to urn:xmpp:invite#create-account on host."""
+        self.sock.sendall(COMMAND.format(id=iq_id, jid=self.jid, host=host).encode())
+        m = self._read_until(lambda b: re.search(
+            r"<iq[^>]*id=['\"]%s['\"][^>]*(/>|>.*?</iq>)" % re.escape(iq_id), b, re.S))
+        return m.group(0)
+
+    def close(self):
+        try:
+            self.sock.sendall(b"</stream:stream>")
+        finally:
+            self.sock.close()

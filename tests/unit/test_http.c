@@ -1,0 +1,1174 @@
+/*
+ * Tests of the HTTP module as it runs: http_api on a loopback port with fake
+ * handlers, driven by a small event loop in the test's thread, while client
+ * threads speak real HTTP/1.1 over sockets. Every wait has a deadline.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http/http.h"
+#include "unit.h"
+
+#define DEADLINE_MS  5000
+#define API_PATH     "/invites_api"
+#define KEY          "k1/s3cret"
+#define MAX_PENDING  64
+#define MAX_REQUESTS 2
+
+enum mode {
+	MODE_DEFER_AUTO,   /* suspend; the loop answers on its next turn */
+	MODE_DEFER_MANUAL, /* suspend; the test answers */
+	MODE_SYNC_INVITE,  /* answer inside create_invite */
+	MODE_SYNC_FAIL,
+	MODE_SYNC_TWICE, /* answer twice inside create_invite */
+};
+
+struct pending {
+	struct http_api_request *req;
+	char key_id[65];
+};
+
+static struct fixture {
+	struct http_api *api;
+	unsigned short port;
+	enum mode mode;
+	unsigned fail_status; /* non-zero: answer with http_api_request_fail */
+	const char *fail_reason;
+	unsigned fail_retry;
+	unsigned auth_calls;
+	size_t last_credential_len;
+	unsigned create_calls;
+	struct pending pending[MAX_PENDING];
+	size_t npending;
+} fx;
+
+/* --- fake handlers ------------------------------------------------------- */
+
+static const struct fake_key {
+	const char *credential;
+	enum http_api_auth result;
+	const char *id;
+} fake_keys[] = {
+    {KEY, HTTP_API_AUTH_OK, "k1"},
+    {"k2/0ther", HTTP_API_AUTH_OK, "k2"},
+    {"broken/x", HTTP_API_AUTH_ERROR, NULL},
+};
+
+static enum http_api_auth fake_authenticate(void *userdata, const char *credential, size_t len,
+                                            struct http_api_key *key)
+{
+	struct fixture *f = userdata;
+	const char *multi = "/multi"; /* "cN/multi": one key per concurrent client */
+	size_t mlen = strlen(multi);
+
+	f->auth_calls++;
+	f->last_credential_len = len;
+	for (size_t i = 0; i < sizeof(fake_keys) / sizeof(fake_keys[0]); i++) {
+		const struct fake_key *k = &fake_keys[i];
+		if (len != strlen(k->credential) || memcmp(credential, k->credential, len) != 0)
+			continue;
+		if (k->result == HTTP_API_AUTH_OK) {
+			snprintf(key->id, sizeof(key->id), "%s", k->id);
+			snprintf(key->host, sizeof(key->host), "example.com");
+		}
+		return k->result;
+	}
+	if (len > mlen + 1 && len < 20 && credential[0] == 'c' &&
+	    memcmp(credential + len - mlen, multi, mlen) == 0) {
+		snprintf(key->id, sizeof(key->id), "%.*s", (int)(len - mlen), credential);
+		snprintf(key->host, sizeof(key->host), "example.com");
+		return HTTP_API_AUTH_OK;
+	}
+	return HTTP_API_AUTH_DENIED;
+}
+
+static void answer_invite(struct http_api_request *req, const char *key_id)
+{
+	char url[128], uri[128];
+	snprintf(url, sizeof(url), "https://example.com/invite/%s", key_id);
+	snprintf(uri, sizeof(uri), "xmpp:example.com?register;preauth=%s", key_id);
+	struct http_api_invite invite = {url, uri, "2026-12-10T15:54:46Z"};
+	http_api_request_invite(req, &invite);
+}
+
+static void answer(struct http_api_request *req, const char *key_id)
+{
+	if (fx.fail_status != 0)
+		http_api_request_fail(req, fx.fail_status, fx.fail_reason, fx.fail_retry);
+	else
+		answer_invite(req, key_id);
+}
+
+static void fake_create_invite(void *userdata, struct http_api_request *req,
+                               const struct http_api_key *key)
+{
+	struct fixture *f = userdata;
+
+	f->create_calls++;
+	CU_ASSERT_STRING_EQUAL(key->host, "example.com");
+	switch (f->mode) {
+	case MODE_SYNC_INVITE:
+	case MODE_SYNC_FAIL:
+		answer(req, key->id);
+		return;
+	case MODE_SYNC_TWICE:
+		answer_invite(req, key->id);
+		http_api_request_fail(req, 500, "second answer", 0);
+		return;
+	default:
+		CU_ASSERT_FATAL(f->npending < MAX_PENDING);
+		f->pending[f->npending].req = req;
+		snprintf(f->pending[f->npending].key_id, sizeof(f->pending[0].key_id), "%s",
+		         key->id);
+		f->npending++;
+	}
+}
+
+static void answer_pending(void)
+{
+	for (size_t i = 0; i < fx.npending; i++)
+		answer(fx.pending[i].req, fx.pending[i].key_id);
+	fx.npending = 0;
+}
+
+static const struct http_api_handlers fake_handlers = {fake_authenticate, fake_create_invite};
+
+/* --- the loop ------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void loop_once(int max_wait_ms)
+{
+	/* Readability of MHD's epoll fd, as the daemon's loop sees it. Never
+	 * epoll_wait() on that fd itself: it would eat MHD's events. */
+	struct pollfd pfd = {.fd = http_api_fd(fx.api), .events = POLLIN};
+	int timeout = http_api_next_timeout(fx.api);
+
+	if (timeout < 0 || timeout > max_wait_ms)
+		timeout = max_wait_ms;
+	poll(&pfd, 1, timeout);
+	http_api_run(fx.api);
+	if (fx.mode == MODE_DEFER_AUTO)
+		answer_pending();
+}
+
+/* Run the loop until done(arg) or the deadline; false on timeout. */
+static bool loop_until(bool (*done)(const void *), const void *arg)
+{
+	int64_t deadline = now_ms() + DEADLINE_MS;
+
+	while (!done(arg)) {
+		if (now_ms() > deadline)
+			return false;
+		loop_once(10);
+	}
+	return true;
+}
+
+static void loop_for(int ms)
+{
+	int64_t end = now_ms() + ms;
+	while (now_ms() < end)
+		loop_once(5);
+}
+
+static bool waiting_reached(const void *count)
+{
+	return http_api_waiting(fx.api) >= *(const unsigned *)count;
+}
+
+static void start_with(const struct http_api_config *cfg)
+{
+	const char *errstr = NULL;
+	enum mode mode = fx.mode;
+
+	memset(&fx, 0, sizeof(fx));
+	fx.mode = mode;
+	fx.api = http_api_create(cfg, &fake_handlers, &fx, &errstr);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fx.api);
+	CU_ASSERT_PTR_NULL(errstr);
+	fx.port = http_api_port(fx.api);
+	CU_ASSERT_NOT_EQUAL(fx.port, 0);
+}
+
+static void start(enum mode mode)
+{
+	struct http_api_config cfg = {.bind = "127.0.0.1", .path = API_PATH};
+	fx.mode = mode;
+	start_with(&cfg);
+}
+
+static void stop(void)
+{
+	http_api_destroy(fx.api);
+	fx.api = NULL;
+}
+
+/* --- the client ---------------------------------------------------------- */
+
+struct response {
+	int status;
+	char head[4096];
+	char body[4096];
+	size_t body_len;
+};
+
+struct client {
+	pthread_t thread;
+	int family;
+	unsigned short port;
+	char *requests[MAX_REQUESTS];
+	size_t request_lens[MAX_REQUESTS];
+	int nrequests;
+	bool head;    /* responses carry no body */
+	bool hang_up; /* close right after sending, read nothing */
+	struct response responses[MAX_REQUESTS];
+	int answered; /* responses read */
+	bool closed;  /* the server closed the connection (checked after the last) */
+	atomic_bool done;
+};
+
+static int client_connect(int family, unsigned short port)
+{
+	int fd = socket(family, SOCK_STREAM, 0);
+	struct timeval tv = {DEADLINE_MS / 1000, 0};
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(port)};
+	struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+	inet_pton(AF_INET6, "::1", &in6.sin6_addr);
+	int rc = family == AF_INET ? connect(fd, (struct sockaddr *)&in, sizeof(in))
+	                           : connect(fd, (struct sockaddr *)&in6, sizeof(in6));
+	if (rc != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int send_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+		if (n <= 0)
+			return -1;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static size_t content_length(const char *head)
+{
+	const char *p = strcasestr(head, "\r\nContent-Length:");
+	return p == NULL ? 0 : strtoul(p + strlen("\r\nContent-Length:"), NULL, 10);
+}
+
+/* One response: headers, then Content-Length bytes (none if head). */
+static int read_response(int fd, struct response *r, bool head)
+{
+	char buf[16384];
+	size_t len = 0;
+	char *end = NULL;
+
+	while (end == NULL) {
+		ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (n <= 0)
+			return -1;
+		len += (size_t)n;
+		buf[len] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+	}
+	size_t head_len = (size_t)(end + 2 - buf);
+	snprintf(r->head, sizeof(r->head), "%.*s", (int)head_len, buf);
+	if (sscanf(buf, "HTTP/1.%*d %d", &r->status) != 1)
+		return -1;
+	size_t want = head ? 0 : content_length(r->head);
+	size_t have = len - head_len - 2;
+	while (have < want && len < sizeof(buf) - 1) {
+		ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		if (n <= 0)
+			return -1;
+		len += (size_t)n;
+		have += (size_t)n;
+	}
+	r->body_len = want < sizeof(r->body) - 1 ? want : sizeof(r->body) - 1;
+	memcpy(r->body, end + 4, r->body_len);
+	r->body[r->body_len] = '\0';
+	return 0;
+}
+
+static void *client_main(void *arg)
+{
+	struct client *c = arg;
+	int fd = client_connect(c->family, c->port);
+
+	if (fd >= 0 && c->hang_up) {
+		send_all(fd, c->requests[0], c->request_lens[0]);
+		close(fd);
+	} else if (fd >= 0) {
+		for (int i = 0; i < c->nrequests; i++) {
+			if (send_all(fd, c->requests[i], c->request_lens[i]) != 0 ||
+			    read_response(fd, &c->responses[i], c->head) != 0)
+				break;
+			c->answered++;
+		}
+		char byte;
+		c->closed = recv(fd, &byte, 1, 0) == 0;
+		close(fd);
+	}
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+static void client_add(struct client *c, const char *data, size_t len)
+{
+	CU_ASSERT_FATAL(c->nrequests < MAX_REQUESTS);
+	c->requests[c->nrequests] = malloc(len + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c->requests[c->nrequests]);
+	memcpy(c->requests[c->nrequests], data, len);
+	c->request_lens[c->nrequests++] = len;
+}
+
+__attribute__((format(printf, 2, 3))) static void client_addf(struct client *c, const char *fmt,
+                                                              ...)
+{
+	char buf[16384];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(buf));
+	client_add(c, buf, (size_t)n);
+}
+
+static void client_start(struct client *c)
+{
+	if (c->family == 0)
+		c->family = AF_INET;
+	c->port = fx.port;
+	atomic_init(&c->done, false);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&c->thread, NULL, client_main, c), 0);
+}
+
+static bool client_done(const void *arg)
+{
+	return atomic_load(&((const struct client *)arg)->done);
+}
+
+/* Wait for the client (the loop runs meanwhile) and reap it. */
+static void client_finish(struct client *c)
+{
+	CU_ASSERT_TRUE(loop_until(client_done, c));
+	pthread_join(c->thread, NULL);
+	for (int i = 0; i < c->nrequests; i++)
+		free(c->requests[i]);
+	CU_ASSERT_EQUAL(c->answered, c->nrequests);
+}
+
+__attribute__((format(printf, 3, 0))) static void exchange_va(struct response *r, const char *body,
+                                                              const char *fmt, va_list ap)
+{
+	struct client c = {0};
+	char buf[16384];
+
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(buf));
+	c.head = strncmp(buf, "HEAD ", 5) == 0;
+	client_addf(&c, "%s\r\nHost: localhost\r\nConnection: close\r\n\r\n%s", buf,
+	            body != NULL ? body : "");
+	client_start(&c);
+	client_finish(&c);
+	*r = c.responses[0];
+}
+
+/* One request (line and headers from fmt) on its own connection;
+ * "Connection: close" is added. */
+__attribute__((format(printf, 2, 3))) static void exchange(struct response *r, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	exchange_va(r, NULL, fmt, ap);
+	va_end(ap);
+}
+
+/* The same with a request body. */
+__attribute__((format(printf, 3, 4))) static void
+exchange_body(struct response *r, const char *body, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	exchange_va(r, body, fmt, ap);
+	va_end(ap);
+}
+
+/* --- response checks ----------------------------------------------------- */
+
+static bool header(const struct response *r, const char *name, char *value, size_t size)
+{
+	size_t n = strlen(name);
+	for (const char *line = strstr(r->head, "\r\n"); line != NULL;
+	     line = strstr(line + 2, "\r\n")) {
+		const char *start = line + 2;
+		if (strncasecmp(start, name, n) != 0 || start[n] != ':')
+			continue;
+		start += n + 1;
+		while (*start == ' ')
+			start++;
+		const char *end = strstr(start, "\r\n");
+		snprintf(value, size, "%.*s", (int)(end - start), start);
+		return true;
+	}
+	return false;
+}
+
+static void assert_header(const struct response *r, const char *name, const char *expected)
+{
+	char value[1024];
+	bool found = header(r, name, value, sizeof(value));
+	CU_ASSERT_TRUE(found);
+	if (found)
+		CU_ASSERT_STRING_EQUAL(value, expected);
+}
+
+static void assert_no_header(const struct response *r, const char *name)
+{
+	char value[1024];
+	CU_ASSERT_FALSE(header(r, name, value, sizeof(value)));
+}
+
+static void assert_cors(const struct response *r, const char *origin)
+{
+	assert_header(r, "Access-Control-Allow-Origin", origin);
+	assert_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+	assert_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+	assert_header(r, "Access-Control-Expose-Headers", "Location");
+	assert_header(r, "Access-Control-Max-Age", "7200");
+	assert_header(r, "Cache-Control", "no-store");
+	if (strcmp(origin, "*") == 0)
+		assert_no_header(r, "Vary");
+	else
+		assert_header(r, "Vary", "Origin");
+}
+
+static void assert_answer(const struct response *r, int status, const char *body)
+{
+	CU_ASSERT_EQUAL(r->status, status);
+	CU_ASSERT_STRING_EQUAL(r->body, body);
+	assert_cors(r, "*");
+}
+
+static void assert_invite(const struct response *r, int status, const char *key_id)
+{
+	char url[128], body[130];
+	snprintf(url, sizeof(url), "https://example.com/invite/%s", key_id);
+	snprintf(body, sizeof(body), "%s\n", url);
+	assert_answer(r, status, body);
+	assert_header(r, "Location", url);
+	assert_header(r, "Content-Type", "text/plain; charset=utf-8");
+}
+
+/* --- tests: creation ----------------------------------------------------- */
+
+static void assert_create_fails(const struct http_api_config *cfg)
+{
+	const char *errstr = NULL;
+	CU_ASSERT_PTR_NULL(http_api_create(cfg, &fake_handlers, NULL, &errstr));
+	CU_ASSERT_PTR_NOT_NULL(errstr);
+}
+
+static void test_create_errors(void)
+{
+	struct http_api_config cfg = {.bind = "localhost", .path = API_PATH};
+	const char *errstr = NULL;
+
+	assert_create_fails(&cfg); /* not a literal */
+	cfg.bind = NULL;
+	assert_create_fails(&cfg);
+	cfg.bind = "127.0.0.1";
+	cfg.path = "invites_api";
+	assert_create_fails(&cfg);
+	cfg.path = API_PATH;
+	cfg.cors_origin = "https://a.example\r\nX-Evil: 1";
+	assert_create_fails(&cfg);
+	cfg.cors_origin = "";
+	assert_create_fails(&cfg);
+	cfg.cors_origin = NULL;
+	cfg.max_connections = 2000; /* libstrophe's select() would overflow */
+	assert_create_fails(&cfg);
+	cfg.max_connections = 0;
+	struct http_api_handlers none = {NULL, NULL};
+	CU_ASSERT_PTR_NULL(http_api_create(&cfg, &none, NULL, &errstr));
+
+	start(MODE_SYNC_INVITE);
+	cfg.port = fx.port; /* in use */
+	assert_create_fails(&cfg);
+	CU_ASSERT_EQUAL(http_api_next_timeout(fx.api), -1); /* idle: nothing timed */
+	CU_ASSERT_EQUAL(http_api_waiting(fx.api), 0);
+	stop();
+	http_api_destroy(NULL);
+}
+
+/* --- tests: success ------------------------------------------------------ */
+
+static void test_get_query_key(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1");
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_EQUAL(fx.create_calls, 1);
+	exchange(&r, "GET " API_PATH "/?key=k1%%2Fs3cret HTTP/1.1"); /* decoded, trailing slash */
+	assert_invite(&r, 201, "k1");
+	stop();
+}
+
+static void test_redirect(void)
+{
+	static const char *const see_other[] = {"true", "1", "yes", "TRUE"};
+	static const char *const created[] = {"false", "0", "no", ""};
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	for (size_t i = 0; i < sizeof(see_other) / sizeof(see_other[0]); i++) {
+		exchange(&r, "GET " API_PATH "?key=" KEY "&redirect=%s HTTP/1.1", see_other[i]);
+		assert_invite(&r, 303, "k1");
+	}
+	for (size_t i = 0; i < sizeof(created) / sizeof(created[0]); i++) {
+		exchange(&r, "GET " API_PATH "?redirect=%s&key=" KEY " HTTP/1.1", created[i]);
+		assert_invite(&r, 201, "k1");
+	}
+	exchange(&r, "GET " API_PATH "?key=" KEY "&redirect HTTP/1.1");
+	assert_invite(&r, 201, "k1");
+	unsigned calls = fx.create_calls;
+	exchange(&r, "GET " API_PATH "?key=" KEY "&redirect=maybe HTTP/1.1");
+	assert_answer(&r, 400, "redirect must be true or false\n");
+	CU_ASSERT_EQUAL(fx.create_calls, calls);
+	stop();
+}
+
+static void test_json(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nAccept: application/json");
+	CU_ASSERT_EQUAL(r.status, 201);
+	assert_cors(&r, "*");
+	assert_header(&r, "Content-Type", "application/json");
+	assert_header(&r, "Location", "https://example.com/invite/k1");
+	json_t *json = json_loads(r.body, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "url")),
+	                       "https://example.com/invite/k1");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "uri")),
+	                       "xmpp:example.com?register;preauth=k1");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "expires")),
+	                       "2026-12-10T15:54:46Z");
+	json_decref(json);
+
+	exchange(&r, "GET " API_PATH " HTTP/1.1\r\nAccept: text/html, application/json");
+	CU_ASSERT_EQUAL(r.status, 401);
+	assert_header(&r, "Content-Type", "application/json");
+	CU_ASSERT_STRING_EQUAL(r.body, "{\"error\":\"missing key\"}\n");
+
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nAccept: */*");
+	assert_invite(&r, 201, "k1");
+	stop();
+}
+
+static void test_bearer_and_post(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "GET " API_PATH " HTTP/1.1\r\nAuthorization: Bearer " KEY);
+	assert_invite(&r, 201, "k1");
+	exchange(&r, "POST " API_PATH " HTTP/1.1\r\nAuthorization: bearer k2/0ther");
+	assert_invite(&r, 201, "k2");
+	exchange_body(&r, "ignored=1",
+	              "POST " API_PATH "?key=" KEY " HTTP/1.1\r\nContent-Length: 9\r\n"
+	              "Content-Type: application/x-www-form-urlencoded");
+	assert_invite(&r, 201, "k1");
+	exchange_body(&r, "5\r\nhello\r\n0\r\n\r\n",
+	              "POST " API_PATH "?key=" KEY "&redirect=true HTTP/1.1\r\n"
+	              "Transfer-Encoding: chunked");
+	assert_invite(&r, 303, "k1");
+	/* Both, byte-identical. */
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nAuthorization: Bearer " KEY);
+	assert_invite(&r, 201, "k1");
+	stop();
+}
+
+static void test_sync_invite(void)
+{
+	struct response r;
+
+	start(MODE_SYNC_INVITE);
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1");
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_EQUAL(http_api_waiting(fx.api), 0);
+	stop();
+
+	start(MODE_SYNC_TWICE); /* the second answer is ignored */
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1");
+	assert_invite(&r, 201, "k1");
+	stop();
+}
+
+/* --- tests: refusals ----------------------------------------------------- */
+
+static void test_unauthorized(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "GET " API_PATH " HTTP/1.1");
+	assert_answer(&r, 401, "missing key\n");
+	assert_header(&r, "WWW-Authenticate", "Bearer");
+	exchange(&r, "GET " API_PATH "?key= HTTP/1.1");
+	assert_answer(&r, 401, "missing key\n");
+
+	static const char *const bad[] = {"k1/wrong", "nobody/s3cret", "garbage", "k1%2Fs3cret%00"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		exchange(&r, "GET " API_PATH "?key=%s HTTP/1.1", bad[i]);
+		assert_answer(&r, 401, "invalid key\n");
+		assert_header(&r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+	}
+	CU_ASSERT_EQUAL(fx.last_credential_len, strlen(KEY) + 1); /* NUL passed on */
+	exchange(&r, "GET " API_PATH " HTTP/1.1\r\nAuthorization: Bearer k2/wrong");
+	assert_answer(&r, 401, "invalid key\n");
+	exchange(&r, "GET " API_PATH " HTTP/1.1\r\nAuthorization: Bearer");
+	assert_answer(&r, 401, "invalid key\n");
+
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nAuthorization: Basic azE6cw==");
+	assert_answer(&r, 401, "Authorization must use the Bearer scheme\n");
+	assert_header(&r, "WWW-Authenticate", "Bearer");
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+	stop();
+}
+
+static void test_huge_key(void)
+{
+	char key[5001];
+	struct response r;
+
+	memset(key, 'a', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "GET " API_PATH "?key=%s HTTP/1.1", key);
+	assert_answer(&r, 401, "invalid key\n");
+	assert_header(&r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+	CU_ASSERT_EQUAL(fx.auth_calls, 0); /* refused before any lookup */
+	stop();
+}
+
+static void test_conflict_and_store_error(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nAuthorization: Bearer k2/0ther");
+	assert_answer(&r, 400, "conflicting keys in query and Authorization header\n");
+	CU_ASSERT_EQUAL(fx.auth_calls, 0);
+	exchange(&r, "GET " API_PATH "?key=broken/x HTTP/1.1");
+	assert_answer(&r, 500, "internal error\n");
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+	stop();
+}
+
+static void test_methods(void)
+{
+	static const char *const refused[] = {"PUT", "DELETE", "PATCH", "TRACE", "get"};
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "HEAD " API_PATH "?key=" KEY " HTTP/1.1");
+	CU_ASSERT_EQUAL(r.status, 405);
+	assert_cors(&r, "*");
+	assert_header(&r, "Allow", "GET, POST, OPTIONS");
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		exchange(&r, "%s " API_PATH "?key=" KEY " HTTP/1.1", refused[i]);
+		assert_answer(&r, 405, "method not allowed\n");
+		assert_header(&r, "Allow", "GET, POST, OPTIONS");
+	}
+	CU_ASSERT_EQUAL(fx.auth_calls, 0);
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+	stop();
+}
+
+static void test_preflight(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "OPTIONS " API_PATH " HTTP/1.1\r\nOrigin: https://app.example\r\n"
+	             "Access-Control-Request-Method: GET\r\n"
+	             "Access-Control-Request-Headers: authorization");
+	assert_answer(&r, 204, "");
+	assert_no_header(&r, "Allow");
+	exchange(&r, "OPTIONS /elsewhere HTTP/1.1");
+	assert_answer(&r, 404, "not found\n");
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+	stop();
+}
+
+static void test_not_found(void)
+{
+	static const char *const paths[] = {"/",        "/invites_api//", "/invites_apix",
+	                                    "/invites", "/invites_api/x", "/INVITES_API"};
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		exchange(&r, "GET %s?key=" KEY " HTTP/1.1", paths[i]);
+		assert_answer(&r, 404, "not found\n");
+	}
+	exchange(&r, "POST /nowhere HTTP/1.1\r\nAccept: application/json");
+	CU_ASSERT_EQUAL(r.status, 404);
+	CU_ASSERT_STRING_EQUAL(r.body, "{\"error\":\"not found\"}\n");
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+	stop();
+}
+
+static void test_cors_origin(void)
+{
+	struct http_api_config cfg = {
+	    .bind = "127.0.0.1", .path = API_PATH, .cors_origin = "https://app.example"};
+	struct response r;
+
+	fx.mode = MODE_DEFER_AUTO;
+	start_with(&cfg);
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1");
+	CU_ASSERT_EQUAL(r.status, 201);
+	assert_cors(&r, "https://app.example");
+	exchange(&r, "OPTIONS " API_PATH " HTTP/1.1");
+	CU_ASSERT_EQUAL(r.status, 204);
+	assert_cors(&r, "https://app.example");
+	exchange(&r, "GET /x HTTP/1.1");
+	CU_ASSERT_EQUAL(r.status, 404);
+	assert_cors(&r, "https://app.example");
+	stop();
+}
+
+/* POST a chunked body of total bytes (chunks of 10000), or one with a
+ * Content-Length if !chunked. */
+static void post_body(struct response *r, size_t total, bool chunked)
+{
+	static const char head[] = "POST " API_PATH "?key=" KEY " HTTP/1.1\r\nHost: x\r\n"
+	                           "Connection: close\r\n";
+	struct client c = {0};
+	char *request = malloc(sizeof(head) + 64 + total + (total / 10000 + 1) * 16);
+	char *p = request;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(request);
+	p += sprintf(p, "%s", head);
+	if (chunked)
+		p += sprintf(p, "Transfer-Encoding: chunked\r\n\r\n");
+	else
+		p += sprintf(p, "Content-Length: %zu\r\n\r\n", total);
+	for (size_t left = total; left > 0;) {
+		size_t chunk = left < 10000 ? left : 10000;
+		if (chunked)
+			p += sprintf(p, "%zx\r\n", chunk);
+		memset(p, 'x', chunk);
+		p += chunk;
+		if (chunked)
+			p += sprintf(p, "\r\n");
+		left -= chunk;
+	}
+	if (chunked)
+		p += sprintf(p, "0\r\n\r\n");
+	client_add(&c, request, (size_t)(p - request));
+	free(request);
+	client_start(&c);
+	client_finish(&c);
+	*r = c.responses[0];
+}
+
+static void test_body_limit(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	/* Announced too large: refused before the body is read. */
+	exchange(&r, "POST " API_PATH "?key=" KEY " HTTP/1.1\r\nContent-Length: 65537");
+	assert_answer(&r, 413, "request body too large\n");
+	exchange(&r, "POST " API_PATH "?key=" KEY " HTTP/1.1\r\nContent-Length: "
+	             "99999999999999999999999999");
+	CU_ASSERT(r.status == 413 || r.status == 400); /* MHD refuses that one itself */
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+	/* Chunked: read, dropped, then refused. */
+	post_body(&r, 65537, true);
+	assert_answer(&r, 413, "request body too large\n");
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+	/* At the limit: accepted, the body ignored. */
+	post_body(&r, 65536, true);
+	assert_invite(&r, 201, "k1");
+	post_body(&r, 65536, false);
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_EQUAL(fx.create_calls, 2);
+	stop();
+}
+
+/* --- tests: deferred answers --------------------------------------------- */
+
+static void test_deferred(void)
+{
+	struct client c = {0};
+	unsigned one = 1;
+
+	start(MODE_DEFER_MANUAL);
+	client_addf(&c, "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nHost: x\r\nConnection: close"
+	                "\r\n\r\n");
+	client_start(&c);
+	CU_ASSERT_TRUE_FATAL(loop_until(waiting_reached, &one));
+	CU_ASSERT_EQUAL(fx.npending, 1);
+	loop_for(100);
+	CU_ASSERT_FALSE(atomic_load(&c.done)); /* suspended: no answer, no timeout */
+	CU_ASSERT_EQUAL(http_api_waiting(fx.api), 1);
+	answer_pending();
+	CU_ASSERT_EQUAL(http_api_waiting(fx.api), 0);
+	CU_ASSERT_EQUAL(http_api_next_timeout(fx.api), 0); /* resumed: run now */
+	client_finish(&c);
+	assert_invite(&c.responses[0], 201, "k1");
+	CU_ASSERT_TRUE(c.closed);
+	stop();
+}
+
+static void test_deferred_failures(void)
+{
+	static const struct {
+		unsigned status;
+		const char *reason;
+		unsigned retry;
+		const char *body;
+	} rows[] = {
+	    {502, "server answered: forbidden", 0, "server answered: forbidden\n"},
+	    {504, "the XMPP server did not answer", 0, "the XMPP server did not answer\n"},
+	    {503, "XMPP server offline", 30, "XMPP server offline\n"},
+	    {500, "multi\nline", 0, "multi line\n"},
+	    {200, "not an error status", 0, "not an error status\n"}, /* becomes 500 */
+	};
+	static const enum mode modes[] = {MODE_DEFER_AUTO, MODE_SYNC_FAIL};
+	struct response r;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+			start(modes[m]);
+			fx.fail_status = rows[i].status;
+			fx.fail_reason = rows[i].reason;
+			fx.fail_retry = rows[i].retry;
+			exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1");
+			assert_answer(&r, rows[i].status < 400 ? 500 : (int)rows[i].status,
+			              rows[i].body);
+			assert_no_header(&r, "Location");
+			if (rows[i].retry > 0)
+				assert_header(&r, "Retry-After", "30");
+			else
+				assert_no_header(&r, "Retry-After");
+			stop();
+		}
+	}
+}
+
+/* Start one deferred request and wait until it is suspended. */
+static void start_deferred(struct client *c)
+{
+	unsigned one = 1;
+	client_addf(c, "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nHost: x\r\nConnection: close"
+	               "\r\n\r\n");
+	client_start(c);
+	CU_ASSERT_TRUE_FATAL(loop_until(waiting_reached, &one));
+	CU_ASSERT_EQUAL_FATAL(fx.npending, 1);
+	fx.npending = 0;
+}
+
+static void test_invite_edge_cases(void)
+{
+	static const struct {
+		struct http_api_invite invite;
+		int status;
+		const char *body;
+		const char *location;
+	} rows[] = {
+	    {{NULL, "xmpp:example.com?register", NULL},
+	     201,
+	     "xmpp:example.com?register\n",
+	     "xmpp:example.com?register"},
+	    {{"", "xmpp:example.com?register", NULL},
+	     201,
+	     "xmpp:example.com?register\n",
+	     "xmpp:example.com?register"},
+	    {{NULL, NULL, NULL}, 500, "internal error\n", NULL},
+	    {{"https://x/\r\nSet-Cookie: a=b", "xmpp:x", NULL}, 502, "invalid invite URL\n", NULL},
+	};
+
+	start(MODE_DEFER_MANUAL);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct client c = {0};
+		start_deferred(&c);
+		http_api_request_invite(fx.pending[0].req, &rows[i].invite);
+		client_finish(&c);
+		assert_answer(&c.responses[0], rows[i].status, rows[i].body);
+		if (rows[i].location != NULL)
+			assert_header(&c.responses[0], "Location", rows[i].location);
+		else
+			assert_no_header(&c.responses[0], "Location");
+		assert_no_header(&c.responses[0], "Set-Cookie");
+	}
+	stop();
+}
+
+static void test_client_gone(void)
+{
+	struct client c = {.hang_up = true};
+
+	start(MODE_DEFER_MANUAL);
+	start_deferred(&c);
+	pthread_join(c.thread, NULL);
+	free(c.requests[0]);
+	loop_for(50);
+	CU_ASSERT_EQUAL(http_api_waiting(fx.api), 1); /* MHD does not notice */
+	answer_invite(fx.pending[0].req, "k1");
+	CU_ASSERT_EQUAL(http_api_next_timeout(fx.api), 0);
+	loop_for(50);
+	CU_ASSERT_EQUAL(http_api_waiting(fx.api), 0);
+	CU_ASSERT_NOT_EQUAL(http_api_next_timeout(fx.api), 0); /* nothing resumed is left */
+	stop();
+}
+
+static void test_many_deferred(void)
+{
+	enum { CLIENTS = 50 };
+	static struct client clients[CLIENTS];
+	unsigned all = CLIENTS;
+
+	memset(clients, 0, sizeof(clients));
+	start(MODE_DEFER_MANUAL);
+	for (int i = 0; i < CLIENTS; i++) {
+		client_addf(&clients[i],
+		            "GET " API_PATH "?redirect=%s HTTP/1.1\r\nHost: x\r\n"
+		            "Authorization: Bearer c%d/multi\r\nConnection: close\r\n\r\n",
+		            i % 2 ? "true" : "false", i);
+		client_start(&clients[i]);
+	}
+	CU_ASSERT_TRUE_FATAL(loop_until(waiting_reached, &all));
+	/* Answer in reverse order: each must still get its own URL. */
+	for (size_t i = fx.npending; i-- > 0;)
+		answer_invite(fx.pending[i].req, fx.pending[i].key_id);
+	fx.npending = 0;
+	for (int i = 0; i < CLIENTS; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "c%d", i);
+		client_finish(&clients[i]);
+		assert_invite(&clients[i].responses[0], i % 2 ? 303 : 201, id);
+	}
+	CU_ASSERT_EQUAL(fx.create_calls, CLIENTS);
+	stop();
+}
+
+static void test_keep_alive(void)
+{
+	struct client c = {0};
+
+	start(MODE_DEFER_AUTO);
+	client_addf(&c, "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nHost: x\r\n\r\n");
+	client_addf(&c, "GET " API_PATH " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k2/0ther"
+	                "\r\nConnection: close\r\n\r\n");
+	client_start(&c);
+	client_finish(&c);
+	assert_invite(&c.responses[0], 201, "k1");
+	assert_invite(&c.responses[1], 201, "k2");
+	stop();
+}
+
+static void test_destroy_answers_waiting(void)
+{
+	enum { CLIENTS = 3 };
+	struct client clients[CLIENTS];
+	unsigned all = CLIENTS;
+
+	memset(clients, 0, sizeof(clients));
+	start(MODE_DEFER_MANUAL);
+	for (int i = 0; i < CLIENTS; i++) {
+		client_addf(&clients[i],
+		            "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nHost: x\r\n\r\n");
+		client_start(&clients[i]);
+	}
+	CU_ASSERT_TRUE_FATAL(loop_until(waiting_reached, &all));
+	http_api_destroy(fx.api); /* answers and flushes by itself */
+	fx.api = NULL;
+	fx.npending = 0;
+	for (int i = 0; i < CLIENTS; i++) {
+		pthread_join(clients[i].thread, NULL);
+		free(clients[i].requests[0]);
+		CU_ASSERT_EQUAL(clients[i].answered, 1);
+		assert_answer(&clients[i].responses[0], 503, "shutting down\n");
+		assert_header(&clients[i].responses[0], "Connection", "close");
+		CU_ASSERT_TRUE(clients[i].closed);
+	}
+}
+
+/* --- tests: listener ----------------------------------------------------- */
+
+static void test_quiesce(void)
+{
+	start(MODE_DEFER_AUTO);
+	http_api_quiesce(fx.api);
+	http_api_quiesce(fx.api);
+	errno = 0;
+	CU_ASSERT_EQUAL(client_connect(AF_INET, fx.port), -1);
+	CU_ASSERT_EQUAL(errno, ECONNREFUSED);
+	stop();
+}
+
+static void test_ipv6(void)
+{
+	struct http_api_config cfg = {.bind = "::1", .path = API_PATH};
+	struct client c = {.family = AF_INET6};
+
+	fx.mode = MODE_DEFER_AUTO;
+	start_with(&cfg);
+	client_addf(&c, "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nHost: x\r\nConnection: close"
+	                "\r\n\r\n");
+	client_start(&c);
+	client_finish(&c);
+	assert_invite(&c.responses[0], 201, "k1");
+	stop();
+}
+
+static void test_idle_timeout(void)
+{
+	struct http_api_config cfg = {
+	    .bind = "127.0.0.1", .path = API_PATH, .connection_timeout_s = 1};
+	struct client c = {0};
+
+	fx.mode = MODE_DEFER_AUTO;
+	start_with(&cfg);
+	int64_t begin = now_ms();
+	client_start(&c); /* connects, sends nothing */
+	CU_ASSERT_TRUE(loop_until(client_done, &c));
+	pthread_join(c.thread, NULL);
+	CU_ASSERT_TRUE(c.closed);
+	CU_ASSERT_TRUE(now_ms() - begin >= 900);
+	stop();
+}
+
+/* --- tests: the log line ------------------------------------------------- */
+
+struct capture {
+	int saved;
+	FILE *file;
+};
+
+static void capture_start(struct capture *cap)
+{
+	fflush(stderr);
+	cap->file = tmpfile();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cap->file);
+	cap->saved = dup(STDERR_FILENO);
+	dup2(fileno(cap->file), STDERR_FILENO);
+}
+
+static char *capture_end(struct capture *cap)
+{
+	static char text[8192];
+	fflush(stderr);
+	dup2(cap->saved, STDERR_FILENO);
+	close(cap->saved);
+	rewind(cap->file);
+	size_t n = fread(text, 1, sizeof(text) - 1, cap->file);
+	text[n] = '\0';
+	fclose(cap->file);
+	return text;
+}
+
+static void test_log_line(void)
+{
+	struct capture cap;
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	capture_start(&cap);
+	exchange(&r, "GET " API_PATH "?key=" KEY "&redirect=1 HTTP/1.1\r\n"
+	             "Authorization: Bearer " KEY);
+	exchange(&r, "GET /x%%0Ay%%3Fkey=k1/leak?key=" KEY " HTTP/1.1");
+	exchange(&r, "POST " API_PATH " HTTP/1.1\r\nAuthorization: Bearer k1/wrongsecret");
+	loop_for(20);
+	char *log = capture_end(&cap);
+	stop();
+
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info GET " API_PATH " 303 key=k1 "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info GET /x%0Ay 404 key=- "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info POST " API_PATH " 401 key=- "));
+	CU_ASSERT_PTR_NULL(strstr(log, "s3cret"));
+	CU_ASSERT_PTR_NULL(strstr(log, "leak"));
+	CU_ASSERT_PTR_NULL(strstr(log, "wrongsecret"));
+	CU_ASSERT_PTR_NULL(strstr(log, "Bearer"));
+	CU_ASSERT_PTR_NULL(strstr(log, "?"));
+	/* One line per request, each ending in a duration. */
+	int lines = 0;
+	for (char *line = strtok(log, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+		size_t n = strlen(line);
+		CU_ASSERT_TRUE(n > 2 && strcmp(line + n - 2, "ms") == 0);
+		lines++;
+	}
+	CU_ASSERT_EQUAL(lines, 3);
+}
+
+static const struct unit_test tests[] = {
+    {"create errors", test_create_errors},
+    {"GET with query key", test_get_query_key},
+    {"redirect parameter", test_redirect},
+    {"JSON answers", test_json},
+    {"Bearer header and POST", test_bearer_and_post},
+    {"synchronous invite", test_sync_invite},
+    {"401 missing, invalid, other scheme", test_unauthorized},
+    {"huge key", test_huge_key},
+    {"400 conflict, 500 key store", test_conflict_and_store_error},
+    {"405 HEAD and others", test_methods},
+    {"204 preflight", test_preflight},
+    {"404 other paths", test_not_found},
+    {"configured CORS origin", test_cors_origin},
+    {"413 body limit", test_body_limit},
+    {"deferred answer after suspension", test_deferred},
+    {"502, 503, 504 answers", test_deferred_failures},
+    {"invite edge cases", test_invite_edge_cases},
+    {"client gone while suspended", test_client_gone},
+    {"50 concurrent deferred requests", test_many_deferred},
+    {"keep-alive", test_keep_alive},
+    {"destroy answers waiting requests", test_destroy_answers_waiting},
+    {"quiesce", test_quiesce},
+    {"IPv6", test_ipv6},
+    {"idle connection timeout", test_idle_timeout},
+    {"log line", test_log_line},
+    {NULL, NULL},
+};
+
+UNIT_MAIN("http", tests)
