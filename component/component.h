@@ -57,7 +57,7 @@ struct component;
 struct component *component_create(const struct component_config *cfg, const char **errstr);
 
 /* Fail every pending request with COMPONENT_SHUTDOWN, close the stream and
- * free everything. Accepts NULL. */
+ * free everything. Accepts NULL. Must not be called from a result callback. */
 void component_destroy(struct component *comp);
 
 /* Start connecting; reconnects by itself from then on (backoff 1 s doubling to
@@ -92,7 +92,7 @@ void component_run(struct component *comp);
  * component_stop() or component_destroy(), never from inside this call.
  * Returns -1 when offline: cb is not called. */
 int component_create_invite(struct component *comp, const char *host, component_invite_cb cb,
-			    void *userdata);
+                            void *userdata);
 
 /* Number of requests waiting for the server. */
 unsigned component_pending(const struct component *comp);

@@ -583,12 +583,16 @@ static struct MHD_Daemon *start_daemon(struct http_api *api, const struct http_a
 
 	if (ipv6)
 		flags |= MHD_USE_IPv6;
-	return MHD_start_daemon(flags, 0, NULL, NULL, on_access, api, MHD_OPTION_EXTERNAL_LOGGER,
-	                        on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &addr->sa,
-	                        MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT,
-	                        limit, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	                        (unsigned int)PER_IP_CONNECTION_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
-	                        on_completed, api, MHD_OPTION_END);
+	/* clang-format off */
+	return MHD_start_daemon(flags, 0, NULL, NULL, on_access, api,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* first, to catch every message */
+		MHD_OPTION_SOCK_ADDR, &addr->sa,
+		MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+		MHD_OPTION_CONNECTION_LIMIT, limit,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)PER_IP_CONNECTION_LIMIT,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+		MHD_OPTION_END);
+	/* clang-format on */
 }
 
 static int daemon_info(struct http_api *api)
@@ -668,8 +672,10 @@ static void flush_answers(struct http_api *api, int budget_ms)
 		/* poll(), not epoll_wait(): waiting on MHD's own epoll fd would
 		 * consume its edge-triggered events. */
 		struct pollfd pfd = {.fd = api->epoll_fd, .events = POLLIN};
-		if (poll(&pfd, 1, timeout) < 0 && errno != EINTR)
+		if (poll(&pfd, 1, timeout) < 0 && errno != EINTR) {
+			log_warn("http: poll at shutdown: %s", strerror(errno));
 			return;
+		}
 		http_api_run(api);
 	}
 }
@@ -709,7 +715,8 @@ int http_api_next_timeout(const struct http_api *api)
 {
 	MHD_UNSIGNED_LONG_LONG ms = 0;
 
-	/* A resume does not make MHD_get_timeout() say "now" in 0.9.75. */
+	/* MHD_get_timeout() does not count resumed connections (0.9.75): only
+	 * its ITC wakes the fd. Say "now" so the loop runs MHD before sleeping. */
 	if (api->resumed > 0)
 		return 0;
 	if (MHD_get_timeout(api->daemon, &ms) != MHD_YES)

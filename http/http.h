@@ -43,14 +43,14 @@ struct http_api_handlers {
 	 * at most 4096 bytes: longer ones are refused without a call). On OK
 	 * fill *key. */
 	enum http_api_auth (*authenticate)(void *userdata, const char *credential, size_t len,
-					   struct http_api_key *key);
+	                                   struct http_api_key *key);
 	/* Make an invite for an authenticated request. Must lead to exactly one
 	 * call of http_api_request_invite() or http_api_request_fail() for req,
 	 * either before returning or later from the event loop; req and key stay
 	 * valid until then. Called from inside http_api_run(): must not call
 	 * http_api_run() or http_api_destroy(). */
 	void (*create_invite)(void *userdata, struct http_api_request *req,
-			      const struct http_api_key *key);
+	                      const struct http_api_key *key);
 };
 
 /* An invite to answer with; strings are copied. url is what Location gets. */
@@ -69,14 +69,14 @@ void http_api_request_invite(struct http_api_request *req, const struct http_api
  * line and cut to 200 bytes; req is invalid afterwards. retry_after_s > 0
  * adds a Retry-After header. */
 void http_api_request_fail(struct http_api_request *req, unsigned status, const char *reason,
-			   unsigned retry_after_s);
+                           unsigned retry_after_s);
 
 struct http_api;
 
 /* Bind and listen. NULL on failure with *errstr set to a static reason. */
 struct http_api *http_api_create(const struct http_api_config *cfg,
-				 const struct http_api_handlers *handlers, void *userdata,
-				 const char **errstr);
+                                 const struct http_api_handlers *handlers, void *userdata,
+                                 const char **errstr);
 
 /* Fail every waiting request with 503, stop listening, send what was
  * answered (for at most 2 s), free. Every http_api_request pointer is invalid

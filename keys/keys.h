@@ -15,14 +15,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEYS_ID_LEN        16 /* characters in a newly generated ID */
-#define KEYS_SECRET_LEN    43 /* characters in a newly generated SECRET */
-#define KEYS_ID_MAX        64 /* longest ID accepted when parsing (imported keys vary) */
-#define KEYS_SECRET_MAX    128
-#define KEYS_TEXT_MAX      (KEYS_ID_MAX + 1 + KEYS_SECRET_MAX) /* "ID/SECRET" without NUL */
-#define KEYS_HASH_BYTES    32
-#define KEYS_HOST_MAX      1023 /* longest host name stored with a key */
-#define KEYS_NAME_MAX      200  /* longest key name, in bytes */
+#define KEYS_ID_LEN     16 /* characters in a newly generated ID */
+#define KEYS_SECRET_LEN 43 /* characters in a newly generated SECRET */
+#define KEYS_ID_MAX     64 /* longest ID accepted when parsing (imported keys vary) */
+#define KEYS_SECRET_MAX 128
+#define KEYS_TEXT_MAX   (KEYS_ID_MAX + 1 + KEYS_SECRET_MAX) /* "ID/SECRET" without NUL */
+#define KEYS_HASH_BYTES 32
+#define KEYS_HOST_MAX   1023 /* longest host name stored with a key */
+#define KEYS_NAME_MAX   200  /* longest key name, in bytes */
 
 enum keys_status {
 	KEYS_OK = 0,
@@ -88,23 +88,23 @@ void keystore_close(struct keystore *store); /* accepts NULL */
  * committed transaction. Only on KEYS_OK is *key filled (caller wipes it).
  * *errstr, on failure, stays valid until the next call on store. */
 enum keys_status keystore_create(struct keystore *store, const char *host, const char *name,
-				 struct api_key_new *key, const char **errstr);
+                                 struct api_key_new *key, const char **errstr);
 
 /* Call cb for every key of host, oldest first. A non-zero return from cb stops
  * the walk (the function still returns KEYS_OK). */
 typedef int (*keystore_list_cb)(void *userdata, const struct api_key_info *key);
 enum keys_status keystore_list(struct keystore *store, const char *host, keystore_list_cb cb,
-			       void *userdata, const char **errstr);
+                               void *userdata, const char **errstr);
 
 /* Remove key id of host. KEYS_NOT_FOUND if there is none. */
 enum keys_status keystore_delete(struct keystore *store, const char *host, const char *id,
-				 const char **errstr);
+                                 const char **errstr);
 
 /* Check an untrusted credential "ID/SECRET". Malformed text, an unknown ID and
  * a wrong secret all take the same path (a hash is always computed and compared
  * in constant time) and return KEYS_DENIED. KEYS_OK fills *match. KEYS_ERROR
  * means the store could not be read. Sees changes other processes committed. */
 enum keys_status keystore_verify(struct keystore *store, const char *credential, size_t len,
-				 struct api_key_match *match, const char **errstr);
+                                 struct api_key_match *match, const char **errstr);
 
 #endif

@@ -26,9 +26,9 @@ static const char *served_host(const struct config *cfg, const char *cfg_path, c
 	const char *canonical = config_host(cfg, host);
 	if (canonical == NULL)
 		fprintf(stderr,
-			"invites-api: host \"%s\" is not served by this component "
-			"(not in [component] hosts of %s)\n",
-			host, cfg_path);
+		        "invites-api: host \"%s\" is not served by this component "
+		        "(not in [component] hosts of %s)\n",
+		        host, cfg_path);
 	return canonical;
 }
 
@@ -75,7 +75,7 @@ int cmd_create(const struct config *cfg, const char *cfg_path, int argc, char **
 	if (flush_stdout() < 0) {
 		if (keystore_delete(store, host, key.id, &errstr) != KEYS_OK)
 			fprintf(stderr, "invites-api: the unseen key %s could not be revoked: %s\n",
-				key.id, errstr);
+			        key.id, errstr);
 		goto out;
 	}
 	status = EXIT_SUCCESS;

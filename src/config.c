@@ -26,28 +26,27 @@ struct option {
 	enum option_type type;
 	size_t offset;
 	const char *default_value; /* NULL: required */
-	unsigned min, max;          /* OPT_PORT, OPT_UINT */
+	unsigned min, max;         /* OPT_PORT, OPT_UINT */
 };
 
 #define OFF(field) offsetof(struct config, field)
 
 /* Sorted by section, then name. Adding an option is adding a row. */
 static const struct option options[] = {
-	{"component", "hosts", OPT_HOSTS, OFF(component.hosts), NULL, 0, 0},
-	{"component", "jid", OPT_DOMAIN, OFF(component.jid), NULL, 0, 0},
-	{"component", "port", OPT_PORT, OFF(component.port), "5347", 1, 65535},
-	{"component", "request_timeout", OPT_UINT, OFF(component.request_timeout_s), "10", 1, 300},
-	{"component", "secret", OPT_STRING, OFF(component.secret), NULL, 0, 0},
-	{"component", "server", OPT_ADDRESS, OFF(component.server), "127.0.0.1", 0, 0},
-	{"http", "bind", OPT_ADDRESS, OFF(http.bind), "127.0.0.1", 0, 0},
-	{"http", "connection_timeout", OPT_UINT, OFF(http.connection_timeout_s), "30", 1, 3600},
-	{"http", "cors_origin", OPT_HEADER, OFF(http.cors_origin), "*", 0, 0},
-	/* libstrophe select()s on its socket: keep every fd of the process < 1024. */
-	{"http", "max_connections", OPT_UINT, OFF(http.max_connections), "512", 1, 900},
-	{"http", "path", OPT_PATH, OFF(http.path), "/invites_api", 0, 0},
-	{"http", "port", OPT_PORT, OFF(http.port), "5281", 0, 65535},
-	{"keys", "database", OPT_STRING, OFF(keys.database), "/var/lib/invites-api/keys.sqlite", 0,
-	 0},
+    {"component", "hosts", OPT_HOSTS, OFF(component.hosts), NULL, 0, 0},
+    {"component", "jid", OPT_DOMAIN, OFF(component.jid), NULL, 0, 0},
+    {"component", "port", OPT_PORT, OFF(component.port), "5347", 1, 65535},
+    {"component", "request_timeout", OPT_UINT, OFF(component.request_timeout_s), "10", 1, 300},
+    {"component", "secret", OPT_STRING, OFF(component.secret), NULL, 0, 0},
+    {"component", "server", OPT_ADDRESS, OFF(component.server), "127.0.0.1", 0, 0},
+    {"http", "bind", OPT_ADDRESS, OFF(http.bind), "127.0.0.1", 0, 0},
+    {"http", "connection_timeout", OPT_UINT, OFF(http.connection_timeout_s), "30", 1, 3600},
+    {"http", "cors_origin", OPT_HEADER, OFF(http.cors_origin), "*", 0, 0},
+    /* libstrophe select()s on its socket: keep every fd of the process < 1024. */
+    {"http", "max_connections", OPT_UINT, OFF(http.max_connections), "512", 1, 900},
+    {"http", "path", OPT_PATH, OFF(http.path), "/invites_api", 0, 0},
+    {"http", "port", OPT_PORT, OFF(http.port), "5281", 0, 65535},
+    {"keys", "database", OPT_STRING, OFF(keys.database), "/var/lib/invites-api/keys.sqlite", 0, 0},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -128,7 +127,8 @@ static int add_hosts(struct parse_state *st, const char *value)
 		return -1;
 	int rc = 0;
 	char *save = NULL;
-	for (char *h = strtok_r(list, ", \t", &save); h != NULL; h = strtok_r(NULL, ", \t", &save)) {
+	for (char *h = strtok_r(list, ", \t", &save); h != NULL;
+	     h = strtok_r(NULL, ", \t", &save)) {
 		if (!valid_domain(h)) {
 			snprintf(st->reason, sizeof(st->reason), "invalid host name \"%.100s\"", h);
 			rc = -1;
@@ -138,7 +138,7 @@ static int add_hosts(struct parse_state *st, const char *value)
 			continue;
 		if (cfg->component.n_hosts == CONFIG_HOSTS_MAX) {
 			snprintf(st->reason, sizeof(st->reason), "more than %d hosts",
-				 CONFIG_HOSTS_MAX);
+			         CONFIG_HOSTS_MAX);
 			rc = -1;
 			break;
 		}
@@ -178,8 +178,8 @@ static int set_value(struct parse_state *st, const struct option *opt, const cha
 	case OPT_UINT:
 		if (parse_uint(value, opt->min, opt->max, &n) < 0) {
 			snprintf(st->reason, sizeof(st->reason),
-				 "%s must be a whole number from %u to %u", opt->name, opt->min,
-				 opt->max);
+			         "%s must be a whole number from %u to %u", opt->name, opt->min,
+			         opt->max);
 			return -1;
 		}
 		if (opt->type == OPT_PORT)
@@ -194,8 +194,8 @@ static int set_value(struct parse_state *st, const struct option *opt, const cha
 	case OPT_ADDRESS:
 		if (!valid_address(value)) {
 			snprintf(st->reason, sizeof(st->reason),
-				 "%s must be a literal IPv4 or IPv6 address, not \"%.100s\"",
-				 opt->name, value);
+			         "%s must be a literal IPv4 or IPv6 address, not \"%.100s\"",
+			         opt->name, value);
 			return -1;
 		}
 		break;
@@ -230,8 +230,8 @@ static int on_ini_entry(void *userdata, const char *section, const char *name, c
 	const struct option *opt = find_option(section, name);
 
 	if (opt == NULL) {
-		snprintf(st->reason, sizeof(st->reason), "unknown option \"%.60s\" in section [%.60s]",
-			 name, section);
+		snprintf(st->reason, sizeof(st->reason),
+		         "unknown option \"%.60s\" in section [%.60s]", name, section);
 		return 0;
 	}
 	size_t index = (size_t)(opt - options);
@@ -250,8 +250,8 @@ static int apply_defaults(struct parse_state *st)
 		if (st->seen[i])
 			continue;
 		if (opt->default_value == NULL) {
-			snprintf(st->reason, sizeof(st->reason), "[%s] %s is required", opt->section,
-				 opt->name);
+			snprintf(st->reason, sizeof(st->reason), "[%s] %s is required",
+			         opt->section, opt->name);
 			return -1;
 		}
 		if (set_value(st, opt, opt->default_value) < 0)

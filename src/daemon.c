@@ -17,10 +17,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RETRY_AFTER_S    5
@@ -44,7 +46,7 @@ struct invite_request {
 };
 
 static enum http_api_auth authenticate(void *userdata, const char *credential, size_t len,
-				       struct http_api_key *key)
+                                       struct http_api_key *key)
 {
 	struct daemon *d = userdata;
 	struct api_key_match match;
@@ -62,7 +64,7 @@ static enum http_api_auth authenticate(void *userdata, const char *credential, s
 	const char *host = config_host(d->cfg, match.host);
 	if (host == NULL) {
 		log_warn("key %s belongs to %s, which is no longer in [component] hosts", match.id,
-			 match.host);
+		         match.host);
 		return HTTP_API_AUTH_DENIED;
 	}
 	snprintf(key->id, sizeof(key->id), "%s", match.id);
@@ -72,21 +74,21 @@ static enum http_api_auth authenticate(void *userdata, const char *credential, s
 
 /* Say what the operator must change when the server refuses the command. */
 static void log_remote_error(const struct daemon *d, const char *host,
-			     const struct component_result *res)
+                             const struct component_result *res)
 {
 	const char *jid = d->cfg->component.jid;
 	const char *condition = res->condition != NULL ? res->condition : "";
 
 	if (strcmp(condition, "forbidden") == 0 || strcmp(condition, "not-authorized") == 0)
 		log_error("%s refused to create an invite (%s): add \"%s\" to admins of "
-			  "VirtualHost \"%s\" in the server config, e.g. admins = { \"%s\" }",
-			  host, condition, jid, host, jid);
+		          "VirtualHost \"%s\" in the server config, e.g. admins = { \"%s\" }",
+		          host, condition, jid, host, jid);
 	else if (strcmp(condition, "item-not-found") == 0 ||
-		 strcmp(condition, "service-unavailable") == 0 ||
-		 strcmp(condition, "feature-not-implemented") == 0)
+	         strcmp(condition, "service-unavailable") == 0 ||
+	         strcmp(condition, "feature-not-implemented") == 0)
 		log_error("%s has no invite command (%s): load mod_invites_adhoc (and mod_adhoc) "
-			  "on VirtualHost \"%s\"",
-			  host, condition, host);
+		          "on VirtualHost \"%s\"",
+		          host, condition, host);
 	else
 		log_error("%s refused to create an invite: %s", host, res->reason);
 }
@@ -100,16 +102,16 @@ static void on_invite(void *userdata, const struct component_result *res)
 	case COMPONENT_OK: {
 		const struct invite *inv = res->invite;
 		struct http_api_invite answer = {
-			.url = inv->landing_url != NULL ? inv->landing_url : inv->uri,
-			.uri = inv->uri,
-			.expires = inv->expire,
+		    .url = inv->landing_url != NULL ? inv->landing_url : inv->uri,
+		    .uri = inv->uri,
+		    .expires = inv->expire,
 		};
 		http_api_request_invite(ir->req, &answer);
 		break;
 	}
 	case COMPONENT_OFFLINE:
 		http_api_request_fail(ir->req, 503, "the connection to the XMPP server was lost",
-				      RETRY_AFTER_S);
+		                      RETRY_AFTER_S);
 		break;
 	case COMPONENT_SHUTDOWN:
 		http_api_request_fail(ir->req, 503, "the service is shutting down", RETRY_AFTER_S);
@@ -120,13 +122,13 @@ static void on_invite(void *userdata, const struct component_result *res)
 	case COMPONENT_REMOTE_ERROR:
 		log_remote_error(ir->daemon, ir->host, res);
 		snprintf(reason, sizeof(reason), "the XMPP server refused to create an invite: %s",
-			 res->reason);
+		         res->reason);
 		http_api_request_fail(ir->req, 502, reason, 0);
 		break;
 	case COMPONENT_BAD_REPLY:
 		log_error("%s sent an unexpected reply: %s", ir->host, res->reason);
 		snprintf(reason, sizeof(reason), "unexpected reply from the XMPP server: %s",
-			 res->reason);
+		         res->reason);
 		http_api_request_fail(ir->req, 502, reason, 0);
 		break;
 	}
@@ -134,7 +136,7 @@ static void on_invite(void *userdata, const struct component_result *res)
 }
 
 static void create_invite(void *userdata, struct http_api_request *req,
-			  const struct http_api_key *key)
+                          const struct http_api_key *key)
 {
 	struct daemon *d = userdata;
 
@@ -161,8 +163,8 @@ static void create_invite(void *userdata, struct http_api_request *req,
 }
 
 static const struct http_api_handlers http_handlers = {
-	.authenticate = authenticate,
-	.create_invite = create_invite,
+    .authenticate = authenticate,
+    .create_invite = create_invite,
 };
 
 /* SIGTERM/SIGINT end the loop; SIGPIPE is ignored (a peer that went away is
@@ -185,7 +187,8 @@ static void read_signals(struct daemon *d)
 	struct signalfd_siginfo info;
 	while (read(d->signal_fd, &info, sizeof(info)) == sizeof(info)) {
 		if (info.ssi_signo == SIGHUP) {
-			log_info("SIGHUP ignored: nothing to reload (keys are read on every request)");
+			log_info(
+			    "SIGHUP ignored: nothing to reload (keys are read on every request)");
 			continue;
 		}
 		log_info("%s received, shutting down", strsignal((int)info.ssi_signo));
@@ -202,33 +205,66 @@ static int min_timeout(int a, int b)
 	return a < b ? a : b;
 }
 
+/* Wait for work (at most max_wait_ms) and do it. -1 if polling failed. */
+static int run_once(struct daemon *d, int max_wait_ms)
+{
+	int comp_fd = component_fd(d->component);
+	struct pollfd fds[] = {
+	    {.fd = d->signal_fd, .events = POLLIN},
+	    {.fd = http_api_fd(d->http), .events = POLLIN},
+	    {.fd = comp_fd, .events = POLLIN | (component_wants_write(d->component) ? POLLOUT : 0)},
+	};
+	int timeout =
+	    min_timeout(component_next_timeout(d->component), http_api_next_timeout(d->http));
+	timeout = min_timeout(timeout, max_wait_ms);
+
+	if (poll(fds, comp_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
+		log_error("poll: %s", strerror(errno));
+		return -1;
+	}
+	if (fds[0].revents & POLLIN)
+		read_signals(d);
+	component_run(d->component);
+	http_api_run(d->http);
+	/* Send what the HTTP handlers just queued without another round. */
+	if (component_wants_write(d->component))
+		component_run(d->component);
+	return 0;
+}
+
 static int run_loop(struct daemon *d)
 {
 	while (!d->stopping) {
-		int comp_fd = component_fd(d->component);
-		struct pollfd fds[] = {
-			{.fd = d->signal_fd, .events = POLLIN},
-			{.fd = http_api_fd(d->http), .events = POLLIN},
-			{.fd = comp_fd,
-			 .events = POLLIN | (component_wants_write(d->component) ? POLLOUT : 0)},
-		};
-		int timeout = min_timeout(component_next_timeout(d->component),
-					  http_api_next_timeout(d->http));
-		timeout = min_timeout(timeout, MAX_IDLE_WAIT_MS);
-
-		if (poll(fds, comp_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
-			log_error("poll: %s", strerror(errno));
+		if (run_once(d, MAX_IDLE_WAIT_MS) < 0)
 			return -1;
-		}
-		if (fds[0].revents & POLLIN)
-			read_signals(d);
-		component_run(d->component);
-		http_api_run(d->http);
-		/* Send what the HTTP handlers just queued without another round. */
-		if (component_wants_write(d->component))
-			component_run(d->component);
 	}
 	return 0;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * Shutdown: stop accepting, fail every request still waiting on the server
+ * (the component answers them with COMPONENT_SHUTDOWN, so 503), and keep
+ * running the loop while the stream closes, so those 503s leave at once
+ * rather than after the server acknowledged the close (or did not).
+ */
+static void shut_down(struct daemon *d)
+{
+	http_api_quiesce(d->http);
+	component_stop(d->component, 0);
+	uint64_t deadline = now_ms() + STOP_TIMEOUT_MS;
+	for (uint64_t now = now_ms(); now < deadline; now = now_ms()) {
+		if (component_fd(d->component) < 0 && http_api_waiting(d->http) == 0)
+			break;
+		if (run_once(d, (int)(deadline - now)) < 0)
+			break;
+	}
 }
 
 int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **argv)
@@ -256,11 +292,11 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	}
 
 	struct component_config ccfg = {
-		.jid = cfg->component.jid,
-		.secret = cfg->component.secret,
-		.server = cfg->component.server,
-		.port = cfg->component.port,
-		.request_timeout_ms = cfg->component.request_timeout_s * 1000,
+	    .jid = cfg->component.jid,
+	    .secret = cfg->component.secret,
+	    .server = cfg->component.server,
+	    .port = cfg->component.port,
+	    .request_timeout_ms = cfg->component.request_timeout_s * 1000,
 	};
 	d.component = component_create(&ccfg, &errstr);
 	if (d.component == NULL) {
@@ -269,12 +305,12 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	}
 
 	struct http_api_config hcfg = {
-		.bind = cfg->http.bind,
-		.port = cfg->http.port,
-		.path = cfg->http.path,
-		.cors_origin = cfg->http.cors_origin,
-		.max_connections = cfg->http.max_connections,
-		.connection_timeout_s = cfg->http.connection_timeout_s,
+	    .bind = cfg->http.bind,
+	    .port = cfg->http.port,
+	    .path = cfg->http.path,
+	    .cors_origin = cfg->http.cors_origin,
+	    .max_connections = cfg->http.max_connections,
+	    .connection_timeout_s = cfg->http.connection_timeout_s,
 	};
 	d.http = http_api_create(&hcfg, &http_handlers, &d, &errstr);
 	if (d.http == NULL) {
@@ -283,18 +319,14 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	}
 	bool ipv6 = strchr(cfg->http.bind, ':') != NULL;
 	log_info("listening on http://%s%s%s:%u%s", ipv6 ? "[" : "", cfg->http.bind,
-		 ipv6 ? "]" : "", http_api_port(d.http), cfg->http.path);
+	         ipv6 ? "]" : "", http_api_port(d.http), cfg->http.path);
 
 	if (component_start(d.component) < 0) {
 		log_error("component: cannot start the XMPP connection");
 		goto err_http;
 	}
 	int loop_status = run_loop(&d);
-
-	/* Stop taking requests, fail those still waiting on the server (503),
-	 * close the stream, then flush the answers out. */
-	http_api_quiesce(d.http);
-	component_stop(d.component, STOP_TIMEOUT_MS);
+	shut_down(&d);
 	status = loop_status == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 err_http:
 	http_api_destroy(d.http);

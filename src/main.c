@@ -23,20 +23,20 @@ struct command {
 
 /* Sorted by name. */
 static const struct command commands[] = {
-	{"check", 0, "", "validate the configuration", cmd_check},
-	{"create", 2, " HOST NAME", "create an API key for HOST and print it once", cmd_create},
-	{"delete", 2, " HOST ID", "revoke the API key ID of HOST", cmd_delete},
-	{"list", 1, " HOST", "list the API keys of HOST (ID<TAB>NAME)", cmd_list},
-	{"serve", 0, "", "run the component and the HTTP API in the foreground", cmd_serve},
+    {"check", 0, "", "validate the configuration", cmd_check},
+    {"create", 2, " HOST NAME", "create an API key for HOST and print it once", cmd_create},
+    {"delete", 2, " HOST ID", "revoke the API key ID of HOST", cmd_delete},
+    {"list", 1, " HOST", "list the API keys of HOST (ID<TAB>NAME)", cmd_list},
+    {"serve", 0, "", "run the component and the HTTP API in the foreground", cmd_serve},
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: invites-api [-c FILE] COMMAND [ARGS]\n\n"
-		     "  -c FILE   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
-		     "  -h        show this help\n"
-		     "  -V        show the version\n\n"
-		     "commands:\n");
+	             "  -c FILE   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+	             "  -h        show this help\n"
+	             "  -V        show the version\n\n"
+	             "commands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		char left[32];
 		snprintf(left, sizeof(left), "%s%s", commands[i].name, commands[i].args);

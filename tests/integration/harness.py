@@ -502,3 +502,31 @@ def secrets_in_logs(logs=None, secret_values=None):
             if s and s in text:
                 found.append((str(log), s))
     return found
+
+
+# --------------------------------------------------------------------------
+# assertions shared by the test modules
+
+def location_token(resp, daemon):
+    """Check resp carries an invite page URL of the module's Prosody in Location,
+    stored by Prosody; return (url, token)."""
+    loc = resp.header("Location")
+    assert loc, f"no Location: {resp!r}\n{daemon.describe()}"
+    prefix = f"http://localhost:{daemon.prosody.http_port}/invites_page?"
+    assert loc.startswith(prefix), f"Location {loc!r} is not {prefix}TOKEN"
+    token = loc[len(prefix):]
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", token), loc
+    assert token in daemon.prosody.stored_tokens(), \
+        f"token {token} of {loc} is not in Prosody's store {daemon.prosody.store_file(MAIN_HOST)}"
+    return loc, token
+
+
+def assert_created(resp, daemon, status=201):
+    assert resp.status == status, f"expected {status}, got {resp!r}\n{daemon.describe()}"
+    return location_token(resp, daemon)
+
+
+def assert_cors(resp, origin="*"):
+    assert resp.header("Access-Control-Allow-Origin") == origin, repr(resp)
+    for name, value in CORS_HEADERS.items():
+        assert resp.header(name) == value, f"{name} should be {value!r}: {resp!r}"

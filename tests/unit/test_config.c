@@ -58,22 +58,22 @@ static void test_full_config(void)
 	struct config cfg;
 	char err[256] = "";
 	const char *text = "; comment\n"
-			   "[component]\n"
-			   "jid = invites.example.com\n"
-			   "secret = s3cret\n"
-			   "server = ::1\n"
-			   "port = 15347\n"
-			   "hosts = a.example, b.example c.example  ; inline comment\n"
-			   "request_timeout = 3\n"
-			   "[http]\n"
-			   "bind = 0.0.0.0\n"
-			   "port = 0\n"
-			   "path = /api/invites/\n"
-			   "cors_origin = https://example.com\n"
-			   "max_connections = 100\n"
-			   "connection_timeout = 5\n"
-			   "[keys]\n"
-			   "database = /tmp/k.sqlite\n";
+	                   "[component]\n"
+	                   "jid = invites.example.com\n"
+	                   "secret = s3cret\n"
+	                   "server = ::1\n"
+	                   "port = 15347\n"
+	                   "hosts = a.example, b.example c.example  ; inline comment\n"
+	                   "request_timeout = 3\n"
+	                   "[http]\n"
+	                   "bind = 0.0.0.0\n"
+	                   "port = 0\n"
+	                   "path = /api/invites/\n"
+	                   "cors_origin = https://example.com\n"
+	                   "max_connections = 100\n"
+	                   "connection_timeout = 5\n"
+	                   "[keys]\n"
+	                   "database = /tmp/k.sqlite\n";
 	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
 	CU_ASSERT_STRING_EQUAL(cfg.component.server, "::1");
 	CU_ASSERT_EQUAL(cfg.component.port, 15347);
@@ -96,7 +96,7 @@ static void test_hosts_on_several_lines(void)
 	struct config cfg;
 	char err[256] = "";
 	const char *text = "[component]\njid = i.example\nsecret = x\n"
-			   "hosts = a.example\n  b.example\nhosts = c.example, a.example\n";
+	                   "hosts = a.example\n  b.example\nhosts = c.example, a.example\n";
 	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(cfg.component.n_hosts, 3); /* a.example once */
 	config_finish(&cfg);
@@ -110,24 +110,24 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
-	{MINIMAL "bogus = 1\n", 5, "unknown option \"bogus\""},
-	{MINIMAL "[nosuch]\nx = 1\n", 6, "unknown option"},
-	{MINIMAL "port = 70000\n", 5, "port must be a whole number from 1 to 65535"},
-	{MINIMAL "port = -1\n", 5, "port must be"},
-	{MINIMAL "port = 12ab\n", 5, "port must be"},
-	{MINIMAL "port = \n", 5, "port must be"},
-	{MINIMAL "request_timeout = 0\n", 5, "request_timeout"},
-	{MINIMAL "server = localhost\n", 5, "literal IPv4 or IPv6"},
-	{MINIMAL "jid = x\n", 5, "set twice"},
-	{"[component]\njid = a@b\nsecret = x\nhosts = h\n", 2, "invalid value for jid"},
-	{"[component]\njid = a\nsecret = x\nhosts = h/x\n", 4, "invalid host name"},
-	{MINIMAL "[http]\npath = invites\n", 6, "invalid value for path"},
-	{MINIMAL "[http]\npath = /a?b\n", 6, "invalid value for path"},
-	{MINIMAL "[http]\nmax_connections = 5000\n", 6, "max_connections"},
-	{MINIMAL "[http]\nbind = 300.1.1.1\n", 6, "bind must be"},
-	{MINIMAL "this line is not ini\n", 5, "syntax error"},
-	{MINIMAL "[http\n", 5, "syntax error"},
-	{NULL, 0, NULL},
+    {MINIMAL "bogus = 1\n", 5, "unknown option \"bogus\""},
+    {MINIMAL "[nosuch]\nx = 1\n", 6, "unknown option"},
+    {MINIMAL "port = 70000\n", 5, "port must be a whole number from 1 to 65535"},
+    {MINIMAL "port = -1\n", 5, "port must be"},
+    {MINIMAL "port = 12ab\n", 5, "port must be"},
+    {MINIMAL "port = \n", 5, "port must be"},
+    {MINIMAL "request_timeout = 0\n", 5, "request_timeout"},
+    {MINIMAL "server = localhost\n", 5, "literal IPv4 or IPv6"},
+    {MINIMAL "jid = x\n", 5, "set twice"},
+    {"[component]\njid = a@b\nsecret = x\nhosts = h\n", 2, "invalid value for jid"},
+    {"[component]\njid = a\nsecret = x\nhosts = h/x\n", 4, "invalid host name"},
+    {MINIMAL "[http]\npath = invites\n", 6, "invalid value for path"},
+    {MINIMAL "[http]\npath = /a?b\n", 6, "invalid value for path"},
+    {MINIMAL "[http]\nmax_connections = 5000\n", 6, "max_connections"},
+    {MINIMAL "[http]\nbind = 300.1.1.1\n", 6, "bind must be"},
+    {MINIMAL "this line is not ini\n", 5, "syntax error"},
+    {MINIMAL "[http\n", 5, "syntax error"},
+    {NULL, 0, NULL},
 };
 
 static void test_errors_name_file_and_line(void)
@@ -139,9 +139,10 @@ static void test_errors_name_file_and_line(void)
 		CU_ASSERT_EQUAL(rc, -1);
 		char prefix[96];
 		snprintf(prefix, sizeof(prefix), "%s:%d: ", path, c->line);
-		if (strncmp(err, prefix, strlen(prefix)) != 0 || strstr(err, c->reason_part) == NULL) {
+		if (strncmp(err, prefix, strlen(prefix)) != 0 ||
+		    strstr(err, c->reason_part) == NULL) {
 			fprintf(stderr, "\n  case %d: got \"%s\", want \"%s...%s\"\n",
-				(int)(c - bad_cases), err, prefix, c->reason_part);
+			        (int)(c - bad_cases), err, prefix, c->reason_part);
 			CU_FAIL("error message");
 		}
 	}
@@ -153,10 +154,10 @@ static void test_missing_required(void)
 		const char *text;
 		const char *reason;
 	} cases[] = {
-		{"[component]\nsecret = x\nhosts = h\n", "[component] jid is required"},
-		{"[component]\njid = j\nhosts = h\n", "[component] secret is required"},
-		{"[component]\njid = j\nsecret = x\n", "[component] hosts is required"},
-		{"[component]\njid = j\nsecret = x\nhosts = ,\n", "hosts lists no host"},
+	    {"[component]\nsecret = x\nhosts = h\n", "[component] jid is required"},
+	    {"[component]\njid = j\nhosts = h\n", "[component] secret is required"},
+	    {"[component]\njid = j\nsecret = x\n", "[component] hosts is required"},
+	    {"[component]\njid = j\nsecret = x\nhosts = ,\n", "hosts lists no host"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config cfg;
@@ -183,7 +184,7 @@ static void test_header_injection_refused(void)
 	char err[256] = "";
 	/* inih strips line ends, but a tab or other control byte must not reach a header. */
 	CU_ASSERT_EQUAL(load(MINIMAL "[http]\ncors_origin = a\tb\x0b\n", &cfg, err, sizeof(err)),
-			-1);
+	                -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "cors_origin"));
 }
 
@@ -193,7 +194,7 @@ static void test_missing_file(void)
 	char err[256] = "";
 	CU_ASSERT_EQUAL(config_load(&cfg, "/nonexistent/component.cfg", err, sizeof(err)), -1);
 	CU_ASSERT_STRING_EQUAL(err, "/nonexistent/component.cfg: cannot open: No such file or "
-				    "directory");
+	                            "directory");
 }
 
 /* The sample documents every option with its default: parsing it must give
@@ -202,13 +203,12 @@ static void test_sample_matches_defaults(void)
 {
 	struct config sample, minimal;
 	char err[256] = "";
-	CU_ASSERT_EQUAL_FATAL(config_load(&sample, SOURCE_ROOT "/component.cfg.sample", err,
-					  sizeof(err)),
-			      0);
+	CU_ASSERT_EQUAL_FATAL(
+	    config_load(&sample, SOURCE_ROOT "/component.cfg.sample", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL_FATAL(load("[component]\njid = invites.example.com\nsecret = change-me\n"
-				   "hosts = example.com\n",
-				   &minimal, err, sizeof(err)),
-			      0);
+	                           "hosts = example.com\n",
+	                           &minimal, err, sizeof(err)),
+	                      0);
 	CU_ASSERT_STRING_EQUAL(sample.component.server, minimal.component.server);
 	CU_ASSERT_EQUAL(sample.component.port, minimal.component.port);
 	CU_ASSERT_EQUAL(sample.component.request_timeout_s, minimal.component.request_timeout_s);
@@ -225,16 +225,16 @@ static void test_sample_matches_defaults(void)
 }
 
 static const struct unit_test tests[] = {
-	{"sample config documents the defaults", test_sample_matches_defaults},
-	{"minimal config gets defaults", test_minimal_gets_defaults},
-	{"every option set", test_full_config},
-	{"hosts over several lines", test_hosts_on_several_lines},
-	{"errors name file and line", test_errors_name_file_and_line},
-	{"missing required options", test_missing_required},
-	{"secret never echoed", test_secret_never_echoed},
-	{"control characters refused in header values", test_header_injection_refused},
-	{"missing file", test_missing_file},
-	{NULL, NULL},
+    {"sample config documents the defaults", test_sample_matches_defaults},
+    {"minimal config gets defaults", test_minimal_gets_defaults},
+    {"every option set", test_full_config},
+    {"hosts over several lines", test_hosts_on_several_lines},
+    {"errors name file and line", test_errors_name_file_and_line},
+    {"missing required options", test_missing_required},
+    {"secret never echoed", test_secret_never_echoed},
+    {"control characters refused in header values", test_header_injection_refused},
+    {"missing file", test_missing_file},
+    {NULL, NULL},
 };
 
 UNIT_MAIN("config", tests)

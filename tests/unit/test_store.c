@@ -345,6 +345,42 @@ static void test_verify_malformed(void)
 	fixture_finish(&fx);
 }
 
+/* Malformed input is checked with a stand-in ID and secret; even a stored
+ * key that happens to have exactly those must not let it through. */
+static void test_verify_malformed_never_matches(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	static const char id[] = "AAAAAAAAAAAAAAAA";
+	static const char secret[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+	unsigned char hash[KEYS_HASH_BYTES];
+	keys_hash_secret(secret, sizeof secret - 1, hash);
+	sqlite3 *db = raw_open(&fx);
+	sqlite3_stmt *insert = NULL;
+	CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db,
+	                                         "INSERT INTO api_keys VALUES (?1, ?2, 'n', 0, ?3)",
+	                                         -1, &insert, NULL),
+	                      SQLITE_OK);
+	sqlite3_bind_text(insert, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(insert, 2, HOST, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(insert, 3, hash, sizeof hash, SQLITE_STATIC);
+	CU_ASSERT_EQUAL(sqlite3_step(insert), SQLITE_DONE);
+	sqlite3_finalize(insert);
+	sqlite3_close(db);
+
+	struct api_key_match match;
+	char text[KEYS_TEXT_MAX + 2];
+	snprintf(text, sizeof text, "%s/%s", id, secret);
+	CU_ASSERT_EQUAL_FATAL(verify_text(store, text, &match), KEYS_OK); /* the row is usable */
+	CU_ASSERT_EQUAL(verify_text(store, "", &match), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify_text(store, "not a key", &match), KEYS_DENIED);
+	snprintf(text, sizeof text, "%s/%s.", id, secret);
+	CU_ASSERT_EQUAL(verify_text(store, text, &match), KEYS_DENIED);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
 static void test_verify_other_host(void)
 {
 	struct fixture fx;
@@ -513,6 +549,8 @@ static void test_invalid_arguments(void)
 	    {"invalid byte in name", HOST, "a\xff", false},
 	    {"truncated sequence in name", HOST, "a\xe2\x9c", false},
 	    {"overlong encoding in name", HOST, "a\xc0\xaf", false},
+	    {"overlong 3-byte encoding in name", HOST, "a\xe0\x80\xaf", false},
+	    {"overlong 4-byte encoding in name", HOST, "a\xf0\x80\x80\xaf", false},
 	    {"surrogate in name", HOST, "a\xed\xa0\x80", false},
 	    {"beyond U+10FFFF in name", HOST, "a\xf4\x90\x80\x80", false},
 	};
@@ -796,30 +834,28 @@ static void test_malformed_record(void)
 	fixture_finish(&fx);
 }
 
-/* Another connection holds the database exclusively past the busy timeout. */
-static void test_verify_busy(void)
+/* The CLI waits for another writer, but not for ever: past the busy
+ * timeout, create fails cleanly. */
+static void test_create_busy(void)
 {
 	struct fixture fx;
 	fixture_init(&fx);
 	struct keystore *store = open_store(&fx);
 	struct api_key_new key;
-	struct api_key_match match;
-	create_key(store, HOST, "locked out", &key);
 	sqlite3 *db = raw_open(&fx);
-	CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db,
-	                                   "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;"
-	                                   " DELETE FROM api_keys WHERE id = 'none'",
-	                                   NULL, NULL, NULL),
-	                      SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	const char *err = NULL;
 	time_t start = time(NULL);
-	CU_ASSERT_EQUAL(keystore_verify(store, key.text, strlen(key.text), &match, &err),
-	                KEYS_ERROR);
+	CU_ASSERT_EQUAL(keystore_create(store, HOST, "waits", &key, &err), KEYS_ERROR);
 	time_t waited = time(NULL) - start;
 	CU_ASSERT(waited >= 4 && waited <= 7); /* the 5 s busy timeout */
-	CU_ASSERT_PTR_NOT_NULL(err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "database is locked"));
+	CU_ASSERT(is_zero(&key, sizeof key));
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(db);
-	CU_ASSERT_EQUAL(verify_text(store, key.text, &match), KEYS_OK);
+	create_key(store, HOST, "after", &key);
+	CU_ASSERT_EQUAL(row_count(&fx), 1);
 	keys_wipe(&key);
 	keystore_close(store);
 	fixture_finish(&fx);
@@ -865,6 +901,7 @@ static const struct unit_test tests[] = {
     {"keys persist across close and reopen", test_persistence},
     {"verify: OK, wrong secret, unknown ID", test_verify},
     {"verify: malformed credentials are denied", test_verify_malformed},
+    {"verify: malformed never matches a stored key", test_verify_malformed_never_matches},
     {"verify: a key of another host verifies", test_verify_other_host},
     {"changes through another handle are seen at once", test_cross_connection},
     {"verify is not blocked by a writer", test_verify_during_write},
@@ -882,7 +919,7 @@ static const struct unit_test tests[] = {
     {"endless ID collisions fail", test_id_collision_exhausted},
     {"store errors are errors, not denials", test_store_errors},
     {"a malformed record is an error", test_malformed_record},
-    {"verify fails after the busy timeout", test_verify_busy},
+    {"create fails after the busy timeout", test_create_busy},
     {"list order and early stop", test_list_order_and_stop},
     {NULL, NULL},
 };
