@@ -131,7 +131,7 @@ static int open_db(struct keystore *store)
 	return 0;
 }
 
-/* Run a pragma that answers with one value and return it, or -1. */
+/* Run a pragma that answers with one integer, stored in *value; 0 or -1. */
 static int pragma_int(struct keystore *store, const char *sql, int *value)
 {
 	sqlite3_stmt *stmt = prepare(store, sql);
@@ -217,7 +217,7 @@ struct keystore *keystore_open(const char *path, const char **errstr)
 		goto err_alloc;
 	store->path = strdup(path);
 	if (store->path == NULL)
-		goto err_path;
+		goto err_store;
 	if (create_file(store) < 0 || open_db(store) < 0 || configure(store) < 0 ||
 	    migrate(store) < 0)
 		goto err_db;
@@ -229,11 +229,11 @@ struct keystore *keystore_open(const char *path, const char **errstr)
 err_db:
 	sqlite3_close(store->db); /* harmless on NULL */
 	memcpy(open_error, store->error, sizeof open_error);
-	report(errstr, open_error);
 	free(store->path);
 	free(store);
+	report(errstr, open_error);
 	return NULL;
-err_path:
+err_store:
 	free(store);
 err_alloc:
 	snprintf(open_error, sizeof open_error, "key store %s: out of memory", path);
@@ -520,18 +520,15 @@ static int lookup(struct keystore *store, const char *id, size_t id_len,
                   char host[KEYS_HOST_MAX + 1], unsigned char hash[KEYS_HASH_BYTES])
 {
 	int found = -1;
-	if (sqlite3_bind_text(store->verify, 1, id, (int)id_len, SQLITE_STATIC) != SQLITE_OK) {
-		set_db_error(store);
-		goto out;
-	}
-	int rc = sqlite3_step(store->verify);
+	int rc = sqlite3_bind_text(store->verify, 1, id, (int)id_len, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(store->verify);
 	if (rc == SQLITE_ROW)
 		found = copy_row(store, host, hash);
 	else if (rc == SQLITE_DONE)
 		found = 0;
 	else
 		set_db_error(store);
-out:
 	sqlite3_reset(store->verify);
 	sqlite3_clear_bindings(store->verify);
 	return found;
