@@ -63,9 +63,12 @@ struct component {
 
 	struct adhoc_request *head, *tail; /* FIFO, so ordered by deadline */
 	unsigned pending;
+
+	struct command_registry *commands;      /* our own ad-hoc commands, if offered */
+	char *software_name, *software_version; /* XEP-0092, if set */
 };
 
-static uint64_t now_ms(void)
+uint64_t monotonic_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -84,7 +87,7 @@ static uint64_t next_random(struct component *comp)
 static void seed_random(struct component *comp)
 {
 	if (getrandom(&comp->rng, sizeof(comp->rng), GRND_NONBLOCK) != sizeof(comp->rng))
-		comp->rng = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid() ^ now_ms();
+		comp->rng = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid() ^ monotonic_ms();
 	if (comp->rng == 0)
 		comp->rng = 0x9e3779b97f4a7c15ULL;
 }
@@ -290,7 +293,7 @@ int component_create_invite(struct component *comp, const char *host, component_
 		goto err_req;
 
 	xmpp_id_handler_add(comp->conn, handle_reply, req->id, req);
-	req->deadline = now_ms() + comp->request_timeout_ms;
+	req->deadline = monotonic_ms() + comp->request_timeout_ms;
 	req->prev = comp->tail;
 	if (comp->tail)
 		comp->tail->next = req;
@@ -312,13 +315,14 @@ err_req:
 
 /* ---- stanzas from others ------------------------------------------------- */
 
-static xmpp_stanza_t *reply_to(struct component *comp, xmpp_stanza_t *iq)
+xmpp_stanza_t *iq_result(xmpp_stanza_t *iq)
 {
 	xmpp_stanza_t *reply = xmpp_stanza_reply(iq);
 	const char *to = xmpp_stanza_get_to(iq);
 
+	/* without a to, handle_iq() sets our JID */
 	if (reply && (xmpp_stanza_set_type(reply, "result") != XMPP_EOK ||
-	              xmpp_stanza_set_from(reply, to ? to : comp->jid) != XMPP_EOK)) {
+	              (to && xmpp_stanza_set_from(reply, to) != XMPP_EOK))) {
 		xmpp_stanza_release(reply);
 		return NULL;
 	}
@@ -327,45 +331,90 @@ static xmpp_stanza_t *reply_to(struct component *comp, xmpp_stanza_t *iq)
 
 static xmpp_stanza_t *answer_ping(struct component *comp, xmpp_stanza_t *iq, xmpp_stanza_t *payload)
 {
+	(void)comp;
 	(void)payload;
-	return reply_to(comp, iq);
+	return iq_result(iq);
 }
 
 static xmpp_stanza_t *answer_disco_info(struct component *comp, xmpp_stanza_t *iq,
                                         xmpp_stanza_t *payload)
 {
-	static const char disco[] =
-	    "<query xmlns='http://jabber.org/protocol/disco#info'>"
-	    "<identity category='component' type='generic' name='Invites API'/>"
-	    "<feature var='http://jabber.org/protocol/disco#info'/>"
-	    "<feature var='urn:xmpp:ping'/>"
-	    "</query>";
+	const char *node = xmpp_stanza_get_attribute(payload, "node");
+	const char *features[] = {
+	    NS_DISCO_INFO,
+	    NS_PING,
+	    comp->commands ? NS_COMMANDS : NULL,
+	    comp->software_name ? NS_VERSION : NULL,
+	};
 
-	if (xmpp_stanza_get_attribute(payload, "node"))
+	if (node && comp->commands)
+		return commands_disco_info(comp->commands, iq, node);
+	if (node)
 		return xmpp_stanza_reply_error(iq, "cancel", "item-not-found", NULL);
-	xmpp_stanza_t *reply = reply_to(comp, iq);
-	xmpp_stanza_t *query = xmpp_stanza_new_from_string(comp->ctx, disco);
-	if (!reply || !query || xmpp_stanza_add_child(reply, query) != XMPP_EOK) {
-		if (reply)
-			xmpp_stanza_release(reply);
-		reply = NULL;
+
+	struct build b = {.ctx = comp->ctx};
+	xmpp_stanza_t *reply = iq_result(iq);
+	b.failed = !reply;
+	xmpp_stanza_t *query = build_element(&b, reply, "query", NS_DISCO_INFO);
+	xmpp_stanza_t *identity = build_element(&b, query, "identity", NULL);
+	build_attribute(&b, identity, "category", "component");
+	build_attribute(&b, identity, "type", "generic");
+	build_attribute(&b, identity, "name", "Invites API");
+	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
+		if (features[i])
+			build_attribute(&b, build_element(&b, query, "feature", NULL), "var",
+			                features[i]);
 	}
-	if (query)
-		xmpp_stanza_release(query);
-	return reply;
+	return build_finish(&b, reply);
 }
 
-/* The IQ gets the component answers; anything else gets service-unavailable. */
-static const struct iq_get_handler {
+static xmpp_stanza_t *answer_disco_items(struct component *comp, xmpp_stanza_t *iq,
+                                         xmpp_stanza_t *payload)
+{
+	if (!comp->commands)
+		return xmpp_stanza_reply_error(iq, "cancel", "service-unavailable", NULL);
+	return commands_disco_items(comp->commands, iq, xmpp_stanza_get_attribute(payload, "node"));
+}
+
+static xmpp_stanza_t *answer_version(struct component *comp, xmpp_stanza_t *iq,
+                                     xmpp_stanza_t *payload)
+{
+	(void)payload;
+	if (!comp->software_name)
+		return xmpp_stanza_reply_error(iq, "cancel", "service-unavailable", NULL);
+
+	struct build b = {.ctx = comp->ctx};
+	xmpp_stanza_t *reply = iq_result(iq);
+	b.failed = !reply;
+	xmpp_stanza_t *query = build_element(&b, reply, "query", NS_VERSION);
+	build_text(&b, query, "name", comp->software_name);
+	build_text(&b, query, "version", comp->software_version);
+	return build_finish(&b, reply);
+}
+
+static xmpp_stanza_t *answer_command(struct component *comp, xmpp_stanza_t *iq,
+                                     xmpp_stanza_t *payload)
+{
+	if (!comp->commands)
+		return xmpp_stanza_reply_error(iq, "cancel", "service-unavailable", NULL);
+	return commands_execute(comp->commands, iq, payload);
+}
+
+/* The IQs the component answers; anything else gets service-unavailable. */
+static const struct iq_handler {
+	const char *type;
 	const char *name;
 	const char *ns;
 	xmpp_stanza_t *(*answer)(struct component *comp, xmpp_stanza_t *iq, xmpp_stanza_t *payload);
-} iq_get_handlers[] = {
-    {"ping", "urn:xmpp:ping", answer_ping},
-    {"query", "http://jabber.org/protocol/disco#info", answer_disco_info},
+} iq_handlers[] = {
+    {"get", "ping", NS_PING, answer_ping},
+    {"get", "query", NS_DISCO_INFO, answer_disco_info},
+    {"get", "query", NS_DISCO_ITEMS, answer_disco_items},
+    {"get", "query", NS_VERSION, answer_version},
+    {"set", "command", NS_COMMANDS, answer_command},
 };
 
-static xmpp_stanza_t *first_tag(xmpp_stanza_t *stanza)
+xmpp_stanza_t *first_tag(xmpp_stanza_t *stanza)
 {
 	xmpp_stanza_t *c = xmpp_stanza_get_children(stanza);
 	while (c && !xmpp_stanza_is_tag(c))
@@ -378,11 +427,10 @@ static xmpp_stanza_t *answer_iq(struct component *comp, xmpp_stanza_t *iq, const
 	xmpp_stanza_t *payload = first_tag(iq);
 	const char *ns = payload ? xmpp_stanza_get_ns(payload) : NULL;
 
-	for (size_t i = 0; strcmp(type, "get") == 0 && payload && ns &&
-	                   i < sizeof(iq_get_handlers) / sizeof(iq_get_handlers[0]);
-	     i++) {
-		const struct iq_get_handler *h = &iq_get_handlers[i];
-		if (strcmp(xmpp_stanza_get_name(payload), h->name) == 0 && strcmp(ns, h->ns) == 0)
+	for (size_t i = 0; payload && ns && i < sizeof(iq_handlers) / sizeof(iq_handlers[0]); i++) {
+		const struct iq_handler *h = &iq_handlers[i];
+		if (strcmp(type, h->type) == 0 &&
+		    strcmp(xmpp_stanza_get_name(payload), h->name) == 0 && strcmp(ns, h->ns) == 0)
 			return h->answer(comp, iq, payload);
 	}
 	return xmpp_stanza_reply_error(iq, "cancel", "service-unavailable", NULL);
@@ -416,7 +464,7 @@ static unsigned schedule_reconnect(struct component *comp)
 	unsigned delay =
 	    comp->backoff_ms - spread / 2 + (unsigned)(next_random(comp) % (spread + 1));
 
-	comp->reconnect_at = now_ms() + delay;
+	comp->reconnect_at = monotonic_ms() + delay;
 	comp->backoff_ms =
 	    comp->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : comp->backoff_ms * 2;
 	return delay;
@@ -663,9 +711,9 @@ void component_stop(struct component *comp, unsigned timeout_ms)
 	if (comp->busy)
 		return;
 
-	uint64_t deadline = now_ms() + timeout_ms;
-	for (uint64_t now = now_ms(); !xmpp_conn_is_disconnected(comp->conn) && now < deadline;
-	     now = now_ms()) {
+	uint64_t deadline = monotonic_ms() + timeout_ms;
+	for (uint64_t now = monotonic_ms();
+	     !xmpp_conn_is_disconnected(comp->conn) && now < deadline; now = monotonic_ms()) {
 		uint64_t left = deadline - now;
 		run_strophe_once(comp, left < TRANSITION_POLL_MS ? left : TRANSITION_POLL_MS);
 	}
@@ -678,8 +726,11 @@ void component_destroy(struct component *comp)
 	component_stop(comp, DESTROY_CLOSE_MS);
 	/* Releases a still open socket too, firing one last DISCONNECT. */
 	xmpp_conn_release(comp->conn);
+	commands_destroy(comp->commands);
 	xmpp_ctx_free(comp->ctx);
 	xmpp_shutdown();
+	free(comp->software_name);
+	free(comp->software_version);
 	free(comp->server);
 	free(comp->jid);
 	free(comp);
@@ -712,7 +763,7 @@ int component_next_timeout(const struct component *comp)
 {
 	if (!comp)
 		return -1;
-	uint64_t now = now_ms();
+	uint64_t now = monotonic_ms();
 	uint64_t due = UINT64_MAX;
 
 	if (comp->reconnect_at)
@@ -735,8 +786,9 @@ void component_run(struct component *comp)
 		return;
 	pump_strophe(comp);
 
-	uint64_t now = now_ms();
+	uint64_t now = monotonic_ms();
 	expire_requests(comp, now);
+	commands_expire(comp->commands, now);
 	if (comp->reconnect_at && now >= comp->reconnect_at && !comp->stopping &&
 	    xmpp_conn_is_disconnected(comp->conn))
 		connect_attempt(comp);
@@ -745,4 +797,35 @@ void component_run(struct component *comp)
 unsigned component_pending(const struct component *comp)
 {
 	return comp ? comp->pending : 0;
+}
+
+int component_commands_register(struct component *comp, const struct component_commands *cmds)
+{
+	if (!comp || comp->commands || !cmds || !cmds->commands || cmds->n_commands == 0 ||
+	    !cmds->allowed)
+		return -1;
+	for (size_t i = 0; i < cmds->n_commands; i++) {
+		const struct component_command *c = &cmds->commands[i];
+		if (!c->node || !c->name || !c->execute || !c->submit)
+			return -1;
+	}
+	comp->commands = commands_create(comp->ctx, cmds);
+	return comp->commands ? 0 : -1;
+}
+
+int component_set_version(struct component *comp, const char *name, const char *version)
+{
+	char *n = name ? strdup(name) : NULL;
+	char *v = version ? strdup(version) : NULL;
+
+	if (!comp || !n || !v) {
+		free(n);
+		free(v);
+		return -1;
+	}
+	free(comp->software_name);
+	free(comp->software_version);
+	comp->software_name = n;
+	comp->software_version = v;
+	return 0;
 }

@@ -13,6 +13,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct component_config {
 	const char *jid;    /* the component's JID, e.g. invites.example.com */
@@ -96,5 +97,126 @@ int component_create_invite(struct component *comp, const char *host, component_
 
 /* Number of requests waiting for the server. */
 unsigned component_pending(const struct component *comp);
+
+/* ---- ad-hoc commands offered to XMPP users (XEP-0050) -------------------- */
+
+/*
+ * The component can offer its own ad-hoc commands to authorised users. A
+ * command runs in a session of at most a few steps: execute() shows a form (or
+ * completes at once), then submit() gets the filled form and either completes
+ * or rejects the input, in which case the form is shown again, still in the
+ * same session, with the notes the callback added. Submitted forms are checked
+ * against the form that was shown before submit() sees them: required fields
+ * are present, list values are among the options, single fields have one
+ * value, hidden fields keep the values that were sent. Callbacks run inside
+ * component_run() and must not stop or destroy the component.
+ */
+
+enum component_field_type {
+	COMPONENT_FIELD_TEXT_SINGLE,
+	COMPONENT_FIELD_LIST_SINGLE,
+	COMPONENT_FIELD_LIST_MULTI,
+	COMPONENT_FIELD_BOOLEAN,
+	COMPONENT_FIELD_JID_SINGLE,
+	COMPONENT_FIELD_FIXED,
+	COMPONENT_FIELD_HIDDEN,
+};
+
+struct component_option {
+	const char *value;
+	const char *label; /* NULL: the client shows the value */
+};
+
+/* One field of a jabber:x:data form. Everything is borrowed, and only read
+ * while the form is being sent. */
+struct component_field {
+	enum component_field_type type;
+	const char *var;   /* NULL only for a fixed field */
+	const char *label; /* may be NULL */
+	const char *desc;  /* may be NULL */
+	bool required;
+	const char *value;         /* one value, or NULL; used when values is NULL */
+	const char *const *values; /* n_values values (a list-multi's selection) */
+	size_t n_values;
+	const struct component_option *options; /* list-single, list-multi */
+	size_t n_options;
+};
+
+/* A form to fill in, or a result. A result may carry a table: n_rows rows of
+ * n_columns cells, row by row (a NULL cell is empty), under column headers of
+ * which only type, var and label are used. */
+struct component_form {
+	const char *title;        /* may be NULL */
+	const char *instructions; /* may be NULL */
+	const struct component_field *fields;
+	size_t n_fields;
+	const struct component_field *columns;
+	size_t n_columns;
+	const char *const *cells;
+	size_t n_rows;
+};
+
+enum component_note_type {
+	COMPONENT_NOTE_INFO,
+	COMPONENT_NOTE_WARN,
+	COMPONENT_NOTE_ERROR,
+};
+
+/* What a command callback returns. */
+enum component_step_status {
+	COMPONENT_STEP_EXECUTING, /* show the form given with component_step_form(), wait */
+	COMPONENT_STEP_COMPLETED, /* done: show the result form and notes, if any; ends the session
+	                           */
+	COMPONENT_STEP_INVALID,   /* submit() only: nothing was done; the form is shown again
+	                             (or the one given instead), with the notes */
+};
+
+/* One step of a command session, valid during the callback only. */
+struct component_step;
+
+struct component_command {
+	const char *node; /* e.g. urn:invites-api:create-key */
+	const char *name; /* shown in the client's command list */
+	/* First step. Must return EXECUTING (with a form) or COMPLETED. */
+	enum component_step_status (*execute)(void *userdata, struct component_step *step);
+	/* The form shown by the previous step came back, checked. */
+	enum component_step_status (*submit)(void *userdata, struct component_step *step);
+};
+
+struct component_commands {
+	const struct component_command *commands; /* borrowed: must outlive the component */
+	size_t n_commands;
+	/* Whether bare_jid (as the server stamped it, without resource) may see
+	 * and run the commands. Asked on every request. */
+	bool (*allowed)(void *userdata, const char *bare_jid);
+	void *userdata;              /* passed to allowed and to every command callback */
+	unsigned session_timeout_ms; /* idle session lifetime; 0: 10 minutes */
+};
+
+/* Offer the commands (once per component; the struct is copied, the table
+ * is not). Advertises http://jabber.org/protocol/commands in disco#info.
+ * Returns 0, or -1 if already done, the table is empty or out of memory. */
+int component_commands_register(struct component *comp, const struct component_commands *cmds);
+
+/* Answer XEP-0092 software version requests with name and version (copied)
+ * and advertise jabber:iq:version. Until then such requests get
+ * service-unavailable. Returns 0 or -1. */
+int component_set_version(struct component *comp, const char *name, const char *version);
+
+/* The requester's full JID as the server stamped it. Borrowed. */
+const char *component_step_requester(const struct component_step *step);
+
+/* Submitted values of var (in submit() only; none in execute()): how many,
+ * and each one. Empty values are dropped. Borrowed; NULL past the end. */
+size_t component_step_count(const struct component_step *step, const char *var);
+const char *component_step_value(const struct component_step *step, const char *var, size_t index);
+
+/* Set the form this step shows (serialised at once: form may be freed after
+ * the call; a later call replaces it). Returns 0, or -1 out of memory. */
+int component_step_form(struct component_step *step, const struct component_form *form);
+
+/* Add a note (text copied; at most 4 per step). Returns 0 or -1. */
+int component_step_note(struct component_step *step, enum component_note_type type,
+                        const char *text);
 
 #endif

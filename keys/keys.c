@@ -92,3 +92,8 @@ void keys_wipe(struct api_key_new *key)
 {
 	sodium_memzero(key, sizeof *key);
 }
+
+bool keys_expired(const struct api_key_limits *limits, int64_t now)
+{
+	return limits->expires != 0 && now > limits->expires;
+}

@@ -29,6 +29,7 @@ enum keys_status {
 	KEYS_DENIED,    /* verify: malformed key, unknown ID or wrong secret (indistinguishable) */
 	KEYS_NOT_FOUND, /* delete: no such ID on that host */
 	KEYS_INVALID,   /* an argument is unacceptable (empty or overlong name, bad host) */
+	KEYS_EXISTS,    /* import: a key with that ID is already stored */
 	KEYS_ERROR,     /* the store failed (I/O, corruption, read-only, ...) */
 };
 
@@ -62,18 +63,41 @@ struct api_key_new {
 void keys_generate(struct api_key_new *key);
 void keys_wipe(struct api_key_new *key);
 
+/* Optional restrictions of a key. All zero: none. */
+struct api_key_limits {
+	int64_t expires;      /* Unix time after which the key is refused; 0: never */
+	unsigned max_invites; /* invites per period; 0: unlimited */
+	unsigned period_s;    /* length of that period in seconds (> 0 when max_invites is) */
+};
+
 /* Metadata of a stored key, borrowed for the duration of a callback. */
 struct api_key_info {
 	const char *id;
 	const char *host;
 	const char *name;
-	int64_t created; /* Unix time */
+	int64_t created;   /* Unix time */
+	int64_t last_used; /* Unix time of the last invite made with it; 0: never */
+	uint64_t invites;  /* invites made with it, as last recorded */
+	struct api_key_limits limits;
 };
 
-/* Result of a successful verification, NUL-terminated copies. */
+/* Result of a successful verification, NUL-terminated copies. The rate window
+ * is what keystore_record_usage() last stored for the key. */
 struct api_key_match {
 	char id[KEYS_ID_MAX + 1];
 	char host[KEYS_HOST_MAX + 1];
+	struct api_key_limits limits;
+	int64_t window_start;  /* Unix time the current rate window began; 0: none yet */
+	unsigned window_count; /* invites counted in that window */
+};
+
+/* Usage of one key since the last flush, for keystore_record_usage(). */
+struct api_key_usage {
+	const char *id;
+	uint64_t invites;     /* to add to the key's count */
+	int64_t last_used;    /* Unix time; the stored value only moves forward */
+	int64_t window_start; /* current rate window, stored as given */
+	unsigned window_count;
 };
 
 struct keystore;
@@ -84,11 +108,26 @@ struct keystore;
 struct keystore *keystore_open(const char *path, const char **errstr);
 void keystore_close(struct keystore *store); /* accepts NULL */
 
-/* Generate a key for host with a display name and store its hash in one
- * committed transaction. Only on KEYS_OK is *key filled (caller wipes it).
+/* True when a key with these limits is refused at now (Unix time). */
+bool keys_expired(const struct api_key_limits *limits, int64_t now);
+
+/* Generate a key for host with a display name and optional limits (NULL: none)
+ * and store its hash in one committed transaction. Only on KEYS_OK is *key
+ * filled (caller wipes it). KEYS_INVALID for a bad host, name or limits
+ * (max_invites and period_s must both be zero or both non-zero).
  * *errstr, on failure, stays valid until the next call on store. */
 enum keys_status keystore_create(struct keystore *store, const char *host, const char *name,
-                                 struct api_key_new *key, const char **errstr);
+                                 const struct api_key_limits *limits, struct api_key_new *key,
+                                 const char **errstr);
+
+/* Store a key made elsewhere (e.g. by Prosody's mod_invites_api), keeping its
+ * ID; only the hash of secret is kept. The ID must be 1..KEYS_ID_MAX and the
+ * secret 16..KEYS_SECRET_MAX characters of [A-Za-z0-9_-] (KEYS_INVALID with a
+ * reason otherwise). created is Unix time, 0 for now. KEYS_EXISTS when host
+ * has a key with that ID already; KEYS_INVALID when another host's key has it. */
+enum keys_status keystore_import(struct keystore *store, const char *host, const char *id,
+                                 const char *secret, const char *name, int64_t created,
+                                 const char **errstr);
 
 /* Call cb for every key of host, oldest first. A non-zero return from cb stops
  * the walk (the function still returns KEYS_OK). */
@@ -100,11 +139,18 @@ enum keys_status keystore_list(struct keystore *store, const char *host, keystor
 enum keys_status keystore_delete(struct keystore *store, const char *host, const char *id,
                                  const char **errstr);
 
-/* Check an untrusted credential "ID/SECRET". Malformed text, an unknown ID and
- * a wrong secret all take the same path (a hash is always computed and compared
- * in constant time) and return KEYS_DENIED. KEYS_OK fills *match. KEYS_ERROR
- * means the store could not be read. Sees changes other processes committed. */
+/* Check an untrusted credential "ID/SECRET" at now (Unix time). Malformed
+ * text, an unknown ID, a wrong secret and an expired key all take the same path
+ * (a hash is always computed and compared in constant time) and return
+ * KEYS_DENIED. KEYS_OK fills *match. KEYS_ERROR means the store could not be
+ * read. Sees changes other processes committed. */
 enum keys_status keystore_verify(struct keystore *store, const char *credential, size_t len,
-                                 struct api_key_match *match, const char **errstr);
+                                 int64_t now, struct api_key_match *match, const char **errstr);
+
+/* Write the usage of n keys in one transaction: adds invites, moves last_used
+ * forward only, stores the rate window as given. Keys deleted meanwhile are
+ * skipped. On KEYS_ERROR nothing was written. */
+enum keys_status keystore_record_usage(struct keystore *store, const struct api_key_usage *usage,
+                                       size_t n, const char **errstr);
 
 #endif

@@ -11,11 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STR_(x)         #x
-#define STR(x)          STR_(x)
-#define BUSY_TIMEOUT_MS 5000
-#define CREATE_ATTEMPTS 3
-#define ERROR_SIZE      (PATH_MAX + 256)
+#define STR_(x)           #x
+#define STR(x)            STR_(x)
+#define BUSY_TIMEOUT_MS   5000
+#define CREATE_ATTEMPTS   3
+#define ERROR_SIZE        (PATH_MAX + 256)
+#define IMPORT_SECRET_MIN 16 /* shortest secret accepted from elsewhere (96 bits in base64) */
 
 /*
  * Schema migrations: migrations[i] takes the database from user_version i to
@@ -34,6 +35,16 @@ static const char *const migrations[] = {
     "  secret_hash BLOB NOT NULL"
     ");"
     "CREATE INDEX api_keys_host ON api_keys (host);",
+    /* 1 -> 2: lifecycle. NULL expires and last_used mean never; a rate limit
+     * is max_invites per period_s seconds, 0 for none. The window columns
+     * are the daemon's rate window as last flushed. */
+    "ALTER TABLE api_keys ADD COLUMN expires INTEGER;"
+    "ALTER TABLE api_keys ADD COLUMN max_invites INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE api_keys ADD COLUMN period_s INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE api_keys ADD COLUMN last_used INTEGER;"
+    "ALTER TABLE api_keys ADD COLUMN invites INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE api_keys ADD COLUMN window_start INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE api_keys ADD COLUMN window_count INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -221,7 +232,8 @@ struct keystore *keystore_open(const char *path, const char **errstr)
 	if (create_file(store) < 0 || open_db(store) < 0 || configure(store) < 0 ||
 	    migrate(store) < 0)
 		goto err_db;
-	store->verify = prepare(store, "SELECT host, secret_hash FROM api_keys WHERE id = ?1");
+	store->verify = prepare(store, "SELECT host, secret_hash, expires, max_invites, period_s,"
+	                               " window_start, window_count FROM api_keys WHERE id = ?1");
 	if (store->verify == NULL)
 		goto err_db;
 	return store;
@@ -326,34 +338,62 @@ static const char *check_field(enum field field, const char *text, size_t max)
 	return NULL;
 }
 
-/* ---- create ---- */
-
-static int bind_key(sqlite3_stmt *insert, const char *host, const char *name, const char *id,
-                    const unsigned char hash[KEYS_HASH_BYTES])
+static const char *check_limits(const struct api_key_limits *limits)
 {
-	int rc = sqlite3_bind_text(insert, 1, id, KEYS_ID_LEN, SQLITE_STATIC);
+	if (limits->expires < 0)
+		return "expiry time is negative";
+	if ((limits->max_invites == 0) != (limits->period_s == 0))
+		return "a rate limit needs both a number of invites and a period";
+	return NULL;
+}
+
+/* ---- create and import ---- */
+
+/* One row to insert. */
+struct key_row {
+	const char *id;
+	const char *host;
+	const char *name;
+	int64_t created;
+	const unsigned char *hash;
+	struct api_key_limits limits;
+};
+
+static int bind_row(sqlite3_stmt *insert, const struct key_row *row)
+{
+	int rc = sqlite3_bind_text(insert, 1, row->id, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(insert, 2, host, -1, SQLITE_STATIC);
+		rc = sqlite3_bind_text(insert, 2, row->host, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(insert, 3, name, -1, SQLITE_STATIC);
+		rc = sqlite3_bind_text(insert, 3, row->name, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(insert, 4, (sqlite3_int64)time(NULL));
+		rc = sqlite3_bind_int64(insert, 4, row->created);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_blob(insert, 5, hash, KEYS_HASH_BYTES, SQLITE_STATIC);
+		rc = sqlite3_bind_blob(insert, 5, row->hash, KEYS_HASH_BYTES, SQLITE_STATIC);
+	if (rc == SQLITE_OK && row->limits.expires != 0) /* else NULL: never */
+		rc = sqlite3_bind_int64(insert, 6, row->limits.expires);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(insert, 7, row->limits.max_invites);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(insert, 8, row->limits.period_s);
 	return rc;
 }
 
-/* Insert one generated key in its own transaction. Returns 0 when committed,
- * 1 when the ID is taken (nothing written), -1 on failure. */
-static int insert_key(struct keystore *store, sqlite3_stmt *insert, const char *host,
-                      const char *name, const struct api_key_new *key)
+static sqlite3_stmt *prepare_insert(struct keystore *store)
 {
-	unsigned char hash[KEYS_HASH_BYTES];
-	keys_hash_secret(key->secret, KEYS_SECRET_LEN, hash);
+	return prepare(store, "INSERT INTO api_keys (id, host, name, created, secret_hash,"
+	                      " expires, max_invites, period_s)"
+	                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+}
+
+/* Insert one row in its own transaction. Returns 0 when committed, 1 when
+ * the ID is taken (nothing written), -1 on failure. */
+static int insert_row(struct keystore *store, sqlite3_stmt *insert, const struct key_row *row)
+{
 	if (exec(store, "BEGIN IMMEDIATE") < 0)
 		return -1;
 	int result = -1;
-	if (bind_key(insert, host, name, key->id, hash) == SQLITE_OK) {
+	if (bind_row(insert, row) == SQLITE_OK) {
 		if (sqlite3_step(insert) == SQLITE_DONE)
 			result = 0;
 		else if (sqlite3_extended_errcode(store->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -371,17 +411,20 @@ static int insert_key(struct keystore *store, sqlite3_stmt *insert, const char *
 }
 
 static enum keys_status create_key(struct keystore *store, const char *host, const char *name,
-                                   struct api_key_new *key)
+                                   const struct api_key_limits *limits, struct api_key_new *key)
 {
-	sqlite3_stmt *insert = prepare(store, "INSERT INTO api_keys"
-	                                      " (id, host, name, created, secret_hash)"
-	                                      " VALUES (?1, ?2, ?3, ?4, ?5)");
+	sqlite3_stmt *insert = prepare_insert(store);
 	if (insert == NULL)
 		return KEYS_ERROR;
+	unsigned char hash[KEYS_HASH_BYTES];
+	struct key_row row = {.host = host, .name = name, .hash = hash, .limits = *limits};
 	int result = 1;
 	for (int attempt = 0; attempt < CREATE_ATTEMPTS && result == 1; attempt++) {
 		keys_generate(key);
-		result = insert_key(store, insert, host, name, key);
+		keys_hash_secret(key->secret, KEYS_SECRET_LEN, hash);
+		row.id = key->id;
+		row.created = (int64_t)time(NULL);
+		result = insert_row(store, insert, &row);
 	}
 	sqlite3_finalize(insert);
 	if (result == 1)
@@ -390,16 +433,22 @@ static enum keys_status create_key(struct keystore *store, const char *host, con
 }
 
 enum keys_status keystore_create(struct keystore *store, const char *host, const char *name,
-                                 struct api_key_new *key, const char **errstr)
+                                 const struct api_key_limits *limits, struct api_key_new *key,
+                                 const char **errstr)
 {
+	static const struct api_key_limits unlimited;
+	if (limits == NULL)
+		limits = &unlimited;
 	const char *invalid = check_field(FIELD_HOST, host, KEYS_HOST_MAX);
 	if (invalid == NULL)
 		invalid = check_field(FIELD_NAME, name, KEYS_NAME_MAX);
+	if (invalid == NULL)
+		invalid = check_limits(limits);
 	if (invalid != NULL) {
 		report(errstr, invalid);
 		return KEYS_INVALID;
 	}
-	enum keys_status status = create_key(store, host, name, key);
+	enum keys_status status = create_key(store, host, name, limits, key);
 	if (status != KEYS_OK) {
 		keys_wipe(key);
 		report(errstr, store->error);
@@ -407,18 +456,132 @@ enum keys_status keystore_create(struct keystore *store, const char *host, const
 	return status;
 }
 
+/* Why an imported ID and secret cannot be used, or NULL. Checking the joined
+ * text with keys_parse() guarantees verification will accept it. */
+static const char *check_credential(const char *id, const char *secret)
+{
+	size_t id_len = id != NULL ? strnlen(id, KEYS_ID_MAX + 1) : 0;
+	size_t secret_len = secret != NULL ? strnlen(secret, KEYS_SECRET_MAX + 1) : 0;
+	if (id_len == 0 || id_len > KEYS_ID_MAX)
+		return "ID is empty or longer than " STR(KEYS_ID_MAX) " characters";
+	if (secret_len < IMPORT_SECRET_MIN || secret_len > KEYS_SECRET_MAX)
+		return "secret is shorter than " STR(IMPORT_SECRET_MIN) " or longer than " STR(
+		    KEYS_SECRET_MAX) " characters";
+	char text[KEYS_TEXT_MAX + 1];
+	struct api_key_parts parts;
+	memcpy(text, id, id_len);
+	text[id_len] = '/';
+	memcpy(text + id_len + 1, secret, secret_len);
+	bool parsed = keys_parse(text, id_len + 1 + secret_len, &parts);
+	sodium_memzero(text, sizeof text);
+	return parsed ? NULL : "ID or secret has characters other than A-Z, a-z, 0-9, '_' and '-'";
+}
+
+/* After a conflicting import: 1 if the ID's key belongs to host, 0 if to
+ * another host, -1 on failure. */
+static int same_host(struct keystore *store, const char *id, const char *host)
+{
+	sqlite3_stmt *stmt = prepare(store, "SELECT host = ?2 FROM api_keys WHERE id = ?1");
+	if (stmt == NULL)
+		return -1;
+	int result = -1, rc = SQLITE_OK;
+	if (sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC) == SQLITE_OK &&
+	    sqlite3_bind_text(stmt, 2, host, -1, SQLITE_STATIC) == SQLITE_OK &&
+	    (rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		result = sqlite3_column_int(stmt, 0) != 0;
+	else if (rc == SQLITE_DONE)
+		set_error(store, "the key was deleted while being imported");
+	else
+		set_db_error(store);
+	sqlite3_finalize(stmt);
+	return result;
+}
+
+static enum keys_status import_key(struct keystore *store, const struct key_row *row,
+                                   const char **errstr)
+{
+	sqlite3_stmt *insert = prepare_insert(store);
+	int result = insert != NULL ? insert_row(store, insert, row) : -1;
+	sqlite3_finalize(insert);
+	if (result == 1) {
+		result = same_host(store, row->id, row->host);
+		if (result == 1) {
+			report(errstr, "already imported");
+			return KEYS_EXISTS;
+		}
+		if (result == 0) {
+			report(errstr, "a key of another host has this ID");
+			return KEYS_INVALID;
+		}
+	}
+	if (result < 0) {
+		report(errstr, store->error);
+		return KEYS_ERROR;
+	}
+	return KEYS_OK;
+}
+
+enum keys_status keystore_import(struct keystore *store, const char *host, const char *id,
+                                 const char *secret, const char *name, int64_t created,
+                                 const char **errstr)
+{
+	const char *invalid = check_field(FIELD_HOST, host, KEYS_HOST_MAX);
+	if (invalid == NULL)
+		invalid = check_field(FIELD_NAME, name, KEYS_NAME_MAX);
+	if (invalid == NULL)
+		invalid = check_credential(id, secret);
+	if (invalid == NULL && created < 0)
+		invalid = "creation time is negative";
+	if (invalid != NULL) {
+		report(errstr, invalid);
+		return KEYS_INVALID;
+	}
+	unsigned char hash[KEYS_HASH_BYTES];
+	keys_hash_secret(secret, strlen(secret), hash);
+	struct key_row row = {
+	    .id = id,
+	    .host = host,
+	    .name = name,
+	    .created = created != 0 ? created : (int64_t)time(NULL),
+	    .hash = hash,
+	};
+	return import_key(store, &row, errstr);
+}
+
 /* ---- list and delete ---- */
 
-static int list_row(sqlite3_stmt *list, keystore_list_cb cb, void *userdata)
+/* Read limits from columns first..first+2 (expires, max_invites, period_s);
+ * -1 if they are out of range. NULL reads as 0. */
+static int column_limits(sqlite3_stmt *stmt, int first, struct api_key_limits *limits)
+{
+	int64_t expires = sqlite3_column_int64(stmt, first);
+	int64_t max_invites = sqlite3_column_int64(stmt, first + 1);
+	int64_t period_s = sqlite3_column_int64(stmt, first + 2);
+	if (expires < 0 || max_invites < 0 || max_invites > UINT_MAX || period_s < 0 ||
+	    period_s > UINT_MAX)
+		return -1;
+	*limits = (struct api_key_limits){expires, (unsigned)max_invites, (unsigned)period_s};
+	return 0;
+}
+
+static int list_row(struct keystore *store, sqlite3_stmt *list, keystore_list_cb cb, void *userdata)
 {
 	struct api_key_info info = {
 	    .id = (const char *)sqlite3_column_text(list, 0),
 	    .host = (const char *)sqlite3_column_text(list, 1),
 	    .name = (const char *)sqlite3_column_text(list, 2),
 	    .created = sqlite3_column_int64(list, 3),
+	    .last_used = sqlite3_column_int64(list, 7),
+	    .invites = (uint64_t)sqlite3_column_int64(list, 8),
 	};
-	if (info.id == NULL || info.host == NULL || info.name == NULL)
-		return -1; /* out of memory converting a column */
+	if (info.id == NULL || info.host == NULL || info.name == NULL) {
+		set_db_error(store); /* out of memory converting a column */
+		return -1;
+	}
+	if (column_limits(list, 4, &info.limits) < 0 || sqlite3_column_int64(list, 8) < 0) {
+		set_error(store, "malformed key record");
+		return -1;
+	}
 	return cb(userdata, &info) != 0 ? 1 : 0;
 }
 
@@ -426,21 +589,25 @@ enum keys_status keystore_list(struct keystore *store, const char *host, keystor
                                void *userdata, const char **errstr)
 {
 	int rc = SQLITE_OK, stop = 0;
-	sqlite3_stmt *list = prepare(store, "SELECT id, host, name, created FROM api_keys"
+	sqlite3_stmt *list = prepare(store, "SELECT id, host, name, created, expires, max_invites,"
+	                                    " period_s, last_used, invites FROM api_keys"
 	                                    " WHERE host = ?1 ORDER BY created, rowid");
 	if (list == NULL)
 		goto err;
 	if (sqlite3_bind_text(list, 1, host, -1, SQLITE_STATIC) != SQLITE_OK)
 		goto err_statement;
 	while (stop == 0 && (rc = sqlite3_step(list)) == SQLITE_ROW)
-		stop = list_row(list, cb, userdata);
-	if (stop < 0 || (stop == 0 && rc != SQLITE_DONE))
+		stop = list_row(store, list, cb, userdata);
+	if (stop < 0)
+		goto err_row;
+	if (stop == 0 && rc != SQLITE_DONE)
 		goto err_statement;
 	sqlite3_finalize(list);
 	return KEYS_OK;
 
 err_statement:
 	set_db_error(store);
+err_row:
 	sqlite3_finalize(list);
 err:
 	report(errstr, store->error);
@@ -495,36 +662,43 @@ static const char dummy_id[] = "AAAAAAAAAAAAAAAA";
 static const char dummy_secret[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 static const unsigned char dummy_hash[KEYS_HASH_BYTES];
 
-/* Copy the row's host and hash. 1 on success, -1 if the row is unusable. */
-static int copy_row(struct keystore *store, char host[KEYS_HOST_MAX + 1],
+/* Copy the row's host, hash, limits and rate window into *match and hash.
+ * 1 on success, -1 if the row is unusable. */
+static int copy_row(struct keystore *store, struct api_key_match *match,
                     unsigned char hash[KEYS_HASH_BYTES])
 {
-	const unsigned char *text = sqlite3_column_text(store->verify, 0);
-	size_t host_len = (size_t)sqlite3_column_bytes(store->verify, 0);
-	const void *blob = sqlite3_column_blob(store->verify, 1);
-	size_t hash_len = (size_t)sqlite3_column_bytes(store->verify, 1);
+	sqlite3_stmt *row = store->verify;
+	const unsigned char *text = sqlite3_column_text(row, 0);
+	size_t host_len = (size_t)sqlite3_column_bytes(row, 0);
+	const void *blob = sqlite3_column_blob(row, 1);
+	size_t hash_len = (size_t)sqlite3_column_bytes(row, 1);
+	int64_t window_count = sqlite3_column_int64(row, 6);
 	if (text == NULL || host_len > KEYS_HOST_MAX || blob == NULL ||
-	    hash_len != KEYS_HASH_BYTES) {
+	    hash_len != KEYS_HASH_BYTES || column_limits(row, 2, &match->limits) < 0 ||
+	    window_count < 0 || window_count > UINT_MAX) {
 		set_error(store, "malformed key record");
 		return -1;
 	}
-	memcpy(host, text, host_len + 1);
+	memcpy(match->host, text, host_len + 1);
 	memcpy(hash, blob, KEYS_HASH_BYTES);
+	match->window_start = sqlite3_column_int64(row, 5);
+	match->window_count = (unsigned)window_count;
 	return 1;
 }
 
-/* Look up id. 1 with host and hash filled, 0 for no such ID, -1 on failure.
- * The statement is reset before returning so no read transaction stays open
- * and the next lookup sees what other processes committed. */
+/* Look up id. 1 with *match (but its id) and hash filled, 0 for no such ID,
+ * -1 on failure. The statement is reset before returning so no read
+ * transaction stays open and the next lookup sees what other processes
+ * committed. */
 static int lookup(struct keystore *store, const char *id, size_t id_len,
-                  char host[KEYS_HOST_MAX + 1], unsigned char hash[KEYS_HASH_BYTES])
+                  struct api_key_match *match, unsigned char hash[KEYS_HASH_BYTES])
 {
 	int found = -1;
 	int rc = sqlite3_bind_text(store->verify, 1, id, (int)id_len, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(store->verify);
 	if (rc == SQLITE_ROW)
-		found = copy_row(store, host, hash);
+		found = copy_row(store, match, hash);
 	else if (rc == SQLITE_DONE)
 		found = 0;
 	else
@@ -535,7 +709,7 @@ static int lookup(struct keystore *store, const char *id, size_t id_len,
 }
 
 enum keys_status keystore_verify(struct keystore *store, const char *credential, size_t len,
-                                 struct api_key_match *match, const char **errstr)
+                                 int64_t now, struct api_key_match *match, const char **errstr)
 {
 	struct api_key_parts parts;
 	bool parsed = keys_parse(credential, len, &parts);
@@ -543,23 +717,88 @@ enum keys_status keystore_verify(struct keystore *store, const char *credential,
 		parts = (struct api_key_parts){dummy_id, sizeof dummy_id - 1, dummy_secret,
 		                               sizeof dummy_secret - 1};
 	unsigned char presented[KEYS_HASH_BYTES], stored[KEYS_HASH_BYTES];
-	char host[KEYS_HOST_MAX + 1];
+	struct api_key_match row = {0};
 	memcpy(stored, dummy_hash, sizeof stored);
 	keys_hash_secret(parts.secret, parts.secret_len, presented);
-	int found = lookup(store, parts.id, parts.id_len, host, stored);
+	int found = lookup(store, parts.id, parts.id_len, &row, stored);
 	bool equal = crypto_verify_32(presented, stored) == 0;
+	bool live = !keys_expired(&row.limits, now); /* an unknown ID has no expiry */
 	sodium_memzero(presented, sizeof presented);
 
 	if (found < 0) {
 		report(errstr, store->error);
 		return KEYS_ERROR;
 	}
-	if (!(parsed & (found == 1) & equal)) {
+	/* An expired key is one more way for the one condition to be false. */
+	if (!(parsed & (found == 1) & equal & live)) {
 		report(errstr, "unknown API key or wrong secret");
 		return KEYS_DENIED;
 	}
-	memcpy(match->id, parts.id, parts.id_len);
-	match->id[parts.id_len] = '\0';
-	memcpy(match->host, host, strlen(host) + 1);
+	memcpy(row.id, parts.id, parts.id_len);
+	row.id[parts.id_len] = '\0';
+	*match = row;
 	return KEYS_OK;
+}
+
+/* ---- usage ---- */
+
+static int bind_usage(sqlite3_stmt *update, const struct api_key_usage *usage)
+{
+	int64_t invites = usage->invites > INT64_MAX ? INT64_MAX : (int64_t)usage->invites;
+	int rc = sqlite3_bind_text(update, 1, usage->id, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(update, 2, invites);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(update, 3, usage->last_used);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(update, 4, usage->window_start);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(update, 5, usage->window_count);
+	return rc;
+}
+
+/* Apply every update inside the caller's transaction; 0 or -1. An update
+ * that matches no row (a deleted key) is not an error. */
+static int update_usage(struct keystore *store, sqlite3_stmt *update,
+                        const struct api_key_usage *usage, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = bind_usage(update, &usage[i]);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(update);
+		sqlite3_reset(update);
+		sqlite3_clear_bindings(update);
+		if (rc != SQLITE_DONE) {
+			set_db_error(store);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+enum keys_status keystore_record_usage(struct keystore *store, const struct api_key_usage *usage,
+                                       size_t n, const char **errstr)
+{
+	sqlite3_stmt *update = prepare(
+	    store, "UPDATE api_keys SET invites = invites + ?2,"
+	           " last_used = CASE WHEN ?3 > coalesce(last_used, 0) THEN ?3 ELSE last_used END,"
+	           " window_start = ?4, window_count = ?5 WHERE id = ?1");
+	if (update == NULL)
+		goto err;
+	if (exec(store, "BEGIN IMMEDIATE") < 0)
+		goto err_statement;
+	if (update_usage(store, update, usage, n) < 0) {
+		rollback(store);
+		goto err_statement;
+	}
+	if (commit(store) < 0)
+		goto err_statement;
+	sqlite3_finalize(update);
+	return KEYS_OK;
+
+err_statement:
+	sqlite3_finalize(update);
+err:
+	report(errstr, store->error);
+	return KEYS_ERROR;
 }

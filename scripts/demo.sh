@@ -3,10 +3,19 @@
 # loopback with the invites modules and this component declared, start the
 # daemon, create an API key and ask the API for an invite.
 #
-# Everything lives in a temporary directory. With a terminal, the services keep
-# running until Ctrl-C so the invite URL can be opened; otherwise they stop at
-# the end. Ports: DEMO_PORT_BASE (default 47000) + 222, 280, 347, 281.
+# Everything lives in a temporary directory. With a terminal (or --wait), the
+# services keep running until Ctrl-C or SIGTERM so the invite URL can be
+# opened; otherwise they stop at the end and the directory is removed.
+# Ports: DEMO_PORT_BASE (default 47000) + 222, 280, 347, 281.
 set -euo pipefail
+
+WAIT=
+[ -t 0 ] && WAIT=1
+case "${1:-}" in
+    --wait) WAIT=1 ;;
+    "") ;;
+    *) echo "usage: $0 [--wait]" >&2; exit 2 ;;
+esac
 
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -110,8 +119,10 @@ fi
 echo
 echo "201 Created. Invite URL: $LOCATION"
 
-if [ -t 0 ]; then
+if [ -n "$WAIT" ]; then
     echo "Open it in a browser; a bookmark to $URL_BASE?key=$KEY&redirect=true"
     echo "makes a fresh invite on every click. Press Ctrl-C to stop Prosody and the daemon."
     wait "$DAEMON_PID"
+else
+    echo "(Prosody and the daemon stop now; run with --wait to keep them running.)"
 fi

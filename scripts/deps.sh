@@ -38,11 +38,14 @@ install_packages() {
     return $rc
 }
 
-# Build into $1 (created when missing) with extra meson options after it.
+# Build into $1 with the meson options after it (-Dname=value), applied to an
+# existing build directory too.
 build_project() {
     local dir=$1; shift
     if [ ! -f "$dir/build.ninja" ]; then
         meson setup "$dir" "$@" >/dev/null || return 1
+    elif [ $# -gt 0 ]; then
+        meson configure "$dir" "$@" >/dev/null || return 1
     fi
     ninja -C "$dir"
 }

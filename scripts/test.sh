@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 install_packages test
 
 echo "==> build (warnings are errors)"
-build_project build --werror
+build_project build -Dwerror=true
 echo "==> build with AddressSanitizer and UndefinedBehaviorSanitizer"
-build_project build-asan --werror -Db_sanitize=address,undefined -Db_lundef=false
+build_project build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -1,11 +1,19 @@
-/* The key management subcommands: check, create, list, delete. */
+/* The key management subcommands: check, create, list, delete, import. */
 
 #include "commands.h"
+#include "duration.h"
+#include "import.h"
 #include "keys.h"
 
+#include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define SECONDS_PER_DAY 86400
+#define UNNAMED         "<unknown>" /* what prosodyctl mod_invites_api list shows */
 
 static struct keystore *open_store(const struct config *cfg)
 {
@@ -43,8 +51,10 @@ static int flush_stdout(void)
 	return 0;
 }
 
-int cmd_check(const struct config *cfg, const char *cfg_path, int argc, char **argv)
+int cmd_check(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
+              int argc, char **argv)
 {
+	(void)opts;
 	(void)argc;
 	(void)argv;
 	printf("%s: configuration OK (component %s, %zu host%s, HTTP %s port %u)\n", cfg_path,
@@ -53,9 +63,81 @@ int cmd_check(const struct config *cfg, const char *cfg_path, int argc, char **a
 	return flush_stdout() == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
-int cmd_create(const struct config *cfg, const char *cfg_path, int argc, char **argv)
+/* ---- create ---- */
+
+/* A whole number of invites, 1..UINT_MAX, digits only; len bytes of text. */
+static int parse_count(const char *text, size_t len, unsigned *count)
+{
+	unsigned long long value = 0;
+	if (len == 0 || len > 10)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] < '0' || text[i] > '9')
+			return -1;
+		value = value * 10 + (unsigned)(text[i] - '0');
+	}
+	if (value == 0 || value > UINT_MAX)
+		return -1;
+	*count = (unsigned)value;
+	return 0;
+}
+
+/* --limit N/DURATION, or --max-per-day N. 0, or -1 after telling the user. */
+static int parse_rate(const struct command_options *opts, struct api_key_limits *limits)
+{
+	const char *option = opts->limit != NULL ? "--limit" : "--max-per-day";
+	const char *text = opts->limit != NULL ? opts->limit : opts->max_per_day;
+	const char *slash = opts->limit != NULL ? strchr(text, '/') : NULL;
+	size_t count_len = slash != NULL ? (size_t)(slash - text) : strlen(text);
+	const char *errstr = NULL;
+	int64_t period = SECONDS_PER_DAY;
+
+	if (opts->limit != NULL && slash == NULL) {
+		fprintf(stderr, "invites-api: --limit takes N/DURATION, e.g. 20/1d\n");
+		return -1;
+	}
+	if (parse_count(text, count_len, &limits->max_invites) < 0) {
+		fprintf(stderr, "invites-api: %s: the number of invites must be 1 to %u\n", option,
+		        UINT_MAX);
+		return -1;
+	}
+	if (slash != NULL && duration_parse(slash + 1, &period, &errstr) < 0) {
+		fprintf(stderr, "invites-api: --limit: %s\n", errstr);
+		return -1;
+	}
+	limits->period_s = (unsigned)period; /* DURATION_MAX fits */
+	return 0;
+}
+
+static int parse_limits(const struct command_options *opts, int64_t now,
+                        struct api_key_limits *limits)
+{
+	*limits = (struct api_key_limits){0};
+	if (opts->limit != NULL && opts->max_per_day != NULL) {
+		fprintf(stderr, "invites-api: give --limit or --max-per-day, not both\n");
+		return -1;
+	}
+	if ((opts->limit != NULL || opts->max_per_day != NULL) && parse_rate(opts, limits) < 0)
+		return -1;
+	if (opts->expires != NULL) {
+		int64_t lifetime;
+		const char *errstr = NULL;
+		if (duration_parse(opts->expires, &lifetime, &errstr) < 0) {
+			fprintf(stderr, "invites-api: --expires: %s\n", errstr);
+			return -1;
+		}
+		limits->expires = now + lifetime;
+	}
+	return 0;
+}
+
+int cmd_create(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
+               int argc, char **argv)
 {
 	(void)argc;
+	struct api_key_limits limits;
+	if (parse_limits(opts, (int64_t)time(NULL), &limits) < 0)
+		return EXIT_USAGE;
 	const char *host = served_host(cfg, cfg_path, argv[0]);
 	if (host == NULL)
 		return EXIT_FAILURE;
@@ -66,7 +148,7 @@ int cmd_create(const struct config *cfg, const char *cfg_path, int argc, char **
 	int status = EXIT_FAILURE;
 	struct api_key_new key;
 	const char *errstr = NULL;
-	if (keystore_create(store, host, argv[1], &key, &errstr) != KEYS_OK) {
+	if (keystore_create(store, host, argv[1], &limits, &key, &errstr) != KEYS_OK) {
 		fprintf(stderr, "invites-api: cannot create key: %s\n", errstr);
 		goto out;
 	}
@@ -85,36 +167,126 @@ out:
 	return status;
 }
 
-static int print_key(void *userdata, const struct api_key_info *key)
+/* ---- list ---- */
+
+#define TIME_SIZE  32
+#define LIMIT_SIZE 40
+
+/* ISO-8601 in UTC, "2026-01-01T00:00:00Z". */
+static char *format_time(int64_t t, char buf[TIME_SIZE])
 {
-	(void)userdata;
-	return printf("%s\t%s\n", key->id, key->name) < 0;
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (gmtime_r(&tt, &tm) == NULL || strftime(buf, TIME_SIZE, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, TIME_SIZE, "%lld", (long long)t);
+	return buf;
 }
 
-int cmd_list(const struct config *cfg, const char *cfg_path, int argc, char **argv)
+struct listing {
+	int64_t now;
+	json_t *keys; /* with --json */
+	bool out_of_memory;
+};
+
+/* ID, NAME first, as before: scripts cut the first two columns. */
+static int print_key(void *userdata, const struct api_key_info *key)
+{
+	const struct listing *listing = userdata;
+	char created[TIME_SIZE], expires[TIME_SIZE], last_used[TIME_SIZE], limit[LIMIT_SIZE];
+	char period[24];
+	if (key->limits.max_invites > 0)
+		snprintf(limit, sizeof limit, "%u/%s", key->limits.max_invites,
+		         duration_format(key->limits.period_s, period, sizeof period));
+	else
+		snprintf(limit, sizeof limit, "none");
+	return printf("%s\t%s\t%s\t%s%s\t%s\t%llu\t%s\n", key->id, key->name,
+	              format_time(key->created, created),
+	              key->limits.expires != 0 ? format_time(key->limits.expires, expires)
+	                                       : "never",
+	              keys_expired(&key->limits, listing->now) ? " (expired)" : "",
+	              key->last_used != 0 ? format_time(key->last_used, last_used) : "never",
+	              (unsigned long long)key->invites, limit) < 0;
+}
+
+static json_t *key_json(const struct api_key_info *key, int64_t now)
+{
+	char created[TIME_SIZE], expires[TIME_SIZE], last_used[TIME_SIZE];
+	json_t *object = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:s?, s:b, s:s?, s:I}", "id", key->id, "name", key->name, "host",
+	    key->host, "created", format_time(key->created, created), "expires",
+	    key->limits.expires != 0 ? format_time(key->limits.expires, expires) : NULL, "expired",
+	    keys_expired(&key->limits, now), "last_used",
+	    key->last_used != 0 ? format_time(key->last_used, last_used) : NULL, "invites",
+	    (json_int_t)key->invites);
+	if (object == NULL)
+		return NULL;
+	bool limited = key->limits.max_invites > 0;
+	if (json_object_set_new(object, "max_invites",
+	                        limited ? json_integer(key->limits.max_invites) : json_null()) <
+	        0 ||
+	    json_object_set_new(object, "period",
+	                        limited ? json_integer(key->limits.period_s) : json_null()) < 0) {
+		json_decref(object);
+		return NULL;
+	}
+	return object;
+}
+
+static int add_key_json(void *userdata, const struct api_key_info *key)
+{
+	struct listing *listing = userdata;
+	if (json_array_append_new(listing->keys, key_json(key, listing->now)) < 0)
+		listing->out_of_memory = true;
+	return listing->out_of_memory;
+}
+
+static int print_json(json_t *keys)
+{
+	if (json_dumpf(keys, stdout, JSON_INDENT(2)) < 0 || putchar('\n') == EOF) {
+		fprintf(stderr, "invites-api: cannot write the JSON listing\n");
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_list(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
+             int argc, char **argv)
 {
 	(void)argc;
 	const char *host = served_host(cfg, cfg_path, argv[0]);
 	if (host == NULL)
 		return EXIT_FAILURE;
-	struct keystore *store = open_store(cfg);
-	if (store == NULL)
+	struct listing listing = {.now = (int64_t)time(NULL)};
+	if (opts->json && (listing.keys = json_array()) == NULL) {
+		fprintf(stderr, "invites-api: out of memory\n");
 		return EXIT_FAILURE;
+	}
+	struct keystore *store = open_store(cfg);
+	if (store == NULL) {
+		json_decref(listing.keys);
+		return EXIT_FAILURE;
+	}
 
 	const char *errstr = NULL;
-	int status = EXIT_SUCCESS;
-	if (keystore_list(store, host, print_key, NULL, &errstr) != KEYS_OK) {
+	int status = EXIT_FAILURE;
+	if (keystore_list(store, host, opts->json ? add_key_json : print_key, &listing, &errstr) !=
+	    KEYS_OK)
 		fprintf(stderr, "invites-api: cannot list keys: %s\n", errstr);
-		status = EXIT_FAILURE;
-	} else if (flush_stdout() < 0) {
-		status = EXIT_FAILURE;
-	}
+	else if (listing.out_of_memory)
+		fprintf(stderr, "invites-api: out of memory\n");
+	else if ((!opts->json || print_json(listing.keys) == 0) && flush_stdout() == 0)
+		status = EXIT_SUCCESS;
+	json_decref(listing.keys);
 	keystore_close(store);
 	return status;
 }
 
-int cmd_delete(const struct config *cfg, const char *cfg_path, int argc, char **argv)
+/* ---- delete ---- */
+
+int cmd_delete(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
+               int argc, char **argv)
 {
+	(void)opts;
 	(void)argc;
 	const char *host = served_host(cfg, cfg_path, argv[0]);
 	if (host == NULL)
@@ -144,5 +316,92 @@ int cmd_delete(const struct config *cfg, const char *cfg_path, int argc, char **
 		break;
 	}
 	keystore_close(store);
+	return status;
+}
+
+/* ---- import ---- */
+
+struct import_run {
+	struct keystore *store;
+	const char *host;
+	unsigned imported, skipped;
+	bool failed; /* the key store failed: stop */
+};
+
+/* The ID if it is safe to print (a key ID is [A-Za-z0-9_-]), else a stand-in:
+ * whatever the file holds must not reach the terminal raw. */
+static const char *shown_id(const char *id)
+{
+	size_t len = id != NULL ? strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                                     "0123456789_-")
+	                        : 0;
+	return len > 0 && len <= KEYS_ID_MAX && id[len] == '\0' ? id : "(unusable ID)";
+}
+
+static void skip(struct import_run *run, const char *id, const char *reason)
+{
+	printf("skipped %s: %s\n", shown_id(id), reason);
+	run->skipped++;
+}
+
+static int import_key(void *userdata, const struct prosody_key *key)
+{
+	struct import_run *run = userdata;
+	const char *name = key->name != NULL ? key->name : UNNAMED;
+	const char *errstr = NULL;
+	if (key->problem != NULL) {
+		skip(run, key->id, key->problem);
+		return 0;
+	}
+	switch (keystore_import(run->store, run->host, key->id, key->token, name, key->created,
+	                        &errstr)) {
+	case KEYS_OK:
+		printf("imported %s %s\n", key->id, name); /* the store checked both */
+		run->imported++;
+		return 0;
+	case KEYS_EXISTS:
+		skip(run, key->id, "already imported");
+		return 0;
+	case KEYS_INVALID:
+		skip(run, key->id, errstr);
+		return 0;
+	default:
+		fprintf(stderr, "invites-api: cannot import %s: %s\n", shown_id(key->id), errstr);
+		run->failed = true;
+		return 1;
+	}
+}
+
+int cmd_import(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
+               int argc, char **argv)
+{
+	(void)opts;
+	(void)argc;
+	const char *host = served_host(cfg, cfg_path, argv[0]);
+	if (host == NULL)
+		return EXIT_FAILURE;
+	struct import_source source;
+	char err[PATH_MAX + 256];
+	if (import_find(argv[1], host, &source, err, sizeof err) < 0) {
+		fprintf(stderr, "invites-api: cannot import: %s\n", err);
+		return EXIT_FAILURE;
+	}
+	struct import_run run = {.host = host};
+	run.store = open_store(cfg);
+	if (run.store == NULL)
+		return EXIT_FAILURE;
+
+	int status = EXIT_FAILURE;
+	int found = import_read(&source, host, import_key, &run, err, sizeof err);
+	if (found < 0)
+		fprintf(stderr, "invites-api: cannot import: %s\n", err);
+	else if (!run.failed)
+		printf("%u imported, %u skipped, from %s %s\n", run.imported, run.skipped,
+		       source.kind == IMPORT_SQL ? "Prosody SQL database"
+		                                 : "Prosody internal storage",
+		       source.path);
+	if (flush_stdout() == 0 && found >= 0 && !run.failed)
+		status = EXIT_SUCCESS;
+	keystore_close(run.store);
 	return status;
 }

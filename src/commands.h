@@ -2,17 +2,37 @@
 #define INVITES_COMMANDS_H
 
 /*
- * The subcommands of invites-api. Each takes the loaded config and its own
- * arguments (argv[0] is the first argument after the command name), reports
- * errors on stderr and returns the process exit status.
+ * The subcommands of invites-api. main.c parses the options after the command
+ * name into struct command_options (only those the command's table row
+ * allows) and checks the number of arguments; each command gets its
+ * positional arguments (argv[0] is the first one), reports errors on stderr
+ * and returns the process exit status.
  */
 
 #include "config.h"
 
-int cmd_check(const struct config *cfg, const char *cfg_path, int argc, char **argv);
-int cmd_create(const struct config *cfg, const char *cfg_path, int argc, char **argv);
-int cmd_delete(const struct config *cfg, const char *cfg_path, int argc, char **argv);
-int cmd_list(const struct config *cfg, const char *cfg_path, int argc, char **argv);
+#include <stdbool.h>
+
+#define EXIT_USAGE 2 /* bad command line; EXIT_FAILURE (1) for everything else */
+
+/* Options given with a command, as typed; NULL or false when absent. */
+struct command_options {
+	const char *expires;     /* --expires DURATION */
+	const char *limit;       /* --limit N/DURATION */
+	const char *max_per_day; /* --max-per-day N */
+	bool json;               /* --json */
+};
+
+int cmd_check(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
+              int argc, char **argv);
+int cmd_create(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
+               int argc, char **argv);
+int cmd_delete(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
+               int argc, char **argv);
+int cmd_import(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
+               int argc, char **argv);
+int cmd_list(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
+             int argc, char **argv);
 
 /* Run the component and the HTTP API in the foreground until SIGTERM/SIGINT
  * (daemon.c). */

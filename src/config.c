@@ -14,6 +14,7 @@ enum option_type {
 	OPT_HEADER, /* a string that ends up in an HTTP header: no control characters */
 	OPT_DOMAIN,
 	OPT_HOSTS,
+	OPT_JIDS, /* bare JIDs */
 	OPT_ADDRESS,
 	OPT_PATH,
 	OPT_PORT,
@@ -33,6 +34,7 @@ struct option {
 
 /* Sorted by section, then name. Adding an option is adding a row. */
 static const struct option options[] = {
+    {"component", "admins", OPT_JIDS, OFF(component.admins), "", 0, 0},
     {"component", "hosts", OPT_HOSTS, OFF(component.hosts), NULL, 0, 0},
     {"component", "jid", OPT_DOMAIN, OFF(component.jid), NULL, 0, 0},
     {"component", "port", OPT_PORT, OFF(component.port), "5347", 1, 65535},
@@ -45,7 +47,7 @@ static const struct option options[] = {
     /* libstrophe select()s on its socket: keep every fd of the process < 1024. */
     {"http", "max_connections", OPT_UINT, OFF(http.max_connections), "512", 1, 900},
     {"http", "path", OPT_PATH, OFF(http.path), "/invites_api", 0, 0},
-    {"http", "port", OPT_PORT, OFF(http.port), "5281", 0, 65535},
+    {"http", "port", OPT_PORT, OFF(http.port), "5282", 0, 65535},
     {"keys", "database", OPT_STRING, OFF(keys.database), "/var/lib/invites-api/keys.sqlite", 0, 0},
 };
 
@@ -153,6 +155,66 @@ static int add_hosts(struct parse_state *st, const char *value)
 	return rc;
 }
 
+/* localpart@domain: a localpart without the characters RFC 7622 forbids, no
+ * resource. */
+static bool valid_bare_jid(const char *s)
+{
+	const char *at = strchr(s, '@');
+	if (at == NULL || at == s || at - s > 1023 || !valid_domain(at + 1))
+		return false;
+	for (; s < at; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= 0x20 || c == 0x7f || strchr("\"&'/:<>@", c) != NULL)
+			return false;
+	}
+	return true;
+}
+
+static bool is_listed(char *const *list, size_t n, const char *item)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcasecmp(list[i], item) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Admins may be given on several lines too: each call appends. */
+static int add_admins(struct parse_state *st, const char *value)
+{
+	struct config *cfg = st->cfg;
+	char *list = strdup(value);
+	if (list == NULL)
+		return -1;
+	int rc = 0;
+	char *save = NULL;
+	for (char *jid = strtok_r(list, ", \t", &save); jid != NULL;
+	     jid = strtok_r(NULL, ", \t", &save)) {
+		if (!valid_bare_jid(jid)) {
+			snprintf(st->reason, sizeof(st->reason),
+			         "admins: \"%.100s\" is not a bare JID (user@example.com)", jid);
+			rc = -1;
+			break;
+		}
+		if (is_listed(cfg->component.admins, cfg->component.n_admins, jid))
+			continue;
+		if (cfg->component.n_admins == CONFIG_ADMINS_MAX) {
+			snprintf(st->reason, sizeof(st->reason), "more than %d admins",
+			         CONFIG_ADMINS_MAX);
+			rc = -1;
+			break;
+		}
+		cfg->component.admins[cfg->component.n_admins] = strdup(jid);
+		if (cfg->component.admins[cfg->component.n_admins] == NULL) {
+			rc = -1;
+			break;
+		}
+		cfg->component.n_admins++;
+	}
+	free(list);
+	return rc;
+}
+
 static bool valid_address(const char *value)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
@@ -174,6 +236,8 @@ static int set_value(struct parse_state *st, const struct option *opt, const cha
 	switch (opt->type) {
 	case OPT_HOSTS:
 		return add_hosts(st, value);
+	case OPT_JIDS:
+		return add_admins(st, value);
 	case OPT_PORT:
 	case OPT_UINT:
 		if (parse_uint(value, opt->min, opt->max, &n) < 0) {
@@ -235,7 +299,7 @@ static int on_ini_entry(void *userdata, const char *section, const char *name, c
 		return 0;
 	}
 	size_t index = (size_t)(opt - options);
-	if (st->seen[index] && opt->type != OPT_HOSTS) {
+	if (st->seen[index] && opt->type != OPT_HOSTS && opt->type != OPT_JIDS) {
 		snprintf(st->reason, sizeof(st->reason), "%s is set twice in [%s]", name, section);
 		return 0;
 	}
@@ -306,7 +370,8 @@ void config_finish(struct config *cfg)
 		explicit_bzero(cfg->component.secret, strlen(cfg->component.secret));
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option *opt = &options[i];
-		if (opt->type == OPT_PORT || opt->type == OPT_UINT || opt->type == OPT_HOSTS)
+		if (opt->type == OPT_PORT || opt->type == OPT_UINT || opt->type == OPT_HOSTS ||
+		    opt->type == OPT_JIDS)
 			continue;
 		char **s = field(cfg, opt);
 		free(*s);
@@ -315,6 +380,9 @@ void config_finish(struct config *cfg)
 	for (size_t i = 0; i < cfg->component.n_hosts; i++)
 		free(cfg->component.hosts[i]);
 	cfg->component.n_hosts = 0;
+	for (size_t i = 0; i < cfg->component.n_admins; i++)
+		free(cfg->component.admins[i]);
+	cfg->component.n_admins = 0;
 }
 
 const char *config_host(const struct config *cfg, const char *host)
@@ -329,4 +397,10 @@ const char *config_host(const struct config *cfg, const char *host)
 bool config_serves_host(const struct config *cfg, const char *host)
 {
 	return config_host(cfg, host) != NULL;
+}
+
+bool config_is_admin(const struct config *cfg, const char *bare_jid)
+{
+	return bare_jid != NULL &&
+	       is_listed(cfg->component.admins, cfg->component.n_admins, bare_jid);
 }

@@ -11,6 +11,7 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/invites-api/component.cfg"
 #define CONFIG_HOSTS_MAX    64
+#define CONFIG_ADMINS_MAX   64
 
 struct config {
 	struct {
@@ -20,6 +21,8 @@ struct config {
 		unsigned short port;
 		char *hosts[CONFIG_HOSTS_MAX];
 		size_t n_hosts;
+		char *admins[CONFIG_ADMINS_MAX]; /* bare JIDs that may manage keys over XMPP */
+		size_t n_admins;
 		unsigned request_timeout_s;
 	} component;
 	struct {
@@ -49,5 +52,8 @@ const char *config_host(const struct config *cfg, const char *host);
 
 /* True if host is one of [component] hosts (case-insensitive). */
 bool config_serves_host(const struct config *cfg, const char *host);
+
+/* True if bare_jid is one of [component] admins (ASCII case-insensitive). */
+bool config_is_admin(const struct config *cfg, const char *bare_jid);
 
 #endif

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "keys.h"
 #include "log.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -28,12 +29,15 @@
 #define RETRY_AFTER_S    5
 #define MAX_IDLE_WAIT_MS 1000
 #define STOP_TIMEOUT_MS  2000
+#define FLUSH_DELAY_MS   5000 /* usage counters reach the disk at most this late */
 
 struct daemon {
 	const struct config *cfg;
 	struct keystore *keys;
 	struct component *component;
 	struct http_api *http;
+	struct usage *usage;
+	uint64_t flush_at; /* when usage must be written, ms monotonic; 0: nothing to write */
 	int signal_fd;
 	bool stopping;
 };
@@ -42,8 +46,16 @@ struct daemon {
 struct invite_request {
 	struct daemon *daemon;
 	struct http_api_request *req;
+	char key_id[sizeof(((struct http_api_key *)0)->id)];
 	char host[sizeof(((struct http_api_key *)0)->host)];
 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static enum http_api_auth authenticate(void *userdata, const char *credential, size_t len,
                                        struct http_api_key *key)
@@ -52,7 +64,7 @@ static enum http_api_auth authenticate(void *userdata, const char *credential, s
 	struct api_key_match match;
 	const char *errstr = NULL;
 
-	switch (keystore_verify(d->keys, credential, len, &match, &errstr)) {
+	switch (keystore_verify(d->keys, credential, len, time(NULL), &match, &errstr)) {
 	case KEYS_OK:
 		break;
 	case KEYS_ERROR:
@@ -66,6 +78,10 @@ static enum http_api_auth authenticate(void *userdata, const char *credential, s
 		log_warn("key %s belongs to %s, which is no longer in [component] hosts", match.id,
 		         match.host);
 		return HTTP_API_AUTH_DENIED;
+	}
+	if (usage_track(d->usage, &match) < 0) {
+		log_error("out of memory");
+		return HTTP_API_AUTH_ERROR;
 	}
 	snprintf(key->id, sizeof(key->id), "%s", match.id);
 	snprintf(key->host, sizeof(key->host), "%s", host);
@@ -96,7 +112,12 @@ static void log_remote_error(const struct daemon *d, const char *host,
 static void on_invite(void *userdata, const struct component_result *res)
 {
 	struct invite_request *ir = userdata;
+	struct daemon *d = ir->daemon;
 	char reason[512];
+
+	usage_settle(d->usage, ir->key_id, res->status == COMPONENT_OK, time(NULL));
+	if (d->flush_at == 0 && usage_dirty(d->usage))
+		d->flush_at = now_ms() + FLUSH_DELAY_MS;
 
 	switch (res->status) {
 	case COMPONENT_OK: {
@@ -153,13 +174,34 @@ static void create_invite(void *userdata, struct http_api_request *req,
 		http_api_request_fail(req, 500, "out of memory", 0);
 		return;
 	}
+	long wait = usage_reserve(d->usage, key->id, time(NULL));
+	if (wait > 0) {
+		free(ir);
+		http_api_request_fail(req, 429, "this key has reached its invite limit",
+				      (unsigned)wait);
+		return;
+	}
 	ir->daemon = d;
 	ir->req = req;
+	snprintf(ir->key_id, sizeof(ir->key_id), "%s", key->id);
 	snprintf(ir->host, sizeof(ir->host), "%s", key->host);
 	if (component_create_invite(d->component, ir->host, on_invite, ir) < 0) {
+		usage_settle(d->usage, ir->key_id, false, time(NULL));
 		free(ir);
 		http_api_request_fail(req, 503, "not connected to the XMPP server", RETRY_AFTER_S);
 	}
+}
+
+/* Write usage counters in batches, off the requests' path. */
+static void flush_usage(struct daemon *d)
+{
+	const char *errstr = NULL;
+	if (usage_flush(d->usage, d->keys, &errstr) != KEYS_OK) {
+		log_warn("cannot record key usage (will retry): %s", errstr);
+		d->flush_at = now_ms() + FLUSH_DELAY_MS;
+		return;
+	}
+	d->flush_at = 0;
 }
 
 static const struct http_api_handlers http_handlers = {
@@ -229,6 +271,8 @@ static int run_once(struct daemon *d, int max_wait_ms)
 	/* Send what the HTTP handlers just queued without another round. */
 	if (component_wants_write(d->component))
 		component_run(d->component);
+	if (d->flush_at != 0 && now_ms() >= d->flush_at)
+		flush_usage(d);
 	return 0;
 }
 
@@ -239,13 +283,6 @@ static int run_loop(struct daemon *d)
 			return -1;
 	}
 	return 0;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /*
@@ -265,6 +302,8 @@ static void shut_down(struct daemon *d)
 		if (run_once(d, (int)(deadline - now)) < 0)
 			break;
 	}
+	if (usage_dirty(d->usage))
+		flush_usage(d);
 }
 
 int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **argv)
@@ -289,6 +328,11 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	if (d.keys == NULL) {
 		log_error("%s", errstr);
 		goto err_signal;
+	}
+	d.usage = usage_create();
+	if (d.usage == NULL) {
+		log_error("out of memory");
+		goto err_keys;
 	}
 
 	struct component_config ccfg = {
@@ -333,6 +377,7 @@ err_http:
 err_component:
 	component_destroy(d.component);
 err_keys:
+	usage_destroy(d.usage);
 	keystore_close(d.keys);
 err_signal:
 	close(d.signal_fd);

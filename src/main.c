@@ -1,6 +1,7 @@
 /*
  * invites-api: an XMPP component that creates invites through an HTTP API.
- * This file only dispatches: options, config, then one subcommand.
+ * This file only dispatches: options, the command line of one subcommand,
+ * config, then the subcommand.
  */
 
 #include "commands.h"
@@ -11,24 +12,58 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_USAGE 2
+#define ARGS_MAX 2 /* the most positional arguments any command takes */
+
+/* Options after the command: bits of struct command.options and the values
+ * getopt_long() returns (above 255, clear of 1 and of characters). */
+enum {
+	OPT_EXPIRES = 1 << 8,
+	OPT_LIMIT = 1 << 9,
+	OPT_MAX_PER_DAY = 1 << 10,
+	OPT_JSON = 1 << 11,
+};
+
+static const struct option long_options[] = {
+    {"expires", required_argument, NULL, OPT_EXPIRES},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"limit", required_argument, NULL, OPT_LIMIT},
+    {"max-per-day", required_argument, NULL, OPT_MAX_PER_DAY},
+    {NULL, 0, NULL, 0},
+};
+
+typedef int command_fn(const struct config *cfg, const char *cfg_path,
+                       const struct command_options *opts, int argc, char **argv);
 
 struct command {
 	const char *name;
-	int n_args;
+	int min_args, max_args; /* positional, at most ARGS_MAX */
+	int options;            /* OPT_* it accepts */
 	const char *args;
 	const char *help;
-	int (*run)(const struct config *cfg, const char *cfg_path, int argc, char **argv);
+	command_fn *run;
 };
+
+static int serve(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
+                 int argc, char **argv)
+{
+	(void)opts;
+	return cmd_serve(cfg, cfg_path, argc, argv);
+}
 
 /* Sorted by name. */
 static const struct command commands[] = {
-    {"check", 0, "", "validate the configuration", cmd_check},
-    {"create", 2, " HOST NAME", "create an API key for HOST and print it once", cmd_create},
-    {"delete", 2, " HOST ID", "revoke the API key ID of HOST", cmd_delete},
-    {"list", 1, " HOST", "list the API keys of HOST (ID<TAB>NAME)", cmd_list},
-    {"serve", 0, "", "run the component and the HTTP API in the foreground", cmd_serve},
+    {"check", 0, 0, 0, "", "validate the configuration", cmd_check},
+    {"create", 2, 2, OPT_EXPIRES | OPT_LIMIT | OPT_MAX_PER_DAY,
+     " HOST NAME [--expires DURATION] [--limit N/DURATION | --max-per-day N]",
+     "create an API key for HOST and print it once", cmd_create},
+    {"delete", 2, 2, 0, " HOST ID", "revoke the API key ID of HOST", cmd_delete},
+    {"import", 2, 2, 0, " HOST PATH", "import the keys prosodyctl mod_invites_api made",
+     cmd_import},
+    {"list", 1, 1, OPT_JSON, " HOST [--json]", "list the API keys of HOST", cmd_list},
+    {"serve", 0, 0, 0, "", "run the component and the HTTP API in the foreground", serve},
 };
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *out)
 {
@@ -37,20 +72,111 @@ static void usage(FILE *out)
 	             "  -h        show this help\n"
 	             "  -V        show the version\n\n"
 	             "commands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		char left[32];
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		char left[128];
 		snprintf(left, sizeof(left), "%s%s", commands[i].name, commands[i].args);
-		fprintf(out, "  %-20s %s\n", left, commands[i].help);
+		if (strlen(left) > 20)
+			fprintf(out, "  %s\n  %-20s %s\n", left, "", commands[i].help);
+		else
+			fprintf(out, "  %-20s %s\n", left, commands[i].help);
 	}
+	fprintf(out, "\nDURATION is a number with a unit s, m, h, d or w (30d, 12h), or seconds.\n"
+	             "N/DURATION allows N invites per DURATION (20/1d).\n"
+	             "PATH is Prosody's data_path, HOST's invite_api_keys.dat in it, or Prosody's\n"
+	             "SQLite database.\n");
 }
 
 static const struct command *find_command(const char *name)
 {
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+	for (size_t i = 0; i < N_COMMANDS; i++) {
 		if (strcmp(commands[i].name, name) == 0)
 			return &commands[i];
 	}
 	return NULL;
+}
+
+static const char *option_name(int val)
+{
+	for (const struct option *o = long_options; o->name != NULL; o++) {
+		if (o->val == val)
+			return o->name;
+	}
+	return "?";
+}
+
+static void set_option(struct command_options *opts, int opt, const char *value)
+{
+	switch (opt) {
+	case OPT_EXPIRES:
+		opts->expires = value;
+		break;
+	case OPT_LIMIT:
+		opts->limit = value;
+		break;
+	case OPT_MAX_PER_DAY:
+		opts->max_per_day = value;
+		break;
+	case OPT_JSON:
+		opts->json = true;
+		break;
+	}
+}
+
+/* Say which option getopt_long() did not know, without echoing a value
+ * (someone may have typed --key=ID/SECRET). */
+static void unknown_option(const struct command *cmd, const char *arg)
+{
+	int len = (int)strcspn(arg, "=/");
+	if (len > 40)
+		len = 40;
+	fprintf(stderr, "invites-api: %s: unknown option %.*s\n", cmd->name, len, arg);
+}
+
+/* What follows the command name (argv[0]): options anywhere, the rest into
+ * args. 0, or -1 after telling the user. */
+static int parse_command_line(const struct command *cmd, int argc, char **argv,
+                              struct command_options *opts, char **args, int *n_args)
+{
+	int opt, seen = 0;
+	*n_args = 0;
+	opterr = 0;
+	optind = 0; /* GNU: start over */
+	/* "-": arguments come back in order as 1, so options may follow them. */
+	while ((opt = getopt_long(argc, argv, "-:", long_options, NULL)) != -1) {
+		if (opt == 1) {
+			if (*n_args >= cmd->max_args || *n_args >= ARGS_MAX)
+				goto err_usage;
+			args[(*n_args)++] = optarg;
+		} else if (opt == '?') {
+			char short_option[3] = {'-', (char)optopt, '\0'};
+			unknown_option(cmd, optopt != 0 ? short_option : argv[optind - 1]);
+			return -1;
+		} else if (opt == ':') {
+			fprintf(stderr, "invites-api: --%s needs a value\n", option_name(optopt));
+			return -1;
+		} else if ((cmd->options & opt) == 0 || (seen & opt) != 0) {
+			fprintf(stderr, "invites-api: %s %s --%s\n", cmd->name,
+			        (seen & opt) != 0 ? "takes only one" : "does not take",
+			        option_name(opt));
+			return -1;
+		} else {
+			seen |= opt;
+			set_option(opts, opt, optarg);
+		}
+	}
+	for (; optind < argc; optind++) { /* after "--" */
+		if (*n_args >= cmd->max_args || *n_args >= ARGS_MAX)
+			goto err_usage;
+		args[(*n_args)++] = argv[optind];
+	}
+	if (*n_args < cmd->min_args)
+		goto err_usage;
+	args[*n_args] = NULL;
+	return 0;
+
+err_usage:
+	fprintf(stderr, "usage: invites-api [-c FILE] %s%s\n", cmd->name, cmd->args);
+	return -1;
 }
 
 int main(int argc, char **argv)
@@ -85,11 +211,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	int n_args = argc - optind - 1;
-	if (n_args != cmd->n_args) {
-		fprintf(stderr, "usage: invites-api [-c FILE] %s%s\n", cmd->name, cmd->args);
+	struct command_options opts = {0};
+	char *args[ARGS_MAX + 1];
+	int n_args;
+	if (parse_command_line(cmd, argc - optind, argv + optind, &opts, args, &n_args) < 0)
 		return EXIT_USAGE;
-	}
 
 	struct config cfg;
 	char err[512];
@@ -97,7 +223,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "invites-api: %s\n", err);
 		return EXIT_FAILURE;
 	}
-	int status = cmd->run(&cfg, cfg_path, n_args, argv + optind + 1);
+	int status = cmd->run(&cfg, cfg_path, &opts, n_args, args);
 	config_finish(&cfg);
 	return status;
 }

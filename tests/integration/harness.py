@@ -198,10 +198,11 @@ class Prosody:
         wait_until(ready, timeout, what="Prosody's component and HTTP ports")
 
     def kill(self):
-        """SIGKILL, and wait until the process is gone (its sockets are closed)."""
+        """SIGKILL, and wait until the process is gone (its sockets are closed).
+
+        A stopped (SIGSTOP) process is killed as it is: resuming it first would
+        let it answer what it was holding before it dies."""
         if self.proc and self.proc.poll() is None:
-            if self.stopped:
-                self.cont()
             self.proc.kill()
             self.proc.wait(timeout=10)
         self.stopped = False

@@ -15,8 +15,9 @@ def listed(inst, host):
     r = inst.cli("list", host)
     assert r.returncode == 0, f"list failed: {r!r}"
     rows = [ln.split("\t") for ln in r.stdout.splitlines() if ln.strip()]
-    assert all(len(row) == 2 for row in rows), f"list lines must be ID<TAB>NAME: {r!r}"
-    return dict(rows), r
+    # Scripts rely on the first two columns being ID and NAME; more may follow.
+    assert all(len(row) >= 2 for row in rows), f"list lines must start ID<TAB>NAME: {r!r}"
+    return {row[0]: row[1] for row in rows}, r
 
 
 def test_create_prints_the_key_once_as_id_slash_secret(inst):

@@ -43,8 +43,10 @@ static void test_minimal_gets_defaults(void)
 	CU_ASSERT_EQUAL(cfg.component.port, 5347);
 	CU_ASSERT_EQUAL(cfg.component.request_timeout_s, 10);
 	CU_ASSERT_EQUAL(cfg.component.n_hosts, 1);
+	CU_ASSERT_EQUAL(cfg.component.n_admins, 0);
+	CU_ASSERT_FALSE(config_is_admin(&cfg, "admin@example.com"));
 	CU_ASSERT_STRING_EQUAL(cfg.http.bind, "127.0.0.1");
-	CU_ASSERT_EQUAL(cfg.http.port, 5281);
+	CU_ASSERT_EQUAL(cfg.http.port, 5282);
 	CU_ASSERT_STRING_EQUAL(cfg.http.path, "/invites_api");
 	CU_ASSERT_STRING_EQUAL(cfg.http.cors_origin, "*");
 	CU_ASSERT_EQUAL(cfg.http.max_connections, 512);
@@ -64,6 +66,7 @@ static void test_full_config(void)
 	                   "server = ::1\n"
 	                   "port = 15347\n"
 	                   "hosts = a.example, b.example c.example  ; inline comment\n"
+	                   "admins = alice@a.example, bob@b.example\n"
 	                   "request_timeout = 3\n"
 	                   "[http]\n"
 	                   "bind = 0.0.0.0\n"
@@ -82,12 +85,38 @@ static void test_full_config(void)
 	CU_ASSERT_STRING_EQUAL(cfg.component.hosts[2], "c.example");
 	CU_ASSERT_TRUE(config_serves_host(&cfg, "B.Example"));
 	CU_ASSERT_FALSE(config_serves_host(&cfg, "d.example"));
+	CU_ASSERT_EQUAL(cfg.component.n_admins, 2);
+	CU_ASSERT_TRUE(config_is_admin(&cfg, "alice@a.example"));
+	CU_ASSERT_TRUE(config_is_admin(&cfg, "Bob@B.Example"));
+	CU_ASSERT_FALSE(config_is_admin(&cfg, "alice@b.example"));
+	CU_ASSERT_FALSE(config_is_admin(&cfg, "alice@a.example/phone"));
+	CU_ASSERT_FALSE(config_is_admin(&cfg, "a.example"));
+	CU_ASSERT_FALSE(config_is_admin(&cfg, NULL));
 	CU_ASSERT_EQUAL(cfg.component.request_timeout_s, 3);
 	CU_ASSERT_EQUAL(cfg.http.port, 0);
 	CU_ASSERT_STRING_EQUAL(cfg.http.path, "/api/invites");
 	CU_ASSERT_STRING_EQUAL(cfg.http.cors_origin, "https://example.com");
 	CU_ASSERT_EQUAL(cfg.http.max_connections, 100);
 	CU_ASSERT_STRING_EQUAL(cfg.keys.database, "/tmp/k.sqlite");
+	config_finish(&cfg);
+}
+
+static void test_admins_on_several_lines(void)
+{
+	struct config cfg;
+	char err[256] = "";
+	const char *text = MINIMAL "admins = a@example.com\n  b@example.com c@example.org\n"
+	                           "admins = A@Example.com,d@example.com,\n";
+	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(cfg.component.n_admins, 4); /* a@example.com once */
+	CU_ASSERT_STRING_EQUAL(cfg.component.admins[0], "a@example.com");
+	CU_ASSERT_STRING_EQUAL(cfg.component.admins[3], "d@example.com");
+	CU_ASSERT_TRUE(config_is_admin(&cfg, "c@example.org"));
+	config_finish(&cfg);
+
+	/* an empty value is the default: nobody */
+	CU_ASSERT_EQUAL_FATAL(load(MINIMAL "admins =\n", &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(cfg.component.n_admins, 0);
 	config_finish(&cfg);
 }
 
@@ -125,6 +154,14 @@ static const struct bad_case bad_cases[] = {
     {MINIMAL "[http]\npath = /a?b\n", 6, "invalid value for path"},
     {MINIMAL "[http]\nmax_connections = 5000\n", 6, "max_connections"},
     {MINIMAL "[http]\nbind = 300.1.1.1\n", 6, "bind must be"},
+    {MINIMAL "admins = admin@example.com/phone\n", 5,
+     "\"admin@example.com/phone\" is not a bare JID"},
+    {MINIMAL "admins = example.com\n", 5, "is not a bare JID"},
+    {MINIMAL "admins = @example.com\n", 5, "is not a bare JID"},
+    {MINIMAL "admins = a@b@example.com\n", 5, "is not a bare JID"},
+    {MINIMAL "admins = a:b@example.com\n", 5, "is not a bare JID"},
+    {MINIMAL "admins = alice@\n", 5, "is not a bare JID"},
+    {MINIMAL "admins = ok@example.com\nadmins = bad\n", 6, "\"bad\" is not a bare JID"},
     {MINIMAL "this line is not ini\n", 5, "syntax error"},
     {MINIMAL "[http\n", 5, "syntax error"},
     {NULL, 0, NULL},
@@ -213,6 +250,7 @@ static void test_sample_matches_defaults(void)
 	CU_ASSERT_EQUAL(sample.component.port, minimal.component.port);
 	CU_ASSERT_EQUAL(sample.component.request_timeout_s, minimal.component.request_timeout_s);
 	CU_ASSERT_STRING_EQUAL(sample.component.hosts[0], minimal.component.hosts[0]);
+	CU_ASSERT_EQUAL(sample.component.n_admins, minimal.component.n_admins);
 	CU_ASSERT_STRING_EQUAL(sample.http.bind, minimal.http.bind);
 	CU_ASSERT_EQUAL(sample.http.port, minimal.http.port);
 	CU_ASSERT_STRING_EQUAL(sample.http.path, minimal.http.path);
@@ -229,6 +267,7 @@ static const struct unit_test tests[] = {
     {"minimal config gets defaults", test_minimal_gets_defaults},
     {"every option set", test_full_config},
     {"hosts over several lines", test_hosts_on_several_lines},
+    {"admins over several lines, empty by default", test_admins_on_several_lines},
     {"errors name file and line", test_errors_name_file_and_line},
     {"missing required options", test_missing_required},
     {"secret never echoed", test_secret_never_echoed},

@@ -258,6 +258,23 @@ static void test_hash_vectors(void)
 	CU_ASSERT_STRING_EQUAL(text, vectors[1].digest);
 }
 
+/* A key expires after its second: valid at expires, refused from expires + 1. */
+static void test_expired(void)
+{
+	const struct api_key_limits never = {0}, limited = {.expires = 1000};
+	CU_ASSERT_FALSE(keys_expired(&never, 0));
+	CU_ASSERT_FALSE(keys_expired(&never, INT64_MAX));
+	CU_ASSERT_FALSE(keys_expired(&never, INT64_MIN));
+	CU_ASSERT_FALSE(keys_expired(&limited, 0));
+	CU_ASSERT_FALSE(keys_expired(&limited, 999));
+	CU_ASSERT_FALSE(keys_expired(&limited, 1000));
+	CU_ASSERT_TRUE(keys_expired(&limited, 1001));
+	CU_ASSERT_TRUE(keys_expired(&limited, INT64_MAX));
+	/* Rate limits have nothing to do with expiry. */
+	const struct api_key_limits rate = {.max_invites = 1, .period_s = 1};
+	CU_ASSERT_FALSE(keys_expired(&rate, INT64_MAX));
+}
+
 static const struct unit_test tests[] = {
     {"generated key shape", test_generate_shape},
     {"1000 generated IDs are distinct", test_generate_distinct},
@@ -267,6 +284,7 @@ static const struct unit_test tests[] = {
     {"parse rejects overlong parts and 1 MiB input", test_parse_rejects_overlong},
     {"parse checks every byte value", test_parse_every_byte},
     {"hash matches BLAKE2b-256 vectors", test_hash_vectors},
+    {"expiry boundary", test_expired},
     {NULL, NULL},
 };
 

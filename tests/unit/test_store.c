@@ -14,6 +14,7 @@
 
 #define HOST  "example.com"
 #define OTHER "other.example"
+#define NOW   ((int64_t)time(NULL))
 
 /* ---- fixture: a fresh directory under /tmp with a store path in it ---- */
 
@@ -56,14 +57,14 @@ static void create_key(struct keystore *store, const char *host, const char *nam
                        struct api_key_new *key)
 {
 	const char *err = NULL;
-	CU_ASSERT_EQUAL_FATAL(keystore_create(store, host, name, key, &err), KEYS_OK);
+	CU_ASSERT_EQUAL_FATAL(keystore_create(store, host, name, NULL, key, &err), KEYS_OK);
 }
 
 static enum keys_status verify_text(struct keystore *store, const char *text,
                                     struct api_key_match *match)
 {
 	const char *err = NULL;
-	return keystore_verify(store, text, strlen(text), match, &err);
+	return keystore_verify(store, text, strlen(text), NOW, match, &err);
 }
 
 /* ---- direct SQLite access, to inspect or sabotage the file ---- */
@@ -112,6 +113,9 @@ struct listing {
 	char names[8][KEYS_NAME_MAX + 1];
 	char hosts[8][64];
 	int64_t created[8];
+	int64_t last_used[8];
+	uint64_t invites[8];
+	struct api_key_limits limits[8];
 };
 
 static int collect(void *userdata, const struct api_key_info *key)
@@ -122,6 +126,9 @@ static int collect(void *userdata, const struct api_key_info *key)
 		snprintf(list->names[list->count], sizeof list->names[0], "%s", key->name);
 		snprintf(list->hosts[list->count], sizeof list->hosts[0], "%s", key->host);
 		list->created[list->count] = key->created;
+		list->last_used[list->count] = key->last_used;
+		list->invites[list->count] = key->invites;
+		list->limits[list->count] = key->limits;
 	}
 	list->count++;
 	return list->stop_after != 0 && list->count >= list->stop_after;
@@ -290,7 +297,8 @@ static void test_verify(void)
 	struct api_key_match match;
 	memset(&match, 'x', sizeof match);
 	const char *err = "untouched";
-	CU_ASSERT_EQUAL(keystore_verify(store, key.text, strlen(key.text), &match, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, strlen(key.text), NOW, &match, &err),
+	                KEYS_OK);
 	CU_ASSERT_STRING_EQUAL(match.id, key.id);
 	CU_ASSERT_STRING_EQUAL(match.host, HOST);
 
@@ -325,18 +333,18 @@ static void test_verify_malformed(void)
 	snprintf(text, sizeof text, "%s ", key.text); /* valid key plus a byte */
 	CU_ASSERT_EQUAL(verify_text(store, text, &match), KEYS_DENIED);
 	/* the key with its NUL terminator counted */
-	CU_ASSERT_EQUAL(keystore_verify(store, key.text, len + 1, &match, &err), KEYS_DENIED);
-	CU_ASSERT_EQUAL(keystore_verify(store, key.text, len - 1, &match, &err), KEYS_DENIED);
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, len + 1, NOW, &match, &err), KEYS_DENIED);
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, len - 1, NOW, &match, &err), KEYS_DENIED);
 	CU_ASSERT_EQUAL(verify_text(store, key.id, &match), KEYS_DENIED);
 	CU_ASSERT_EQUAL(verify_text(store, key.secret, &match), KEYS_DENIED);
 	CU_ASSERT_EQUAL(verify_text(store, "", &match), KEYS_DENIED);
-	CU_ASSERT_EQUAL(keystore_verify(store, NULL, 0, &match, &err), KEYS_DENIED);
+	CU_ASSERT_EQUAL(keystore_verify(store, NULL, 0, NOW, &match, &err), KEYS_DENIED);
 
 	char *huge = malloc(1 << 20);
 	CU_ASSERT_FATAL(huge != NULL);
 	memset(huge, 'A', 1 << 20);
 	memcpy(huge, key.text, len);
-	CU_ASSERT_EQUAL(keystore_verify(store, huge, 1 << 20, &match, &err), KEYS_DENIED);
+	CU_ASSERT_EQUAL(keystore_verify(store, huge, 1 << 20, NOW, &match, &err), KEYS_DENIED);
 	free(huge);
 
 	/* Still fine afterwards: the dummy lookups left nothing behind. */
@@ -359,10 +367,12 @@ static void test_verify_malformed_never_matches(void)
 	keys_hash_secret(secret, sizeof secret - 1, hash);
 	sqlite3 *db = raw_open(&fx);
 	sqlite3_stmt *insert = NULL;
-	CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db,
-	                                         "INSERT INTO api_keys VALUES (?1, ?2, 'n', 0, ?3)",
-	                                         -1, &insert, NULL),
-	                      SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(
+	    sqlite3_prepare_v2(db,
+	                       "INSERT INTO api_keys (id, host, name, created, secret_hash)"
+	                       " VALUES (?1, ?2, 'n', 0, ?3)",
+	                       -1, &insert, NULL),
+	    SQLITE_OK);
 	sqlite3_bind_text(insert, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(insert, 2, HOST, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(insert, 3, hash, sizeof hash, SQLITE_STATIC);
@@ -450,8 +460,9 @@ static void test_verify_during_write(void)
 	create_key(store, HOST, "busy", &key);
 	sqlite3 *db = raw_open(&fx);
 	CU_ASSERT_EQUAL(sqlite3_exec(db,
-	                             "BEGIN IMMEDIATE; INSERT INTO api_keys VALUES"
-	                             " ('x', 'h', 'n', 0, zeroblob(32))",
+	                             "BEGIN IMMEDIATE; INSERT INTO api_keys"
+	                             " (id, host, name, created, secret_hash)"
+	                             " VALUES ('x', 'h', 'n', 0, zeroblob(32))",
 	                             NULL, NULL, NULL),
 	                SQLITE_OK);
 	time_t start = time(NULL);
@@ -561,7 +572,8 @@ static void test_invalid_arguments(void)
 		const struct argument_case *c = &cases[i];
 		struct api_key_new key;
 		const char *err = NULL;
-		enum keys_status status = keystore_create(store, c->host, c->name, &key, &err);
+		enum keys_status status =
+		    keystore_create(store, c->host, c->name, NULL, &key, &err);
 		enum keys_status expected = c->valid ? KEYS_OK : KEYS_INVALID;
 		CU_assertImplementation(status == expected, __LINE__, c->what, __FILE__, "",
 		                        CU_FALSE);
@@ -612,12 +624,19 @@ static void test_schema(void)
 	struct keystore *store = open_store(&fx);
 	struct api_key_new key;
 	create_key(store, HOST, "schema", &key);
-	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 1);
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 2);
 	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
 	CU_ASSERT_EQUAL(raw_int(&fx,
 	                        "SELECT count(*) FROM pragma_table_info('api_keys')"
-	                        " WHERE name IN ('id', 'host', 'name', 'created', 'secret_hash')"),
-	                5);
+	                        " WHERE name IN ('id', 'host', 'name', 'created', 'secret_hash',"
+	                        " 'expires', 'max_invites', 'period_s', 'last_used', 'invites',"
+	                        " 'window_start', 'window_count')"),
+	                12);
+	/* "never" is NULL, counters start at 0 */
+	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT expires IS NULL AND last_used IS NULL AND"
+	                             " max_invites = 0 AND period_s = 0 AND invites = 0 AND"
+	                             " window_start = 0 AND window_count = 0 FROM api_keys"),
+	                1);
 	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT count(*) FROM pragma_index_list('api_keys') l,"
 	                             " pragma_index_info(l.name) i WHERE i.name = 'host'"),
 	                1);
@@ -625,7 +644,7 @@ static void test_schema(void)
 	keystore_close(store);
 	/* Reopening an up-to-date store changes nothing. */
 	store = open_store(&fx);
-	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 1);
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 2);
 	CU_ASSERT_EQUAL(row_count(&fx), 1);
 	keystore_close(store);
 	keys_wipe(&key);
@@ -698,7 +717,7 @@ static void test_create_failure(void)
 	rng_replay(42, false);
 	memset(&key, 0x55, sizeof key);
 	const char *err = NULL;
-	CU_ASSERT_EQUAL(keystore_create(store, HOST, "fails", &key, &err), KEYS_ERROR);
+	CU_ASSERT_EQUAL(keystore_create(store, HOST, "fails", NULL, &key, &err), KEYS_ERROR);
 	rng_restore();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, fx.path));
@@ -770,7 +789,7 @@ static void test_id_collision_exhausted(void)
 	rng_replay(9, true); /* every ID is the same */
 	create_key(store, HOST, "first", &first);
 	const char *err = NULL;
-	CU_ASSERT_EQUAL(keystore_create(store, HOST, "second", &second, &err), KEYS_ERROR);
+	CU_ASSERT_EQUAL(keystore_create(store, HOST, "second", NULL, &second, &err), KEYS_ERROR);
 	rng_restore();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, fx.path));
@@ -793,13 +812,13 @@ static void test_store_errors(void)
 	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "DROP TABLE api_keys"), SQLITE_OK);
 
 	const char *err = NULL;
-	CU_ASSERT_EQUAL(keystore_verify(store, key.text, strlen(key.text), &match, &err),
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, strlen(key.text), NOW, &match, &err),
 	                KEYS_ERROR);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, fx.path));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "no such table"));
 	err = NULL;
-	CU_ASSERT_EQUAL(keystore_verify(store, "bad", 3, &match, &err), KEYS_ERROR);
+	CU_ASSERT_EQUAL(keystore_verify(store, "bad", 3, NOW, &match, &err), KEYS_ERROR);
 	CU_ASSERT_PTR_NOT_NULL(err);
 	err = NULL;
 	CU_ASSERT_EQUAL(keystore_list(store, HOST, collect, &(struct listing){0}, &err),
@@ -810,9 +829,17 @@ static void test_store_errors(void)
 	CU_ASSERT_PTR_NOT_NULL(err);
 	keys_wipe(&key);
 	err = NULL;
-	CU_ASSERT_EQUAL(keystore_create(store, HOST, "new", &key, &err), KEYS_ERROR);
+	CU_ASSERT_EQUAL(keystore_create(store, HOST, "new", NULL, &key, &err), KEYS_ERROR);
 	CU_ASSERT_PTR_NOT_NULL(err);
 	CU_ASSERT(is_zero(&key, sizeof key));
+	err = NULL;
+	CU_ASSERT_EQUAL(keystore_import(store, HOST, "imported", "0123456789abcdef", "n", 0, &err),
+	                KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(err);
+	err = NULL;
+	struct api_key_usage usage = {.id = "x", .invites = 1};
+	CU_ASSERT_EQUAL(keystore_record_usage(store, &usage, 1, &err), KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(err);
 	keystore_close(store);
 	fixture_finish(&fx);
 }
@@ -827,7 +854,7 @@ static void test_malformed_record(void)
 	create_key(store, HOST, "short hash", &key);
 	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "UPDATE api_keys SET secret_hash = x'00'"), SQLITE_OK);
 	const char *err = NULL;
-	CU_ASSERT_EQUAL(keystore_verify(store, key.text, strlen(key.text), &match, &err),
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, strlen(key.text), NOW, &match, &err),
 	                KEYS_ERROR);
 	CU_ASSERT_PTR_NOT_NULL(err);
 	keys_wipe(&key);
@@ -847,7 +874,7 @@ static void test_create_busy(void)
 	CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 	const char *err = NULL;
 	time_t start = time(NULL);
-	CU_ASSERT_EQUAL(keystore_create(store, HOST, "waits", &key, &err), KEYS_ERROR);
+	CU_ASSERT_EQUAL(keystore_create(store, HOST, "waits", NULL, &key, &err), KEYS_ERROR);
 	time_t waited = time(NULL) - start;
 	CU_ASSERT(waited >= 4 && waited <= 7); /* the 5 s busy timeout */
 	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
@@ -897,6 +924,492 @@ static void test_list_order_and_stop(void)
 	fixture_finish(&fx);
 }
 
+/* ---- lifecycle: limits, expiry, import, usage, migration ---- */
+
+static void create_limited(struct keystore *store, const char *name, struct api_key_limits limits,
+                           struct api_key_new *key)
+{
+	const char *err = NULL;
+	CU_ASSERT_EQUAL_FATAL(keystore_create(store, HOST, name, &limits, key, &err), KEYS_OK);
+}
+
+static void test_limits_round_trip(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new plain, limited;
+	struct api_key_limits limits = {
+	    .expires = NOW + 3600, .max_invites = 20, .period_s = 86400};
+	create_key(store, HOST, "plain", &plain);
+	create_limited(store, "limited", limits, &limited);
+
+	struct listing list = list_host(store, HOST);
+	CU_ASSERT_EQUAL_FATAL(list.count, 2);
+	CU_ASSERT_EQUAL(list.limits[0].expires, 0);
+	CU_ASSERT_EQUAL(list.limits[0].max_invites, 0);
+	CU_ASSERT_EQUAL(list.limits[0].period_s, 0);
+	CU_ASSERT_EQUAL(list.last_used[0], 0);
+	CU_ASSERT_EQUAL(list.invites[0], 0);
+	CU_ASSERT_EQUAL(list.limits[1].expires, limits.expires);
+	CU_ASSERT_EQUAL(list.limits[1].max_invites, 20);
+	CU_ASSERT_EQUAL(list.limits[1].period_s, 86400);
+
+	struct api_key_match match;
+	memset(&match, 'x', sizeof match);
+	CU_ASSERT_EQUAL_FATAL(verify_text(store, limited.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(match.limits.expires, limits.expires);
+	CU_ASSERT_EQUAL(match.limits.max_invites, 20);
+	CU_ASSERT_EQUAL(match.limits.period_s, 86400);
+	CU_ASSERT_EQUAL(match.window_start, 0);
+	CU_ASSERT_EQUAL(match.window_count, 0);
+	memset(&match, 'x', sizeof match);
+	CU_ASSERT_EQUAL_FATAL(verify_text(store, plain.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(match.limits.expires, 0);
+	CU_ASSERT_EQUAL(match.limits.max_invites, 0);
+	CU_ASSERT_EQUAL(match.limits.period_s, 0);
+	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT count(*) FROM api_keys WHERE expires IS NULL"), 1);
+	keys_wipe(&plain);
+	keys_wipe(&limited);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_invalid_limits(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	static const struct api_key_limits bad[] = {
+	    {.max_invites = 5},
+	    {.period_s = 60},
+	    {.expires = -1},
+	    {.expires = -1, .max_invites = 1, .period_s = 1},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct api_key_new key;
+		const char *err = NULL;
+		CU_ASSERT_EQUAL(keystore_create(store, HOST, "n", &bad[i], &key, &err),
+		                KEYS_INVALID);
+		CU_ASSERT_PTR_NOT_NULL(err);
+	}
+	CU_ASSERT_EQUAL(row_count(&fx), 0);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+/* Expired is denied on the very path of a wrong secret: same status, same
+ * reason; valid up to and including the second it expires. */
+static void test_expiry_boundary(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	const int64_t expires = 2000000000;
+	struct api_key_new key;
+	create_limited(store, "expiring", (struct api_key_limits){.expires = expires}, &key);
+	struct api_key_match match;
+	const char *err = NULL, *wrong_err = NULL;
+	size_t len = strlen(key.text);
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, len, expires - 1, &match, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, len, expires, &match, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, len, expires + 1, &match, &err),
+	                KEYS_DENIED);
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, len, INT64_MAX, &match, &err),
+	                KEYS_DENIED);
+
+	char wrong[KEYS_TEXT_MAX + 2];
+	snprintf(wrong, sizeof wrong, "%s", key.text);
+	wrong[len - 1] ^= 1;
+	CU_ASSERT_EQUAL(keystore_verify(store, wrong, len, expires - 1, &match, &wrong_err),
+	                KEYS_DENIED);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(wrong_err);
+	CU_ASSERT_STRING_EQUAL(err, wrong_err);
+	CU_ASSERT_EQUAL(keystore_verify(store, wrong, len, expires + 1, &match, &err), KEYS_DENIED);
+	/* Expiry is not deletion: it still lists, and verifies "in the past". */
+	CU_ASSERT_EQUAL(list_host(store, HOST).count, 1);
+	CU_ASSERT_EQUAL(keystore_verify(store, key.text, len, 0, &match, &err), KEYS_OK);
+	keys_wipe(&key);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_import(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	static const char id[] = "N_cvD9Oyp7id";
+	static const char secret[] = "DfV4nuUy79CF-IH6uBwFZKbptjrMh6Z25aGT";
+	const char *err = NULL;
+	CU_ASSERT_EQUAL_FATAL(keystore_import(store, HOST, id, secret, "Key one", 1700000000, &err),
+	                      KEYS_OK);
+	struct api_key_match match;
+	char text[KEYS_TEXT_MAX + 1];
+	snprintf(text, sizeof text, "%s/%s", id, secret);
+	CU_ASSERT_EQUAL(verify_text(store, text, &match), KEYS_OK);
+	CU_ASSERT_STRING_EQUAL(match.id, id);
+	CU_ASSERT_STRING_EQUAL(match.host, HOST);
+	struct listing list = list_host(store, HOST);
+	CU_ASSERT_EQUAL_FATAL(list.count, 1);
+	CU_ASSERT_STRING_EQUAL(list.ids[0], id);
+	CU_ASSERT_STRING_EQUAL(list.names[0], "Key one");
+	CU_ASSERT_EQUAL(list.created[0], 1700000000);
+	CU_ASSERT(!file_contains(fx.path, secret, strlen(secret)));
+
+	/* Twice: KEYS_EXISTS, nothing changed, even with another secret or name. */
+	err = NULL;
+	CU_ASSERT_EQUAL(keystore_import(store, HOST, id, secret, "Key one", 1700000000, &err),
+	                KEYS_EXISTS);
+	CU_ASSERT_STRING_EQUAL(err, "already imported");
+	CU_ASSERT_EQUAL(keystore_import(store, HOST, id, "0123456789abcdefgh", "x", 5, &err),
+	                KEYS_EXISTS);
+	CU_ASSERT_EQUAL(verify_text(store, text, &match), KEYS_OK);
+	CU_ASSERT_STRING_EQUAL(list_host(store, HOST).names[0], "Key one");
+	/* The ID belongs to another host's key. */
+	err = NULL;
+	CU_ASSERT_EQUAL(keystore_import(store, OTHER, id, secret, "Key one", 0, &err),
+	                KEYS_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "another host"));
+	CU_ASSERT_EQUAL(row_count(&fx), 1);
+
+	/* created 0 means now. */
+	int64_t before = NOW;
+	CU_ASSERT_EQUAL(keystore_import(store, OTHER, "fresh", secret, "n", 0, &err), KEYS_OK);
+	list = list_host(store, OTHER);
+	CU_ASSERT_EQUAL_FATAL(list.count, 1);
+	CU_ASSERT(list.created[0] >= before && list.created[0] <= NOW);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_import_invalid(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	char id_max[KEYS_ID_MAX + 2], secret_max[KEYS_SECRET_MAX + 2];
+	memset(id_max, 'i', sizeof id_max - 1);
+	id_max[sizeof id_max - 1] = '\0';
+	memset(secret_max, 's', sizeof secret_max - 1);
+	secret_max[sizeof secret_max - 1] = '\0';
+	static const char ok_secret[] = "0123456789abcdef"; /* the shortest accepted */
+	const struct {
+		const char *what, *host, *id, *secret, *name;
+		int64_t created;
+		enum keys_status expected;
+	} cases[] = {
+	    {"16-character secret", HOST, "a", ok_secret, "n", 0, KEYS_OK},
+	    {"128-character secret", HOST, "b", secret_max + 1, "n", 0, KEYS_OK},
+	    {"64-character ID", HOST, id_max + 1, ok_secret, "n", 0, KEYS_OK},
+	    {"15-character secret", HOST, "c", ok_secret + 1, "n", 0, KEYS_INVALID},
+	    {"129-character secret", HOST, "c", secret_max, "n", 0, KEYS_INVALID},
+	    {"65-character ID", HOST, id_max, ok_secret, "n", 0, KEYS_INVALID},
+	    {"empty secret", HOST, "c", "", "n", 0, KEYS_INVALID},
+	    {"NULL secret", HOST, "c", NULL, "n", 0, KEYS_INVALID},
+	    {"empty ID", HOST, "", ok_secret, "n", 0, KEYS_INVALID},
+	    {"NULL ID", HOST, NULL, ok_secret, "n", 0, KEYS_INVALID},
+	    {"dot in secret", HOST, "c", "0123456789abcdef.", "n", 0, KEYS_INVALID},
+	    {"slash in secret", HOST, "c", "0123456789abcdef/x", "n", 0, KEYS_INVALID},
+	    {"space in secret", HOST, "c", "0123456789 abcdef", "n", 0, KEYS_INVALID},
+	    {"slash in ID", HOST, "c/d", ok_secret, "n", 0, KEYS_INVALID},
+	    {"UTF-8 in ID", HOST, "c\xc3\xbc", ok_secret, "n", 0, KEYS_INVALID},
+	    {"tab in name", HOST, "c", ok_secret, "a\tb", 0, KEYS_INVALID},
+	    {"empty name", HOST, "c", ok_secret, "", 0, KEYS_INVALID},
+	    {"bad host", "a b", "c", ok_secret, "n", 0, KEYS_INVALID},
+	    {"negative created", HOST, "c", ok_secret, "n", -1, KEYS_INVALID},
+	};
+	long long rows = 0;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *err = NULL;
+		enum keys_status status =
+		    keystore_import(store, cases[i].host, cases[i].id, cases[i].secret,
+		                    cases[i].name, cases[i].created, &err);
+		CU_assertImplementation(status == cases[i].expected, __LINE__, cases[i].what,
+		                        __FILE__, "", CU_FALSE);
+		CU_assertImplementation(status == KEYS_OK || err != NULL, __LINE__, cases[i].what,
+		                        __FILE__, "", CU_FALSE);
+		rows += status == KEYS_OK;
+	}
+	CU_ASSERT_EQUAL(row_count(&fx), rows);
+	/* What was accepted verifies. */
+	struct api_key_match match;
+	char text[KEYS_TEXT_MAX + 1];
+	snprintf(text, sizeof text, "b/%s", secret_max + 1);
+	CU_ASSERT_EQUAL(verify_text(store, text, &match), KEYS_OK);
+	snprintf(text, sizeof text, "%s/%s", id_max + 1, ok_secret);
+	CU_ASSERT_EQUAL(verify_text(store, text, &match), KEYS_OK);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_import_failure(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "CREATE TRIGGER sabotage BEFORE INSERT ON api_keys"
+	                                    " BEGIN SELECT RAISE(ABORT, 'injected failure'); END"),
+	                      SQLITE_OK);
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_import(store, HOST, "id", "0123456789abcdef", "n", 0, &err),
+	                KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "injected failure"));
+	CU_ASSERT_PTR_NULL(strstr(err, "0123456789abcdef"));
+	CU_ASSERT_EQUAL(row_count(&fx), 0);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+static void test_record_usage(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new a, b, c;
+	create_key(store, HOST, "a", &a);
+	create_key(store, HOST, "b", &b);
+	create_limited(store, "c", (struct api_key_limits){.max_invites = 3, .period_s = 60}, &c);
+	const char *err = NULL;
+
+	struct api_key_usage batch[] = {
+	    {.id = a.id, .invites = 2, .last_used = 1000, .window_start = 900, .window_count = 2},
+	    {.id = b.id, .invites = 1, .last_used = 2000, .window_start = 1900, .window_count = 1},
+	    {.id = c.id, .invites = 0, .last_used = 0, .window_start = 100, .window_count = 0},
+	};
+	CU_ASSERT_EQUAL_FATAL(keystore_record_usage(store, batch, 3, &err), KEYS_OK);
+	struct listing list = list_host(store, HOST);
+	CU_ASSERT_EQUAL_FATAL(list.count, 3);
+	CU_ASSERT_EQUAL(list.invites[0], 2);
+	CU_ASSERT_EQUAL(list.last_used[0], 1000);
+	CU_ASSERT_EQUAL(list.invites[1], 1);
+	CU_ASSERT_EQUAL(list.last_used[1], 2000);
+	CU_ASSERT_EQUAL(list.invites[2], 0);
+	CU_ASSERT_EQUAL(list.last_used[2], 0);
+	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT count(*) FROM api_keys WHERE last_used IS NULL"), 1);
+	struct api_key_match match;
+	CU_ASSERT_EQUAL_FATAL(verify_text(store, a.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(match.window_start, 900);
+	CU_ASSERT_EQUAL(match.window_count, 2);
+	CU_ASSERT_EQUAL_FATAL(verify_text(store, c.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(match.window_start, 100);
+	CU_ASSERT_EQUAL(match.limits.max_invites, 3);
+
+	/* Counts add up; last_used only moves forward; the window is as given. */
+	struct api_key_usage again[] = {
+	    {.id = a.id, .invites = 3, .last_used = 500, .window_start = 0, .window_count = 0},
+	    {.id = b.id, .invites = 4, .last_used = 2500, .window_start = 2400, .window_count = 4},
+	};
+	CU_ASSERT_EQUAL_FATAL(keystore_record_usage(store, again, 2, &err), KEYS_OK);
+	list = list_host(store, HOST);
+	CU_ASSERT_EQUAL(list.invites[0], 5);
+	CU_ASSERT_EQUAL(list.last_used[0], 1000);
+	CU_ASSERT_EQUAL(list.invites[1], 5);
+	CU_ASSERT_EQUAL(list.last_used[1], 2500);
+	CU_ASSERT_EQUAL_FATAL(verify_text(store, a.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(match.window_start, 0);
+	CU_ASSERT_EQUAL(match.window_count, 0);
+
+	/* An empty batch is fine. */
+	CU_ASSERT_EQUAL(keystore_record_usage(store, again, 0, &err), KEYS_OK);
+	keys_wipe(&a);
+	keys_wipe(&b);
+	keys_wipe(&c);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+/* The daemon flushes usage of a key the CLI deleted meanwhile. */
+static void test_record_usage_deleted_key(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new a, b;
+	create_key(store, HOST, "a", &a);
+	create_key(store, HOST, "b", &b);
+	const char *err = NULL;
+	CU_ASSERT_EQUAL_FATAL(keystore_delete(store, HOST, b.id, &err), KEYS_OK);
+	struct api_key_usage batch[] = {
+	    {.id = b.id, .invites = 1, .last_used = 10},
+	    {.id = a.id, .invites = 1, .last_used = 10},
+	    {.id = "never-existed", .invites = 1, .last_used = 10},
+	};
+	CU_ASSERT_EQUAL(keystore_record_usage(store, batch, 3, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(row_count(&fx), 1);
+	struct listing list = list_host(store, HOST);
+	CU_ASSERT_EQUAL_FATAL(list.count, 1);
+	CU_ASSERT_EQUAL(list.invites[0], 1);
+	keys_wipe(&a);
+	keys_wipe(&b);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+/* One failing update undoes the whole batch. */
+static void test_record_usage_atomic(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new a, b;
+	create_key(store, HOST, "a", &a);
+	create_key(store, HOST, "b", &b);
+	char sql[256];
+	snprintf(sql, sizeof sql,
+	         "CREATE TRIGGER sabotage BEFORE UPDATE ON api_keys WHEN old.id = '%s'"
+	         " BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+	         b.id);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, sql), SQLITE_OK);
+	struct api_key_usage batch[] = {
+	    {.id = a.id, .invites = 7, .last_used = 10},
+	    {.id = b.id, .invites = 7, .last_used = 10},
+	};
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_record_usage(store, batch, 2, &err), KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "injected failure"));
+	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT sum(invites) FROM api_keys"), 0);
+	/* and the store works on */
+	CU_ASSERT_EQUAL(keystore_record_usage(store, batch, 1, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT sum(invites) FROM api_keys"), 7);
+	keys_wipe(&a);
+	keys_wipe(&b);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
+/* A store written by the first release (user_version 1) upgrades in place. */
+static void test_migrate_from_v1(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct api_key_new key;
+	keys_generate(&key);
+	unsigned char hash[KEYS_HASH_BYTES];
+	keys_hash_secret(key.secret, KEYS_SECRET_LEN, hash);
+
+	sqlite3 *db = NULL;
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(fx.path, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_exec(db,
+	                                   "PRAGMA journal_mode = WAL;"
+	                                   "CREATE TABLE api_keys ("
+	                                   "  id TEXT PRIMARY KEY NOT NULL,"
+	                                   "  host TEXT NOT NULL,"
+	                                   "  name TEXT NOT NULL,"
+	                                   "  created INTEGER NOT NULL,"
+	                                   "  secret_hash BLOB NOT NULL"
+	                                   ");"
+	                                   "CREATE INDEX api_keys_host ON api_keys (host);"
+	                                   "PRAGMA user_version = 1;",
+	                                   NULL, NULL, NULL),
+	                      SQLITE_OK);
+	sqlite3_stmt *insert = NULL;
+	CU_ASSERT_EQUAL_FATAL(
+	    sqlite3_prepare_v2(db,
+	                       "INSERT INTO api_keys VALUES (?1, ?2, 'old key', 1600000000, ?3)",
+	                       -1, &insert, NULL),
+	    SQLITE_OK);
+	sqlite3_bind_text(insert, 1, key.id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(insert, 2, HOST, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(insert, 3, hash, sizeof hash, SQLITE_STATIC);
+	CU_ASSERT_EQUAL(sqlite3_step(insert), SQLITE_DONE);
+	sqlite3_finalize(insert);
+	sqlite3_close(db);
+
+	struct keystore *store = open_store(&fx);
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 2);
+	struct api_key_match match;
+	CU_ASSERT_EQUAL(verify_text(store, key.text, &match), KEYS_OK);
+	CU_ASSERT_STRING_EQUAL(match.host, HOST);
+	CU_ASSERT_EQUAL(match.limits.expires, 0);
+	CU_ASSERT_EQUAL(match.limits.max_invites, 0);
+	CU_ASSERT_EQUAL(match.window_start, 0);
+	struct listing list = list_host(store, HOST);
+	CU_ASSERT_EQUAL_FATAL(list.count, 1);
+	CU_ASSERT_STRING_EQUAL(list.names[0], "old key");
+	CU_ASSERT_EQUAL(list.created[0], 1600000000);
+	CU_ASSERT_EQUAL(list.last_used[0], 0);
+	CU_ASSERT_EQUAL(list.invites[0], 0);
+	/* The new features work on the upgraded store. */
+	const char *err = NULL;
+	struct api_key_usage usage = {.id = key.id, .invites = 1, .last_used = 1700000000};
+	CU_ASSERT_EQUAL(keystore_record_usage(store, &usage, 1, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(list_host(store, HOST).invites[0], 1);
+	struct api_key_new limited;
+	create_limited(store, "new", (struct api_key_limits){.expires = 1}, &limited);
+	CU_ASSERT_EQUAL(verify_text(store, limited.text, &match), KEYS_DENIED);
+	keystore_close(store);
+
+	/* A second process opening it later finds it current. */
+	store = open_store(&fx);
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 2);
+	CU_ASSERT_EQUAL(row_count(&fx), 2);
+	keystore_close(store);
+	keys_wipe(&key);
+	keys_wipe(&limited);
+	fixture_finish(&fx);
+}
+
+/* A failing step leaves the v1 store as it was. */
+static void test_migration_failure(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	FILE *f = fopen(fx.path, "w"); /* raw_exec() opens, never creates */
+	CU_ASSERT_FATAL(f != NULL && fclose(f) == 0);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "CREATE TABLE api_keys (id TEXT PRIMARY KEY NOT NULL,"
+	                                    " host TEXT NOT NULL, name TEXT NOT NULL,"
+	                                    " created INTEGER NOT NULL, secret_hash BLOB NOT NULL,"
+	                                    " invites INTEGER);"
+	                                    "PRAGMA user_version = 1;"),
+	                      SQLITE_OK);
+	const char *err = NULL;
+	CU_ASSERT_PTR_NULL(keystore_open(fx.path, &err));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "duplicate column"));
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 1);
+	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT count(*) FROM pragma_table_info('api_keys')"), 6);
+	fixture_finish(&fx);
+}
+
+static void test_malformed_limits(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *store = open_store(&fx);
+	struct api_key_new key;
+	struct api_key_match match;
+	create_key(store, HOST, "tampered", &key);
+	static const char *const sabotage[] = {
+	    "UPDATE api_keys SET max_invites = -1",
+	    "UPDATE api_keys SET max_invites = 0, period_s = 4294967296",
+	    "UPDATE api_keys SET period_s = 0, expires = -5",
+	    "UPDATE api_keys SET expires = NULL, window_count = -1",
+	};
+	for (size_t i = 0; i < sizeof sabotage / sizeof sabotage[0]; i++) {
+		CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, sabotage[i]), SQLITE_OK);
+		const char *err = NULL;
+		CU_ASSERT_EQUAL(
+		    keystore_verify(store, key.text, strlen(key.text), NOW, &match, &err),
+		    KEYS_ERROR);
+		CU_ASSERT_PTR_NOT_NULL(err);
+	}
+	/* list reads the limits too (not the window) */
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "UPDATE api_keys SET window_count = 0, invites = -1"),
+	                      SQLITE_OK);
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_list(store, HOST, collect, &(struct listing){0}, &err),
+	                KEYS_ERROR);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "malformed"));
+	keys_wipe(&key);
+	keystore_close(store);
+	fixture_finish(&fx);
+}
+
 static const struct unit_test tests[] = {
     {"create, list, delete", test_create_list_delete},
     {"keys persist across close and reopen", test_persistence},
@@ -922,6 +1435,18 @@ static const struct unit_test tests[] = {
     {"a malformed record is an error", test_malformed_record},
     {"create fails after the busy timeout", test_create_busy},
     {"list order and early stop", test_list_order_and_stop},
+    {"limits round-trip through list and verify", test_limits_round_trip},
+    {"inconsistent limits are refused", test_invalid_limits},
+    {"expiry: valid through its second, then denied like a wrong secret", test_expiry_boundary},
+    {"import keeps ID, name and creation time; twice is KEYS_EXISTS", test_import},
+    {"import refuses unusable IDs, secrets and names", test_import_invalid},
+    {"import failure writes nothing", test_import_failure},
+    {"usage: counts add, last_used moves forward, window as given", test_record_usage},
+    {"usage of a deleted key is skipped", test_record_usage_deleted_key},
+    {"usage batch is one transaction", test_record_usage_atomic},
+    {"a version 1 store upgrades in place", test_migrate_from_v1},
+    {"a failed migration changes nothing", test_migration_failure},
+    {"out-of-range limits are a malformed record", test_malformed_limits},
     {NULL, NULL},
 };
 
