@@ -106,10 +106,11 @@ unsigned component_pending(const struct component *comp);
  * completes at once), then submit() gets the filled form and either completes
  * or rejects the input, in which case the form is shown again, still in the
  * same session, with the notes the callback added. Submitted forms are checked
- * against the form that was shown before submit() sees them: required fields
- * are present, list values are among the options, single fields have one
- * value, hidden fields keep the values that were sent. Callbacks run inside
- * component_run() and must not stop or destroy the component.
+ * against the form that was shown before submit() sees them: only its fields
+ * are read, required fields are present, list values are among the options,
+ * single fields have one value and one line, hidden fields keep the values
+ * that were sent, and a field left out keeps the value shown. Callbacks run
+ * inside component_run() and must not stop or destroy the component.
  */
 
 enum component_field_type {

@@ -8,6 +8,7 @@
  * of HTTP.
  */
 
+#include "adhoc_keys.h"
 #include "commands.h"
 #include "component.h"
 #include "http.h"
@@ -32,6 +33,7 @@
 #define FLUSH_DELAY_MS   5000 /* usage counters reach the disk at most this late */
 
 struct daemon {
+	struct adhoc_keys adhoc_keys;
 	const struct config *cfg;
 	struct keystore *keys;
 	struct component *component;
@@ -346,6 +348,11 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	if (d.component == NULL) {
 		log_error("component: %s", errstr);
 		goto err_keys;
+	}
+	if (component_set_version(d.component, "invites-api", INVITES_API_VERSION) < 0 ||
+	    adhoc_keys_register(&d.adhoc_keys, d.component, d.keys, cfg) < 0) {
+		log_error("component: out of memory");
+		goto err_component;
 	}
 
 	struct http_api_config hcfg = {
