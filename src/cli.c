@@ -5,12 +5,15 @@
 #include "import.h"
 #include "keys.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SECONDS_PER_DAY 86400
 #define UNNAMED         "<unknown>" /* what prosodyctl mod_invites_api list shows */
@@ -51,12 +54,50 @@ static int flush_stdout(void)
 	return 0;
 }
 
+/* The key store is created on first use: its directory must exist. */
+static int check_database_dir(const struct config *cfg)
+{
+	char *copy = strdup(cfg->keys.database);
+	if (copy == NULL)
+		return -1;
+	const char *dir = dirname(copy);
+	int rc = access(dir, W_OK | X_OK);
+	if (rc < 0)
+		fprintf(stderr,
+		        "invites-api: [keys] database: directory %s: %s (create it, owned by "
+		        "the user the service runs as)\n",
+		        dir, strerror(errno));
+	free(copy);
+	return rc;
+}
+
+/* Mistakes a config check can spot without connecting. Never prints the secret. */
+static void warn_about_secret(const char *secret)
+{
+	size_t len = strlen(secret);
+	if (len >= 2 && (secret[0] == '"' || secret[0] == '\'') && secret[len - 1] == secret[0])
+		fprintf(stderr, "invites-api: warning: [component] secret is in quotes; the quotes "
+		                "count as part of it (Prosody's component_secret does not include "
+		                "them)\n");
+	if (strcmp(secret, "change-me") == 0)
+		fprintf(stderr, "invites-api: warning: [component] secret is still the sample's "
+		                "placeholder\n");
+	else if (len < 16)
+		fprintf(stderr,
+		        "invites-api: warning: [component] secret is short (%zu characters); "
+		        "use a long random one\n",
+		        len);
+}
+
 int cmd_check(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
               int argc, char **argv)
 {
 	(void)opts;
 	(void)argc;
 	(void)argv;
+	if (check_database_dir(cfg) < 0)
+		return EXIT_FAILURE;
+	warn_about_secret(cfg->component.secret);
 	printf("%s: configuration OK (component %s, %zu host%s, HTTP %s port %u)\n", cfg_path,
 	       cfg->component.jid, cfg->component.n_hosts, cfg->component.n_hosts == 1 ? "" : "s",
 	       cfg->http.bind, cfg->http.port);

@@ -32,6 +32,21 @@ struct option {
 
 #define OFF(field) offsetof(struct config, field)
 
+/* What a valid value looks like, for error messages. */
+static const char *const expected[] = {
+    [OPT_STRING] = "expected a non-empty value without control characters",
+    [OPT_HEADER] = "expected a non-empty value without control characters",
+    [OPT_DOMAIN] = "expected a domain name such as invites.example.com, without quotes",
+    [OPT_HOSTS] = "expected domain names separated by commas or spaces",
+    [OPT_JIDS] = "expected bare JIDs (user@example.com) separated by commas or spaces",
+    [OPT_ADDRESS] = "expected a literal IPv4 or IPv6 address",
+    [OPT_PATH] = "expected a path starting with '/' without '?', '#', '%' or spaces",
+    [OPT_PORT] = "expected a port number",
+    [OPT_UINT] = "expected a whole number",
+};
+
+static bool known_section(const char *section);
+
 /* Sorted by section, then name. Adding an option is adding a row. */
 static const struct option options[] = {
     {"component", "admins", OPT_JIDS, OFF(component.admins), "", 0, 0},
@@ -62,6 +77,15 @@ struct parse_state {
 static void *field(struct config *cfg, const struct option *opt)
 {
 	return (char *)cfg + opt->offset;
+}
+
+static bool known_section(const char *section)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		if (strcmp(options[i].section, section) == 0)
+			return true;
+	}
+	return false;
 }
 
 static const struct option *find_option(const char *section, const char *name)
@@ -281,7 +305,8 @@ static int set_value(struct parse_state *st, const struct option *opt, const cha
 
 invalid:
 	/* The value may be the component secret: never echo strings back. */
-	snprintf(st->reason, sizeof(st->reason), "invalid value for %s", opt->name);
+	snprintf(st->reason, sizeof(st->reason), "invalid value for %s: %s", opt->name,
+	         expected[opt->type]);
 	return -1;
 }
 
@@ -293,6 +318,11 @@ static int on_ini_entry(void *userdata, const char *section, const char *name, c
 
 	const struct option *opt = find_option(section, name);
 
+	if (opt == NULL && !known_section(section)) {
+		snprintf(st->reason, sizeof(st->reason),
+		         "unknown section [%.60s] (known: [component], [http], [keys])", section);
+		return 0;
+	}
 	if (opt == NULL) {
 		snprintf(st->reason, sizeof(st->reason),
 		         "unknown option \"%.60s\" in section [%.60s]", name, section);

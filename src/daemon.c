@@ -90,25 +90,48 @@ static enum http_api_auth authenticate(void *userdata, const char *credential, s
 	return HTTP_API_AUTH_OK;
 }
 
+/* What the operator must change, by the error condition the server gave.
+ * Each hint is a format taking the component JID and the host, in that order
+ * (%1$s, %2$s). */
+static const struct {
+	const char *condition;
+	const char *hint;
+} remote_error_hints[] = {
+    {"forbidden", "add \"%1$s\" to admins of VirtualHost \"%2$s\" in the server config, "
+                  "e.g. admins = { \"%1$s\" }"},
+    {"not-authorized", "add \"%1$s\" to admins of VirtualHost \"%2$s\" in the server "
+                       "config"},
+    {"item-not-found", "load mod_invites_adhoc (and mod_adhoc) on VirtualHost \"%2$s\""},
+    {"service-unavailable", "load mod_invites_adhoc (and mod_adhoc) on VirtualHost \"%2$s\""},
+    {"feature-not-implemented", "load mod_invites_adhoc on VirtualHost \"%2$s\""},
+    /* Prosody treats an unknown host as a remote domain. */
+    {"not-allowed", "is \"%2$s\" a VirtualHost of the server? check [component] hosts"},
+    {"remote-server-not-found", "\"%2$s\" is not a VirtualHost of the server: check "
+                                "[component] hosts"},
+    {"remote-server-timeout", "\"%2$s\" is not a VirtualHost of the server: check "
+                              "[component] hosts"},
+};
+
 /* Say what the operator must change when the server refuses the command. */
 static void log_remote_error(const struct daemon *d, const char *host,
                              const struct component_result *res)
 {
-	const char *jid = d->cfg->component.jid;
 	const char *condition = res->condition != NULL ? res->condition : "";
-
-	if (strcmp(condition, "forbidden") == 0 || strcmp(condition, "not-authorized") == 0)
-		log_error("%s refused to create an invite (%s): add \"%s\" to admins of "
-		          "VirtualHost \"%s\" in the server config, e.g. admins = { \"%s\" }",
-		          host, condition, jid, host, jid);
-	else if (strcmp(condition, "item-not-found") == 0 ||
-	         strcmp(condition, "service-unavailable") == 0 ||
-	         strcmp(condition, "feature-not-implemented") == 0)
-		log_error("%s has no invite command (%s): load mod_invites_adhoc (and mod_adhoc) "
-		          "on VirtualHost \"%s\"",
-		          host, condition, host);
-	else
-		log_error("%s refused to create an invite: %s", host, res->reason);
+	for (size_t i = 0; i < sizeof(remote_error_hints) / sizeof(remote_error_hints[0]); i++) {
+		if (strcmp(condition, remote_error_hints[i].condition) != 0)
+			continue;
+		char hint[512];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		snprintf(hint, sizeof(hint), remote_error_hints[i].hint, d->cfg->component.jid,
+		         host);
+#pragma GCC diagnostic pop
+		log_error("%s refused to create an invite (%s: %s): %s", host, condition,
+		          res->reason, hint);
+		return;
+	}
+	log_error("%s refused to create an invite (%s): %s", host,
+	          condition[0] != '\0' ? condition : "no condition", res->reason);
 }
 
 static void on_invite(void *userdata, const struct component_result *res)
@@ -180,7 +203,7 @@ static void create_invite(void *userdata, struct http_api_request *req,
 	if (wait > 0) {
 		free(ir);
 		http_api_request_fail(req, 429, "this key has reached its invite limit",
-				      (unsigned)wait);
+		                      (unsigned)wait);
 		return;
 	}
 	ir->daemon = d;

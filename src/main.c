@@ -68,9 +68,9 @@ static const struct command commands[] = {
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: invites-api [-c FILE] COMMAND [ARGS]\n\n"
-	             "  -c FILE   configuration file (default " CONFIG_DEFAULT_PATH ")\n"
-	             "  -h        show this help\n"
-	             "  -V        show the version\n\n"
+	             "  -c, --config FILE  configuration file (default " CONFIG_DEFAULT_PATH ")\n"
+	             "  -h, --help         show this help\n"
+	             "  -V, --version      show the version\n\n"
 	             "commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		char left[128];
@@ -181,10 +181,16 @@ err_usage:
 
 int main(int argc, char **argv)
 {
+	static const struct option global_options[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
 	const char *cfg_path = CONFIG_DEFAULT_PATH;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "+c:hV")) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:hV", global_options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			cfg_path = optarg;

@@ -122,8 +122,8 @@ bool usage_dirty(const struct usage *usage)
 enum keys_status usage_flush(struct usage *usage, struct keystore *store, const char **errstr)
 {
 	size_t n = 0;
-	struct api_key_usage *batch = calloc(usage->n_keys == 0 ? 1 : usage->n_keys,
-					     sizeof(*batch));
+	struct api_key_usage *batch =
+	    calloc(usage->n_keys == 0 ? 1 : usage->n_keys, sizeof(*batch));
 	if (batch == NULL) {
 		*errstr = "out of memory";
 		return KEYS_ERROR;
@@ -133,11 +133,11 @@ enum keys_status usage_flush(struct usage *usage, struct keystore *store, const 
 		if (!k->dirty)
 			continue;
 		batch[n++] = (struct api_key_usage){
-			.id = k->id,
-			.invites = k->unflushed,
-			.last_used = k->last_used,
-			.window_start = k->window_start,
-			.window_count = k->window_count,
+		    .id = k->id,
+		    .invites = k->unflushed,
+		    .last_used = k->last_used,
+		    .window_start = k->window_start,
+		    .window_count = k->window_count,
 		};
 	}
 	enum keys_status status = n == 0 ? KEYS_OK : keystore_record_usage(store, batch, n, errstr);

@@ -145,6 +145,28 @@ def test_check_names_file_and_line_of_a_config_error(inst, tmp_path, case):
     assert f"{bad}:{i + 1}:" in r.stderr, f"expected '{bad}:{i + 1}: ...' on stderr: {r!r}"
 
 
+def test_check_fails_when_the_key_store_directory_is_missing(inst, tmp_path):
+    lines = _config_lines(inst)
+    i = _line_of(lines, "database =")
+    lines[i] = f"database = {tmp_path}/no/such/dir/keys.sqlite"
+    bad = tmp_path / "nodir.cfg"
+    bad.write_text("\n".join(lines) + "\n")
+    r = inst.cli("check", config=bad)
+    assert r.returncode != 0 and f"{tmp_path}/no/such/dir" in r.stderr, repr(r)
+    assert "configuration OK" not in r.stdout
+
+
+def test_check_warns_about_a_quoted_secret_without_printing_it(inst, tmp_path):
+    lines = _config_lines(inst)
+    i = _line_of(lines, "secret =")
+    lines[i] = 'secret = "quoted-secret-copied-from-prosody"'
+    cfg = tmp_path / "quoted.cfg"
+    cfg.write_text("\n".join(lines) + "\n")
+    r = inst.cli("check", config=cfg)
+    assert r.returncode == 0 and "in quotes" in r.stderr, repr(r)
+    assert "quoted-secret-copied-from-prosody" not in r.stderr + r.stdout
+
+
 def test_check_on_a_missing_file_fails(inst, tmp_path):
     missing = tmp_path / "nope.cfg"
     r = inst.cli("check", config=missing)

@@ -140,7 +140,9 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
     {MINIMAL "bogus = 1\n", 5, "unknown option \"bogus\""},
-    {MINIMAL "[nosuch]\nx = 1\n", 6, "unknown option"},
+    {MINIMAL "[nosuch]\nx = 1\n", 6, "unknown section [nosuch]"},
+    {MINIMAL "[componet]\nx = 1\n", 6, "unknown section [componet]"},
+    {"[component]\njid = \"invites.example.com\"\n", 2, "expected a domain name"},
     {MINIMAL "port = 70000\n", 5, "port must be a whole number from 1 to 65535"},
     {MINIMAL "port = -1\n", 5, "port must be"},
     {MINIMAL "port = 12ab\n", 5, "port must be"},
