@@ -143,42 +143,6 @@ static int set_string(char **dst, const char *value)
 	return 0;
 }
 
-/* Hosts may be given on several lines (inih continuation lines or repeated
- * keys): each call appends. */
-static int add_hosts(struct parse_state *st, const char *value)
-{
-	struct config *cfg = st->cfg;
-	char *list = strdup(value);
-	if (list == NULL)
-		return -1;
-	int rc = 0;
-	char *save = NULL;
-	for (char *h = strtok_r(list, ", \t", &save); h != NULL;
-	     h = strtok_r(NULL, ", \t", &save)) {
-		if (!valid_domain(h)) {
-			snprintf(st->reason, sizeof(st->reason), "invalid host name \"%.100s\"", h);
-			rc = -1;
-			break;
-		}
-		if (config_serves_host(cfg, h))
-			continue;
-		if (cfg->component.n_hosts == CONFIG_HOSTS_MAX) {
-			snprintf(st->reason, sizeof(st->reason), "more than %d hosts",
-			         CONFIG_HOSTS_MAX);
-			rc = -1;
-			break;
-		}
-		cfg->component.hosts[cfg->component.n_hosts] = strdup(h);
-		if (cfg->component.hosts[cfg->component.n_hosts] == NULL) {
-			rc = -1;
-			break;
-		}
-		cfg->component.n_hosts++;
-	}
-	free(list);
-	return rc;
-}
-
 /* localpart@domain: a localpart without the characters RFC 7622 forbids, no
  * resource. */
 static bool valid_bare_jid(const char *s)
@@ -203,37 +167,55 @@ static bool is_listed(char *const *list, size_t n, const char *item)
 	return false;
 }
 
-/* Admins may be given on several lines too: each call appends. */
-static int add_admins(struct parse_state *st, const char *value)
+/* A list option: which entries are valid, where they go, how to say no. */
+struct list_kind {
+	bool (*valid)(const char *item);
+	const char *invalid_fmt; /* takes the item */
+	const char *what;        /* plural, for "more than N ..." */
+	size_t max;
+};
+
+static const struct list_kind host_list = {valid_domain, "invalid host name \"%.100s\"", "hosts",
+                                           CONFIG_HOSTS_MAX};
+static const struct list_kind admin_list = {
+    valid_bare_jid, "admins: \"%.100s\" is not a bare JID (user@example.com)", "admins",
+    CONFIG_ADMINS_MAX};
+
+/* The formats are the constants of the two list kinds above. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+static void refuse_item(struct parse_state *st, const struct list_kind *kind, const char *item)
 {
-	struct config *cfg = st->cfg;
+	snprintf(st->reason, sizeof(st->reason), kind->invalid_fmt, item);
+}
+#pragma GCC diagnostic pop
+
+/* Lists may be given on several lines (inih continuation lines or repeated
+ * keys): each call appends; repeats (ignoring case) are dropped. */
+static int add_to_list(struct parse_state *st, const struct list_kind *kind, char **items,
+                       size_t *n_items, const char *value)
+{
 	char *list = strdup(value);
 	if (list == NULL)
 		return -1;
 	int rc = 0;
 	char *save = NULL;
-	for (char *jid = strtok_r(list, ", \t", &save); jid != NULL;
-	     jid = strtok_r(NULL, ", \t", &save)) {
-		if (!valid_bare_jid(jid)) {
-			snprintf(st->reason, sizeof(st->reason),
-			         "admins: \"%.100s\" is not a bare JID (user@example.com)", jid);
+	for (char *item = strtok_r(list, ", \t", &save); item != NULL && rc == 0;
+	     item = strtok_r(NULL, ", \t", &save)) {
+		if (!kind->valid(item)) {
+			refuse_item(st, kind, item);
 			rc = -1;
-			break;
-		}
-		if (is_listed(cfg->component.admins, cfg->component.n_admins, jid))
+		} else if (is_listed(items, *n_items, item)) {
 			continue;
-		if (cfg->component.n_admins == CONFIG_ADMINS_MAX) {
-			snprintf(st->reason, sizeof(st->reason), "more than %d admins",
-			         CONFIG_ADMINS_MAX);
+		} else if (*n_items == kind->max) {
+			snprintf(st->reason, sizeof(st->reason), "more than %zu %s", kind->max,
+			         kind->what);
 			rc = -1;
-			break;
-		}
-		cfg->component.admins[cfg->component.n_admins] = strdup(jid);
-		if (cfg->component.admins[cfg->component.n_admins] == NULL) {
+		} else if ((items[*n_items] = strdup(item)) == NULL) {
 			rc = -1;
-			break;
+		} else {
+			(*n_items)++;
 		}
-		cfg->component.n_admins++;
 	}
 	free(list);
 	return rc;
@@ -259,9 +241,11 @@ static int set_value(struct parse_state *st, const struct option *opt, const cha
 
 	switch (opt->type) {
 	case OPT_HOSTS:
-		return add_hosts(st, value);
+		return add_to_list(st, &host_list, st->cfg->component.hosts,
+		                   &st->cfg->component.n_hosts, value);
 	case OPT_JIDS:
-		return add_admins(st, value);
+		return add_to_list(st, &admin_list, st->cfg->component.admins,
+		                   &st->cfg->component.n_admins, value);
 	case OPT_PORT:
 	case OPT_UINT:
 		if (parse_uint(value, opt->min, opt->max, &n) < 0) {

@@ -137,7 +137,7 @@ static void test_flush_writes_counts_once(void)
 	CU_ASSERT_FATAL(store != NULL);
 	struct api_key_new key;
 	CU_ASSERT_EQUAL_FATAL(keystore_create(store, "example.com", "n", NULL, &key, &errstr),
-			      KEYS_OK);
+	                      KEYS_OK);
 
 	struct usage *u = usage_create();
 	struct api_key_match m = key_with_limit(key.id, 0, 0);
@@ -171,16 +171,16 @@ static void test_flush_writes_counts_once(void)
 }
 
 static const struct unit_test tests[] = {
-	{"unlimited key is never refused", test_unlimited_key_is_never_refused},
-	{"limit refuses, then recovers after the period",
-	 test_limit_refuses_then_recovers_after_period},
-	{"invites in flight count against the limit", test_in_flight_counts_against_limit},
-	{"failed invites are not counted", test_failed_invites_are_not_counted},
-	{"rate window from the store is respected", test_window_from_store_is_respected},
-	{"limits follow the store", test_limits_follow_the_store},
-	{"settle without reserve is ignored", test_settle_without_reserve_is_ignored},
-	{"flush writes counts once", test_flush_writes_counts_once},
-	{NULL, NULL},
+    {"unlimited key is never refused", test_unlimited_key_is_never_refused},
+    {"limit refuses, then recovers after the period",
+     test_limit_refuses_then_recovers_after_period},
+    {"invites in flight count against the limit", test_in_flight_counts_against_limit},
+    {"failed invites are not counted", test_failed_invites_are_not_counted},
+    {"rate window from the store is respected", test_window_from_store_is_respected},
+    {"limits follow the store", test_limits_follow_the_store},
+    {"settle without reserve is ignored", test_settle_without_reserve_is_ignored},
+    {"flush writes counts once", test_flush_writes_counts_once},
+    {NULL, NULL},
 };
 
 UNIT_MAIN("usage", tests)
