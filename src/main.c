@@ -14,8 +14,8 @@
 
 #define ARGS_MAX 2 /* the most positional arguments any command takes */
 
-/* Options after the command: bits of struct command.options and the values
- * getopt_long() returns (above 255, clear of 1 and of characters). */
+/* Options after the command: bits of struct command.options, also the
+ * struct option values. */
 enum {
 	OPT_EXPIRES = 1 << 8,
 	OPT_LIMIT = 1 << 9,
@@ -95,15 +95,6 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
-static const char *option_name(int val)
-{
-	for (const struct option *o = long_options; o->name != NULL; o++) {
-		if (o->val == val)
-			return o->name;
-	}
-	return "?";
-}
-
 static void set_option(struct command_options *opts, int opt, const char *value)
 {
 	switch (opt) {
@@ -122,52 +113,80 @@ static void set_option(struct command_options *opts, int opt, const char *value)
 	}
 }
 
-/* Say which option getopt_long() did not know, without echoing a value
- * (someone may have typed --key=ID/SECRET). */
+/* Say which option was not known, without echoing a value (someone may have
+ * typed --key=ID/SECRET). */
 static void unknown_option(const struct command *cmd, const char *arg)
 {
 	int len = (int)strcspn(arg, "=/");
 	if (len > 40)
 		len = 40;
-	fprintf(stderr, "invites-api: %s: unknown option %.*s\n", cmd->name, len, arg);
+	fprintf(stderr,
+	        "invites-api: %s: unknown option %.*s (put -- before an argument that "
+	        "starts with --)\n",
+	        cmd->name, len, arg);
 }
 
-/* What follows the command name (argv[0]): options anywhere, the rest into
- * args. 0, or -1 after telling the user. */
+/* The long option arg names ("--name" or "--name=value"), or NULL. */
+static const struct option *find_long_option(const char *arg)
+{
+	size_t len = strcspn(arg + 2, "=");
+	for (const struct option *o = long_options; o->name != NULL; o++) {
+		if (strlen(o->name) == len && strncmp(o->name, arg + 2, len) == 0)
+			return o;
+	}
+	return NULL;
+}
+
+/*
+ * What follows the command name (argv[0]): options anywhere, the rest into
+ * args. Only "--name" words are options: key IDs are base64url and one in 64
+ * starts with '-', so "-x" is always an argument (getopt would take it for an
+ * option). "--" ends the options. 0, or -1 after telling the user.
+ */
 static int parse_command_line(const struct command *cmd, int argc, char **argv,
                               struct command_options *opts, char **args, int *n_args)
 {
-	int opt, seen = 0;
+	int seen = 0;
+	bool options_done = false;
 	*n_args = 0;
-	opterr = 0;
-	optind = 0; /* GNU: start over */
-	/* "-": arguments come back in order as 1, so options may follow them. */
-	while ((opt = getopt_long(argc, argv, "-:", long_options, NULL)) != -1) {
-		if (opt == 1) {
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (options_done || strncmp(arg, "--", 2) != 0) {
 			if (*n_args >= cmd->max_args || *n_args >= ARGS_MAX)
 				goto err_usage;
-			args[(*n_args)++] = optarg;
-		} else if (opt == '?') {
-			char short_option[3] = {'-', (char)optopt, '\0'};
-			unknown_option(cmd, optopt != 0 ? short_option : argv[optind - 1]);
-			return -1;
-		} else if (opt == ':') {
-			fprintf(stderr, "invites-api: --%s needs a value\n", option_name(optopt));
-			return -1;
-		} else if ((cmd->options & opt) == 0 || (seen & opt) != 0) {
-			fprintf(stderr, "invites-api: %s %s --%s\n", cmd->name,
-			        (seen & opt) != 0 ? "takes only one" : "does not take",
-			        option_name(opt));
-			return -1;
-		} else {
-			seen |= opt;
-			set_option(opts, opt, optarg);
+			args[(*n_args)++] = argv[i];
+			continue;
 		}
-	}
-	for (; optind < argc; optind++) { /* after "--" */
-		if (*n_args >= cmd->max_args || *n_args >= ARGS_MAX)
-			goto err_usage;
-		args[(*n_args)++] = argv[optind];
+		if (arg[2] == '\0') {
+			options_done = true;
+			continue;
+		}
+		const struct option *o = find_long_option(arg);
+		if (o == NULL) {
+			unknown_option(cmd, arg);
+			return -1;
+		}
+		if ((cmd->options & o->val) == 0 || (seen & o->val) != 0) {
+			fprintf(stderr, "invites-api: %s %s --%s\n", cmd->name,
+			        (seen & o->val) != 0 ? "takes only one" : "does not take", o->name);
+			return -1;
+		}
+		const char *value = strchr(arg, '=');
+		if (o->has_arg == no_argument && value != NULL) {
+			fprintf(stderr, "invites-api: --%s takes no value\n", o->name);
+			return -1;
+		}
+		if (o->has_arg == required_argument && value == NULL) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "invites-api: --%s needs a value\n", o->name);
+				return -1;
+			}
+			value = argv[++i];
+		} else if (value != NULL) {
+			value++;
+		}
+		seen |= o->val;
+		set_option(opts, o->val, value);
 	}
 	if (*n_args < cmd->min_args)
 		goto err_usage;

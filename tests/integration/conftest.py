@@ -74,14 +74,11 @@ def _finish_daemon(inst):
         assert code == 0, f"daemon exited with {code} on SIGTERM\n{inst.describe()}"
 
 
-@pytest.fixture
-def make_instance(tmp_path, binary):
-    """Factory: make_instance(prosody=..., **config) -> harness.Instance (not started).
-    Every daemon started from one is stopped (and checked) at teardown."""
+def _instance_factory(directory):
     made = []
 
     def make(prosody=None, name=None, **kw):
-        inst = harness.Instance(tmp_path / (name or f"instance{len(made)}"), prosody, **kw)
+        inst = harness.Instance(directory / (name or f"instance{len(made)}"), prosody, **kw)
         made.append(inst)
         return inst
 
@@ -93,6 +90,37 @@ def make_instance(tmp_path, binary):
         except AssertionError as e:
             errors.append(str(e))
     assert not errors, "\n".join(errors)
+
+
+@pytest.fixture
+def make_instance(tmp_path, binary):
+    """Factory: make_instance(prosody=..., **config) -> harness.Instance (not started).
+    Every daemon started from one is stopped (and checked) at teardown."""
+    yield from _instance_factory(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def make_module_instance(tmp_path_factory, binary):
+    """make_instance for instances shared by the tests of a module (same checks at
+    the module's teardown)."""
+    yield from _instance_factory(tmp_path_factory.mktemp("instances"))
+
+
+@pytest.fixture(scope="module")
+def make_module_prosody(tmp_path_factory):
+    """Factory: make_module_prosody(**kw) -> a started harness.Prosody shared by the
+    tests of a module (kw: invite_page, extra_modules, sql)."""
+    started = []
+
+    def make(**kw):
+        p = _start_prosody(tmp_path_factory.mktemp("prosody"), **kw)
+        started.append(p)
+        return p
+
+    yield make
+    for p in started:
+        p.stop()
+        p.kill()
 
 
 @pytest.fixture(scope="module")

@@ -5,18 +5,22 @@ written into a pytest tmp dir, the real invites-api binary (CLI and daemon),
 and real HTTP over loopback. Every wait is bounded.
 """
 
+import asyncio
 import atexit
 import http.client
+import json
 import os
 import re
 import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
 import urllib.parse
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 DEFAULT_BINARY = "/tmp/build-int/src/invites-api"
@@ -139,7 +143,9 @@ http_interfaces = {{ "127.0.0.1" }}
 https_ports = {{ }}
 component_ports = {{ {component_port} }}
 component_interfaces = {{ "127.0.0.1" }}
-storage = "internal"
+c2s_require_encryption = false     -- TLS is disabled: let test clients log in
+allow_unencrypted_plain_auth = true
+{storage}
 log = {{ debug = "{dir}/prosody.log" }}
 
 VirtualHost "{main_host}"
@@ -152,17 +158,25 @@ Component "{component_jid}"
   component_secret = "{component_secret}"
 """
 
-BASE_MODULES = ["disco", "adhoc", "invites", "invites_adhoc", "invites_register", "http"]
+# saslauth: test users log in over c2s (XmppClient)
+BASE_MODULES = ["disco", "adhoc", "invites", "invites_adhoc", "invites_register", "http",
+                "saslauth"]
+
+STORAGE_INTERNAL = 'storage = "internal"'
+# mod_storage_sql on SQLite (needs lua-dbi-sqlite3); the file is relative to data_path
+STORAGE_SQLITE = ('storage = "sql"\n'
+                  'sql = { driver = "SQLite3", database = "prosody.sqlite" }')
 
 
 class Prosody:
     """One Prosody server in its own directory, on its own free ports."""
 
-    def __init__(self, directory, invite_page=True):
+    def __init__(self, directory, invite_page=True, extra_modules=(), sql=False):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "certs").mkdir(exist_ok=True)   # keeps certmanager quiet
         self.data = self.dir / "data"
+        self.data.mkdir(exist_ok=True)   # mod_storage_sql does not create it
         self.config = self.dir / "prosody.cfg.lua"
         self.log = self.dir / "prosody.log"
         self.stdout = self.dir / "prosody.stdout"
@@ -172,8 +186,10 @@ class Prosody:
         self.component_jid = COMPONENT_JID
         self.component_secret = secrets.token_urlsafe(24)
         register_secret(self.component_secret)
-        modules = BASE_MODULES + (["invites_page"] if invite_page else [])
+        modules = BASE_MODULES + (["invites_page"] if invite_page else []) + list(extra_modules)
+        self.sql = sql
         self.config.write_text(PROSODY_CONFIG.format(
+            storage=STORAGE_SQLITE if sql else STORAGE_INTERNAL,
             dir=self.dir, modules=", ".join(f'"{m}"' for m in modules),
             c2s_port=self.c2s_port, http_port=self.http_port,
             component_port=self.component_port, main_host=MAIN_HOST,
@@ -241,9 +257,27 @@ class Prosody:
         enc = re.sub(r"\W", lambda m: "%%%02x" % ord(m.group(0)), host)
         return self.data / enc / f"{store}.dat"
 
+    @property
+    def sql_database(self):
+        return self.data / "prosody.sqlite"
+
     def stored_tokens(self, host=MAIN_HOST):
         """Tokens of the account invites stored for host (mod_invites keeps them in
         the map store 'invite_token' with no user, one entry per token)."""
+        if self.sql:
+            # mod_storage_sql: table prosody(host, user, store, key, type, value)
+            try:
+                db = sqlite3.connect(f"file:{self.sql_database}?mode=ro", uri=True, timeout=5)
+            except sqlite3.OperationalError:
+                return set()
+            try:
+                rows = db.execute("SELECT key FROM prosody WHERE host = ? AND store = ?",
+                                  (host, "invite_token")).fetchall()
+            except sqlite3.OperationalError:   # no table yet
+                return set()
+            finally:
+                db.close()
+            return {r[0] for r in rows}
         path = self.store_file(host)
         try:
             text = path.read_text()
@@ -260,6 +294,30 @@ class Prosody:
         tokens = re.findall(r"preauth=([A-Za-z0-9_-]+)", r.stdout)
         assert tokens, f"no invite URI in prosodyctl output: {r.stdout!r} {r.stderr!r}"
         return tokens[-1]
+
+    def prosodyctl(self, *args, timeout=30):
+        """prosodyctl on this server's config (works as root thanks to run_as_root)."""
+        return subprocess.run(["prosodyctl", "--config", str(self.config), *map(str, args)],
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL, cwd=self.dir)
+
+    def register_user(self, user, host=MAIN_HOST, password=None):
+        """Create the account user@host; returns (jid, password)."""
+        password = password or secrets.token_urlsafe(12)
+        r = self.prosodyctl("register", user, host, password)
+        assert r.returncode == 0, f"prosodyctl register failed: {r.stdout}\n{r.stderr}"
+        return f"{user}@{host}", password
+
+    def invites_api_create_key(self, host=MAIN_HOST, name="Old key"):
+        """A key made by the real `prosodyctl mod_invites_api create HOST NAME` (Prosody's
+        mod_invites_api, from prosody-modules): its ID/TOKEN as printed."""
+        r = self.prosodyctl("mod_invites_api", "create", host, name)
+        found = [ln.strip() for ln in r.stdout.splitlines()
+                 if re.fullmatch(r"[^/\s]+/\S+", ln.strip())]
+        assert r.returncode == 0 and len(found) == 1, \
+            f"prosodyctl mod_invites_api create printed no ID/TOKEN: {r.stdout!r} {r.stderr!r}"
+        register_secret(found[0].split("/", 1)[1])
+        return found[0]
 
     def page_url(self, token):
         return f"http://localhost:{self.http_port}/invites_page?{token}"
@@ -329,6 +387,7 @@ secret = {secret}
 server = 127.0.0.1
 port = {component_port}
 hosts = {hosts}
+admins = {admins}
 request_timeout = {request_timeout}
 
 [http]
@@ -359,7 +418,7 @@ class Instance:
 
     def __init__(self, directory, prosody=None, component_port=None, component_secret=None,
                  hosts=(MAIN_HOST, FOREIGN_HOST), request_timeout=10,
-                 path="/invites_api", cors_origin="*"):
+                 path="/invites_api", cors_origin="*", admins=()):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prosody = prosody
@@ -379,7 +438,7 @@ class Instance:
         self.config.write_text(DAEMON_CONFIG.format(
             jid=COMPONENT_JID, secret=self.component_secret,
             component_port=component_port or free_port(),
-            hosts=", ".join(hosts), request_timeout=request_timeout,
+            hosts=", ".join(hosts), admins=", ".join(admins), request_timeout=request_timeout,
             http_port=self.http_port, path=path, cors_origin=cors_origin,
             database=self.database))
         self.proc = None
@@ -393,8 +452,9 @@ class Instance:
                               stdin=subprocess.DEVNULL)
         return CliResult([str(a) for a in args], proc)
 
-    def create_key(self, host=MAIN_HOST, name="test key"):
-        r = self.cli("create", host, name)
+    def create_key(self, host=MAIN_HOST, name="test key", *options):
+        """`create HOST NAME [OPTIONS]`; returns the printed ID/SECRET."""
+        r = self.cli("create", host, name, *options)
         assert r.returncode == 0, f"create failed: {r!r}"
         found = [ln for ln in r.stdout.splitlines() if KEY_RE.match(ln)]
         assert len(found) == 1, f"expected exactly one ID/SECRET line: {r!r}"
@@ -403,6 +463,21 @@ class Instance:
         register_secret(secret)
         self.keys[key_id] = key
         return key
+
+    def list_rows(self, host=MAIN_HOST):
+        """`list HOST` as {id: [id, name, created, expires, last_used, invites, limit]}."""
+        r = self.cli("list", host)
+        assert r.returncode == 0, f"list failed: {r!r}"
+        rows = [ln.split("\t") for ln in r.stdout.splitlines() if ln.strip()]
+        return {row[0]: row for row in rows}
+
+    def list_json(self, host=MAIN_HOST):
+        r = self.cli("list", host, "--json")
+        assert r.returncode == 0, f"list --json failed: {r!r}"
+        try:
+            return json.loads(r.stdout)
+        except ValueError as e:
+            raise AssertionError(f"list --json printed no JSON ({e}): {r!r}") from None
 
     # -- daemon -------------------------------------------------------------
 
@@ -418,19 +493,23 @@ class Instance:
         return self.api_url + ("?" + query if query else "")
 
     def start(self, wait_connected=True, timeout=10):
-        assert self.proc is None, "daemon already started"
+        """Start `serve` (again, once a previous run has exited: the log goes on in
+        the same file, and only what this run logs is waited for)."""
+        assert self.proc is None or self.proc.poll() is not None, "daemon already running"
         with _registry_lock:
-            DAEMON_LOGS.append(self.log)
-            DAEMON_LOGS.append(self.stdout_log)
+            if self.log not in DAEMON_LOGS:
+                DAEMON_LOGS.append(self.log)
+                DAEMON_LOGS.append(self.stdout_log)
+        offset = len(self.log_text())
         err = open(self.log, "ab")
         out = open(self.stdout_log, "ab")
         self.proc = _spawn([binary_path(), "-c", str(self.config), "serve"],
                            stdout=out, stderr=err)
         err.close()
         out.close()
-        self.wait_log("listening on http://", timeout)
+        self.wait_log("listening on http://", timeout, start_offset=offset)
         if wait_connected:
-            self.wait_log("connected to", timeout)
+            self.wait_log("connected to", timeout, start_offset=offset)
 
     def log_text(self):
         try:
@@ -531,3 +610,255 @@ def assert_cors(resp, origin="*"):
     assert resp.header("Access-Control-Allow-Origin") == origin, repr(resp)
     for name, value in CORS_HEADERS.items():
         assert resp.header(name) == value, f"{name} should be {value!r}: {resp!r}"
+
+
+# --------------------------------------------------------------------------
+# A real XMPP client (slixmpp) on Prosody's c2s port, for the component's own
+# ad-hoc commands and entity queries. slixmpp is asyncio: its loop runs in a
+# thread of the client's own, and every call below waits for its answer for a
+# bounded time.
+
+NS_COMMANDS = "http://jabber.org/protocol/commands"
+NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
+NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+NS_DATA = "jabber:x:data"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+
+class IqReply:
+    """An <iq/> answer: type 'result' or 'error', the element, and the error if any."""
+
+    def __init__(self, xml):
+        self.xml = xml
+        self.type = xml.get("type")
+        self.error_type = self.condition = self.error_text = None
+        self.app_conditions = []
+        err = xml.find("{jabber:client}error")
+        if err is not None:
+            self.error_type = err.get("type")
+            for child in err:
+                tag = child.tag.split("}")[-1]
+                ns = child.tag[1:].split("}")[0] if child.tag.startswith("{") else ""
+                if ns == NS_STANZAS and tag == "text":
+                    self.error_text = child.text
+                elif ns == NS_STANZAS:
+                    self.condition = tag
+                else:
+                    self.app_conditions.append(tag)
+
+    def child(self, name, ns):
+        return self.xml.find(f"{{{ns}}}{name}")
+
+    def __repr__(self):
+        return f"<IqReply {ET.tostring(self.xml, encoding='unicode')}>"
+
+
+class DataForm:
+    """A parsed jabber:x:data form (XEP-0004), including a result table."""
+
+    def __init__(self, x):
+        self.xml = x
+        self.type = x.get("type")
+        self.title = x.findtext(f"{{{NS_DATA}}}title")
+        self.instructions = [i.text for i in x.findall(f"{{{NS_DATA}}}instructions")]
+        self.fields = {}     # var -> field dict (fixed fields without var under None keys)
+        self.fixed = []      # values of fixed fields
+        for f in x.findall(f"{{{NS_DATA}}}field"):
+            field = self._field(f)
+            if field["type"] == "fixed":
+                self.fixed.extend(field["values"])
+            if field["var"] is not None:
+                self.fields[field["var"]] = field
+        reported = x.find(f"{{{NS_DATA}}}reported")
+        self.columns = ([self._field(f) for f in reported.findall(f"{{{NS_DATA}}}field")]
+                        if reported is not None else [])
+        self.items = []      # one {var: value} per table row
+        for item in x.findall(f"{{{NS_DATA}}}item"):
+            row = {}
+            for f in item.findall(f"{{{NS_DATA}}}field"):
+                values = [v.text or "" for v in f.findall(f"{{{NS_DATA}}}value")]
+                row[f.get("var")] = values[0] if len(values) == 1 else values
+            self.items.append(row)
+
+    @staticmethod
+    def _field(f):
+        return {
+            "var": f.get("var"),
+            "type": f.get("type") or "text-single",
+            "label": f.get("label"),
+            "required": f.find(f"{{{NS_DATA}}}required") is not None,
+            "values": [v.text or "" for v in f.findall(f"{{{NS_DATA}}}value")],
+            "options": [(o.get("label"), o.findtext(f"{{{NS_DATA}}}value"))
+                        for o in f.findall(f"{{{NS_DATA}}}option")],
+        }
+
+    def value(self, var):
+        values = self.fields[var]["values"]
+        return values[0] if values else None
+
+    def __repr__(self):
+        return f"<DataForm {ET.tostring(self.xml, encoding='unicode')}>"
+
+
+class CommandReply:
+    """The answer to one XEP-0050 command request."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.error = reply if reply.type == "error" else None
+        cmd = reply.child("command", NS_COMMANDS)
+        self.command = cmd
+        self.status = cmd.get("status") if cmd is not None else None
+        self.sessionid = cmd.get("sessionid") if cmd is not None else None
+        self.node = cmd.get("node") if cmd is not None else None
+        self.notes = ([(n.get("type") or "info", n.text or "")
+                       for n in cmd.findall(f"{{{NS_COMMANDS}}}note")]
+                      if cmd is not None else [])
+        x = cmd.find(f"{{{NS_DATA}}}x") if cmd is not None else None
+        self.form = DataForm(x) if x is not None else None
+        actions = cmd.find(f"{{{NS_COMMANDS}}}actions") if cmd is not None else None
+        self.actions = ([a.tag.split("}")[-1] for a in actions] if actions is not None else [])
+
+    def notes_of(self, kind):
+        return [text for t, text in self.notes if t == kind]
+
+    def __repr__(self):
+        return repr(self.reply)
+
+
+def submit_form(values):
+    """<x type='submit'/> with values: {var: str or [str, ...]}."""
+    x = ET.Element(f"{{{NS_DATA}}}x", type="submit")
+    for var, vals in values.items():
+        field = ET.SubElement(x, f"{{{NS_DATA}}}field", var=var)
+        for v in ([vals] if isinstance(vals, str) else vals):
+            ET.SubElement(field, f"{{{NS_DATA}}}value").text = v
+    return x
+
+
+class XmppClient:
+    """A user logged in over c2s with slixmpp (plain stream: the test Prosody has
+    no TLS and allows authentication without it)."""
+
+    def __init__(self, jid, password, port, resource="tests", timeout=10):
+        import slixmpp   # Debian: python3-slixmpp
+        from slixmpp.exceptions import IqError, IqTimeout
+        self._IqError, self._IqTimeout = IqError, IqTimeout
+        self.jid = f"{jid}/{resource}"
+        self.timeout = timeout
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
+                                       name=f"slixmpp {jid}")
+        self.thread.start()
+        self.xmpp = None
+        try:
+            self._run(self._connect(slixmpp, password, port), timeout + 2)
+        except BaseException:
+            self.close()
+            raise
+
+    def _run(self, coro, timeout):
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result(timeout)
+        except TimeoutError:   # concurrent.futures.TimeoutError is TimeoutError from 3.11
+            fut.cancel()
+            raise
+
+    async def _connect(self, slixmpp, password, port):
+        xmpp = slixmpp.ClientXMPP(self.jid, password)
+        self.xmpp = xmpp
+        outcome = self.loop.create_future()
+
+        def settle(result=None, error=None):
+            if not outcome.done():
+                if error:
+                    outcome.set_exception(ConnectionError(error))
+                else:
+                    outcome.set_result(result)
+        xmpp.add_event_handler("session_start", lambda _: settle(True))
+        xmpp.add_event_handler("failed_all_auth",
+                               lambda _: settle(error=f"{self.jid}: authentication failed"))
+        xmpp.add_event_handler("connection_failed",
+                               lambda e: settle(error=f"{self.jid}: cannot connect: {e}"))
+        xmpp.add_event_handler("disconnected",
+                               lambda _: settle(error=f"{self.jid}: disconnected during login"))
+        xmpp.connect(("127.0.0.1", port), force_starttls=False, disable_starttls=True)
+        await asyncio.wait_for(outcome, self.timeout)
+        self.full_jid = str(xmpp.boundjid)
+
+    def iq(self, type_, to, payload, timeout=5):
+        """Send <iq type=type_ to=to> with payload (an Element or XML text); return its
+        IqReply, error or not (raises TimeoutError when nothing comes back in time)."""
+        if isinstance(payload, str):
+            payload = ET.fromstring(payload)
+
+        async def go():
+            iq = self.xmpp.Iq()
+            iq["type"] = type_
+            iq["to"] = to
+            iq.xml.append(payload)
+            try:
+                reply = await iq.send(timeout=timeout)
+            except self._IqError as e:
+                reply = e.iq
+            except self._IqTimeout:
+                raise TimeoutError(f"no answer from {to} within {timeout}s to "
+                                   f"{ET.tostring(payload, encoding='unicode')}") from None
+            return IqReply(reply.xml)
+        return self._run(go(), timeout + 2)
+
+    # -- service discovery and ad-hoc commands (XEP-0030, XEP-0050) --------
+
+    def disco_items(self, to, node=None):
+        q = ET.Element(f"{{{NS_DISCO_ITEMS}}}query")
+        if node:
+            q.set("node", node)
+        return self.iq("get", to, q)
+
+    def disco_info(self, to, node=None):
+        q = ET.Element(f"{{{NS_DISCO_INFO}}}query")
+        if node:
+            q.set("node", node)
+        return self.iq("get", to, q)
+
+    def commands(self, to):
+        """{name: node} of the commands listed on the commands node of to."""
+        r = self.disco_items(to, NS_COMMANDS)
+        assert r.type == "result", f"disco#items of {to} commands failed: {r!r}"
+        query = r.child("query", NS_DISCO_ITEMS)
+        return {i.get("name"): i.get("node") for i in query.findall(f"{{{NS_DISCO_ITEMS}}}item")}
+
+    def command(self, to, node, action=None, sessionid=None, form=None):
+        """One XEP-0050 request; form is {var: value(s)} to submit, or an Element."""
+        cmd = ET.Element(f"{{{NS_COMMANDS}}}command", node=node)
+        if action:
+            cmd.set("action", action)
+        if sessionid:
+            cmd.set("sessionid", sessionid)
+        if form is not None:
+            cmd.append(form if isinstance(form, ET.Element) else submit_form(form))
+        return CommandReply(self.iq("set", to, cmd))
+
+    def close(self):
+        if self.xmpp is not None:
+            async def bye():
+                try:
+                    await asyncio.wait_for(self.xmpp.disconnect(wait=1.0), 3)
+                except Exception:
+                    self.xmpp.abort()
+                # slixmpp's own tasks (send queue, filters) end here, not at loop.close()
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                for t in tasks:
+                    t.cancel()
+                await asyncio.wait(tasks, timeout=2) if tasks else None
+            try:
+                self._run(bye(), 5)
+            except Exception:
+                pass
+            self.xmpp = None
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            self.loop.close()
