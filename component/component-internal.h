@@ -52,6 +52,37 @@ void reason_copy(char *dst, size_t size, const char *src);
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t monotonic_ms(void);
 
+/* ---- answering others' IQs (iq.c) ----------------------------------------- */
+
+struct command_registry;
+
+/* What the component answers to the IQs others send it. */
+struct iq_responder {
+	xmpp_ctx_t *ctx;                        /* borrowed */
+	const char *jid;                        /* the component's, borrowed */
+	struct command_registry *commands;      /* owned; NULL until registered */
+	char *software_name, *software_version; /* owned (XEP-0092); NULL until set */
+};
+
+/* Ping and disco#info only, until commands or a version are set. ctx and jid
+ * must outlive it. */
+void iq_responder_init(struct iq_responder *responder, xmpp_ctx_t *ctx, const char *jid);
+/* Free the commands and version strings; ctx and jid stay the caller's. */
+void iq_responder_finish(struct iq_responder *responder);
+
+/* Offer cmds as component_commands_register() describes: 0, or -1 when cmds
+ * is invalid, commands were registered already, or out of memory. */
+int iq_responder_register_commands(struct iq_responder *responder,
+                                   const struct component_commands *cmds);
+/* Answer XEP-0092 with copies of name and version: 0, or -1 when either is
+ * NULL or out of memory (the previous ones stay then). */
+int iq_responder_set_version(struct iq_responder *responder, const char *name, const char *version);
+
+/* libstrophe handler for every <iq/>, userdata the responder: sends the answer
+ * to a get or set on conn, never answers a result or an error. Returns 1, so
+ * that it stays registered. */
+int iq_responder_handle(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *userdata);
+
 /* An empty result answering iq, from the address iq was sent to. The caller
  * releases it. NULL when out of memory. */
 xmpp_stanza_t *iq_result(xmpp_stanza_t *iq);

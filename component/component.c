@@ -64,8 +64,7 @@ struct component {
 	struct adhoc_request *head, *tail; /* FIFO, so ordered by deadline */
 	unsigned pending;
 
-	struct command_registry *commands;      /* our own ad-hoc commands, if offered */
-	char *software_name, *software_version; /* XEP-0092, if set */
+	struct iq_responder responder; /* answers others' IQs (iq.c) */
 };
 
 uint64_t monotonic_ms(void)
@@ -313,148 +312,6 @@ err_req:
 	return -1;
 }
 
-/* ---- stanzas from others ------------------------------------------------- */
-
-xmpp_stanza_t *iq_result(xmpp_stanza_t *iq)
-{
-	xmpp_stanza_t *reply = xmpp_stanza_reply(iq);
-	const char *to = xmpp_stanza_get_to(iq);
-
-	/* without a to, handle_iq() sets our JID */
-	if (reply && (xmpp_stanza_set_type(reply, "result") != XMPP_EOK ||
-	              (to && xmpp_stanza_set_from(reply, to) != XMPP_EOK))) {
-		xmpp_stanza_release(reply);
-		return NULL;
-	}
-	return reply;
-}
-
-static xmpp_stanza_t *answer_ping(struct component *comp, xmpp_stanza_t *iq, xmpp_stanza_t *payload)
-{
-	(void)comp;
-	(void)payload;
-	return iq_result(iq);
-}
-
-static xmpp_stanza_t *answer_disco_info(struct component *comp, xmpp_stanza_t *iq,
-                                        xmpp_stanza_t *payload)
-{
-	const char *node = xmpp_stanza_get_attribute(payload, "node");
-	const char *features[] = {
-	    NS_DISCO_INFO,
-	    NS_PING,
-	    comp->commands ? NS_COMMANDS : NULL,
-	    comp->software_name ? NS_VERSION : NULL,
-	};
-
-	if (node && comp->commands)
-		return commands_disco_info(comp->commands, iq, node);
-	if (node)
-		return xmpp_stanza_reply_error(iq, "cancel", "item-not-found", NULL);
-
-	struct build b = {.ctx = comp->ctx};
-	xmpp_stanza_t *reply = iq_result(iq);
-	b.failed = !reply;
-	xmpp_stanza_t *query = build_element(&b, reply, "query", NS_DISCO_INFO);
-	xmpp_stanza_t *identity = build_element(&b, query, "identity", NULL);
-	build_attribute(&b, identity, "category", "component");
-	build_attribute(&b, identity, "type", "generic");
-	build_attribute(&b, identity, "name", "Invites API");
-	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
-		if (features[i])
-			build_attribute(&b, build_element(&b, query, "feature", NULL), "var",
-			                features[i]);
-	}
-	return build_finish(&b, reply);
-}
-
-static xmpp_stanza_t *answer_disco_items(struct component *comp, xmpp_stanza_t *iq,
-                                         xmpp_stanza_t *payload)
-{
-	if (!comp->commands)
-		return xmpp_stanza_reply_error(iq, "cancel", "service-unavailable", NULL);
-	return commands_disco_items(comp->commands, iq, xmpp_stanza_get_attribute(payload, "node"));
-}
-
-static xmpp_stanza_t *answer_version(struct component *comp, xmpp_stanza_t *iq,
-                                     xmpp_stanza_t *payload)
-{
-	(void)payload;
-	if (!comp->software_name)
-		return xmpp_stanza_reply_error(iq, "cancel", "service-unavailable", NULL);
-
-	struct build b = {.ctx = comp->ctx};
-	xmpp_stanza_t *reply = iq_result(iq);
-	b.failed = !reply;
-	xmpp_stanza_t *query = build_element(&b, reply, "query", NS_VERSION);
-	build_text(&b, query, "name", comp->software_name);
-	build_text(&b, query, "version", comp->software_version);
-	return build_finish(&b, reply);
-}
-
-static xmpp_stanza_t *answer_command(struct component *comp, xmpp_stanza_t *iq,
-                                     xmpp_stanza_t *payload)
-{
-	if (!comp->commands)
-		return xmpp_stanza_reply_error(iq, "cancel", "service-unavailable", NULL);
-	return commands_execute(comp->commands, iq, payload);
-}
-
-/* The IQs the component answers; anything else gets service-unavailable. */
-static const struct iq_handler {
-	const char *type;
-	const char *name;
-	const char *ns;
-	xmpp_stanza_t *(*answer)(struct component *comp, xmpp_stanza_t *iq, xmpp_stanza_t *payload);
-} iq_handlers[] = {
-    {"get", "ping", NS_PING, answer_ping},
-    {"get", "query", NS_DISCO_INFO, answer_disco_info},
-    {"get", "query", NS_DISCO_ITEMS, answer_disco_items},
-    {"get", "query", NS_VERSION, answer_version},
-    {"set", "command", NS_COMMANDS, answer_command},
-};
-
-xmpp_stanza_t *first_tag(xmpp_stanza_t *stanza)
-{
-	xmpp_stanza_t *c = xmpp_stanza_get_children(stanza);
-	while (c && !xmpp_stanza_is_tag(c))
-		c = xmpp_stanza_get_next(c);
-	return c;
-}
-
-static xmpp_stanza_t *answer_iq(struct component *comp, xmpp_stanza_t *iq, const char *type)
-{
-	xmpp_stanza_t *payload = first_tag(iq);
-	const char *ns = payload ? xmpp_stanza_get_ns(payload) : NULL;
-
-	for (size_t i = 0; payload && ns && i < sizeof(iq_handlers) / sizeof(iq_handlers[0]); i++) {
-		const struct iq_handler *h = &iq_handlers[i];
-		if (strcmp(type, h->type) == 0 &&
-		    strcmp(xmpp_stanza_get_name(payload), h->name) == 0 && strcmp(ns, h->ns) == 0)
-			return h->answer(comp, iq, payload);
-	}
-	return xmpp_stanza_reply_error(iq, "cancel", "service-unavailable", NULL);
-}
-
-static int handle_iq(xmpp_conn_t *conn, xmpp_stanza_t *iq, void *userdata)
-{
-	struct component *comp = userdata;
-	const char *type = xmpp_stanza_get_type(iq);
-
-	/* Results and errors are never answered: ours went to their id handler. */
-	if (!type || (strcmp(type, "get") != 0 && strcmp(type, "set") != 0) ||
-	    !xmpp_stanza_get_id(iq) || !xmpp_stanza_get_from(iq))
-		return 1;
-	xmpp_stanza_t *reply = answer_iq(comp, iq, type);
-	if (!reply)
-		return 1;
-	/* always from someone: Prosody 13 closes the stream otherwise */
-	if (xmpp_stanza_get_from(reply) || xmpp_stanza_set_from(reply, comp->jid) == XMPP_EOK)
-		xmpp_send(conn, reply);
-	xmpp_stanza_release(reply);
-	return 1;
-}
-
 /* ---- connection --------------------------------------------------------- */
 
 static unsigned schedule_reconnect(struct component *comp)
@@ -669,7 +526,8 @@ struct component *component_create(const struct component_config *cfg, const cha
 		why = "cannot prepare the libstrophe connection";
 		goto err_conn;
 	}
-	xmpp_handler_add(comp->conn, handle_iq, NULL, "iq", NULL, comp);
+	iq_responder_init(&comp->responder, comp->ctx, comp->jid);
+	xmpp_handler_add(comp->conn, iq_responder_handle, NULL, "iq", NULL, &comp->responder);
 	return comp;
 
 err_conn:
@@ -726,11 +584,9 @@ void component_destroy(struct component *comp)
 	component_stop(comp, DESTROY_CLOSE_MS);
 	/* Releases a still open socket too, firing one last DISCONNECT. */
 	xmpp_conn_release(comp->conn);
-	commands_destroy(comp->commands);
+	iq_responder_finish(&comp->responder);
 	xmpp_ctx_free(comp->ctx);
 	xmpp_shutdown();
-	free(comp->software_name);
-	free(comp->software_version);
 	free(comp->server);
 	free(comp->jid);
 	free(comp);
@@ -788,7 +644,7 @@ void component_run(struct component *comp)
 
 	uint64_t now = monotonic_ms();
 	expire_requests(comp, now);
-	commands_expire(comp->commands, now);
+	commands_expire(comp->responder.commands, now);
 	if (comp->reconnect_at && now >= comp->reconnect_at && !comp->stopping &&
 	    xmpp_conn_is_disconnected(comp->conn))
 		connect_attempt(comp);
@@ -801,31 +657,10 @@ unsigned component_pending(const struct component *comp)
 
 int component_commands_register(struct component *comp, const struct component_commands *cmds)
 {
-	if (!comp || comp->commands || !cmds || !cmds->commands || cmds->n_commands == 0 ||
-	    !cmds->allowed)
-		return -1;
-	for (size_t i = 0; i < cmds->n_commands; i++) {
-		const struct component_command *c = &cmds->commands[i];
-		if (!c->node || !c->name || !c->execute || !c->submit)
-			return -1;
-	}
-	comp->commands = commands_create(comp->ctx, cmds);
-	return comp->commands ? 0 : -1;
+	return comp ? iq_responder_register_commands(&comp->responder, cmds) : -1;
 }
 
 int component_set_version(struct component *comp, const char *name, const char *version)
 {
-	char *n = name ? strdup(name) : NULL;
-	char *v = version ? strdup(version) : NULL;
-
-	if (!comp || !n || !v) {
-		free(n);
-		free(v);
-		return -1;
-	}
-	free(comp->software_name);
-	free(comp->software_version);
-	comp->software_name = n;
-	comp->software_version = v;
-	return 0;
+	return comp ? iq_responder_set_version(&comp->responder, name, version) : -1;
 }

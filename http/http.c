@@ -22,6 +22,8 @@
 #define DEFAULT_CONNECTION_TIMEOUT_S 30
 #define PER_IP_CONNECTION_LIMIT      64
 #define SHUTDOWN_FLUSH_MS            2000
+#define CONNECTION_MEMORY            (48 * 1024) /* per connection: request + answer */
+#define HTTP_MAX_REQUEST_HEADERS     (16 * 1024) /* URL, query and headers; see headers_too_large() */
 #define ALLOWED_METHODS              "GET, POST, OPTIONS"
 #define CONTENT_TYPE_TEXT            "text/plain; charset=utf-8"
 #define CONTENT_TYPE_JSON            "application/json"
@@ -77,6 +79,7 @@ struct http_api {
 /* Answers the module gives on its own. */
 enum answer {
 	ANSWER_TOO_LARGE,
+	ANSWER_HEADERS_TOO_LARGE,
 	ANSWER_NOT_FOUND,
 	ANSWER_NOT_ALLOWED,
 	ANSWER_NO_KEY,
@@ -95,6 +98,8 @@ static const struct fixed_answer {
 	const char *value;
 } fixed_answers[] = {
     [ANSWER_TOO_LARGE] = {MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL, NULL},
+    [ANSWER_HEADERS_TOO_LARGE] = {MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+                                  "request headers too large", NULL, NULL},
     [ANSWER_NOT_FOUND] = {MHD_HTTP_NOT_FOUND, "not found", NULL, NULL},
     [ANSWER_NOT_ALLOWED] = {MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", "Allow",
                             ALLOWED_METHODS},
@@ -365,6 +370,29 @@ static bool content_length_too_large(struct MHD_Connection *connection)
 
 /* First call, headers only. A too large Content-Length is refused before the
  * body is read; MHD then closes the connection after the answer. */
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+	size_t *total = cls;
+	(void)kind;
+	*total += strlen(key) + (value != NULL ? strlen(value) : 0) + 4; /* ": " and CRLF */
+	return MHD_YES;
+}
+
+/*
+ * The request and the answer share one memory pool per connection
+ * (MHD_OPTION_CONNECTION_MEMORY_LIMIT). A request that filled most of it
+ * would leave no room for the answer's headers: the invite would be made and
+ * the answer lost. So requests are capped well below the pool size.
+ */
+static bool headers_too_large(struct MHD_Connection *connection, const char *url)
+{
+	size_t total = strlen(url);
+	MHD_get_connection_values(connection, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND,
+	                          add_header_size, &total);
+	return total > HTTP_MAX_REQUEST_HEADERS;
+}
+
 static enum MHD_Result request_begin(struct http_api *api, struct MHD_Connection *connection,
                                      const char *url, const char *method, void **req_cls)
 {
@@ -382,6 +410,8 @@ static enum MHD_Result request_begin(struct http_api *api, struct MHD_Connection
 	*req_cls = req;
 	if (content_length_too_large(connection))
 		return answer_fixed(req, ANSWER_TOO_LARGE);
+	if (headers_too_large(connection, url))
+		return answer_fixed(req, ANSWER_HEADERS_TOO_LARGE);
 	return MHD_YES;
 }
 
@@ -588,6 +618,7 @@ static struct MHD_Daemon *start_daemon(struct http_api *api, const struct http_a
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* first, to catch every message */
 		MHD_OPTION_SOCK_ADDR, &addr->sa,
 		MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 		MHD_OPTION_CONNECTION_LIMIT, limit,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)PER_IP_CONNECTION_LIMIT,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,

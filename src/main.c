@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,10 @@ int main(int argc, char **argv)
 	int n_args;
 	if (parse_command_line(cmd, argc - optind, argv + optind, &opts, args, &n_args) < 0)
 		return EXIT_USAGE;
+
+	/* A closed stdout must be an error return, not death: `create` revokes a
+	 * key nobody could see (the daemon ignores SIGPIPE too). */
+	signal(SIGPIPE, SIG_IGN);
 
 	struct config cfg;
 	char err[512];

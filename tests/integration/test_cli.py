@@ -1,5 +1,8 @@
 """The command-line interface: key management and config checking (no Prosody needed)."""
 
+import os
+import subprocess
+
 import pytest
 
 import harness
@@ -108,6 +111,23 @@ def test_create_on_a_host_not_served_fails(inst):
 def test_list_on_a_host_not_served_fails(inst):
     r = inst.cli("list", "not-served.example")
     assert r.returncode != 0 and r.stderr.strip() and r.stdout == "", repr(r)
+
+
+def test_create_into_a_closed_pipe_fails_and_keeps_no_key(inst):
+    """A key whose printing failed was never seen: it must not stay valid."""
+    before, _ = listed(inst, MAIN_HOST)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        r = subprocess.run([harness.binary_path(), "-c", str(inst.config), "create", MAIN_HOST,
+                            "into a closed pipe"], stdout=write_end, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL, timeout=10, text=True)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 1, f"exit {r.returncode}, stderr {r.stderr!r}"
+    assert "standard output" in r.stderr
+    after, _ = listed(inst, MAIN_HOST)
+    assert after == before, "the unseen key stayed in the store"
 
 
 def test_check_accepts_a_valid_config(inst):

@@ -1,13 +1,10 @@
 /*
- * The component's own ad-hoc commands (XEP-0050), driven through a scripted
- * fake XMPP server on a loopback port, as in test_component.c (whose fake this
- * copies): first the generic framework with dummy commands, then the key
- * commands of src/adhoc_keys.c on a real key store in a temporary directory.
+ * The component's own ad-hoc commands (XEP-0050), driven through the scripted
+ * fake XMPP server of fake_xmpp.h: first the generic framework with dummy
+ * commands, then the key commands of src/adhoc_keys.c on a real key store in a
+ * temporary directory.
  */
 
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -15,37 +12,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strophe.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "component/component.h"
+#include "fake_xmpp.h"
 #include "src/adhoc_keys.h"
 #include "src/config.h"
 #include "unit.h"
 
-#define JID          "invites.localhost"
-#define SECRET       "s3cret"
-#define ADMIN        "admin@localhost/desk"
-#define ADMIN_PHONE  "admin@localhost/phone"
-#define OTHER        "mallory@localhost/x"
-#define NS_COMMANDS  "http://jabber.org/protocol/commands"
-#define NS_STANZAS   "urn:ietf:params:xml:ns:xmpp-stanzas"
-#define RECEIVED_MAX 256
-
-enum fake_phase { FAKE_WAIT_HEADER, FAKE_WAIT_HANDSHAKE, FAKE_ONLINE };
-
-struct fake {
-	xmpp_ctx_t *ctx;
-	int listen_fd, conn_fd;
-	unsigned short port;
-	enum fake_phase phase;
-	char in[1 << 17];
-	size_t in_len;
-	xmpp_stanza_t *received[RECEIVED_MAX];
-	unsigned n_received, n_taken;
-};
+#define JID         "invites.localhost"
+#define SECRET      "s3cret"
+#define ADMIN       "admin@localhost/desk"
+#define ADMIN_PHONE "admin@localhost/phone"
+#define OTHER       "mallory@localhost/x"
+#define NS_COMMANDS "http://jabber.org/protocol/commands"
+#define NS_STANZAS  "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 struct harness {
 	struct fake fake;
@@ -58,185 +41,11 @@ struct harness {
 	size_t seen_tags;
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/* ---- fake server (as in test_component.c) -------------------------------- */
-
-static void fake_send(struct fake *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void fake_send(struct fake *f, const char *fmt, ...)
-{
-	char buf[16384];
-	va_list ap;
-
-	va_start(ap, fmt);
-	int len = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	CU_ASSERT_FATAL(len > 0 && (size_t)len < sizeof(buf));
-	CU_ASSERT_FATAL(f->conn_fd >= 0);
-	CU_ASSERT_EQUAL(send(f->conn_fd, buf, (size_t)len, MSG_NOSIGNAL), len);
-}
-
-static void fake_init(struct fake *f)
-{
-	struct sockaddr_in addr = {.sin_family = AF_INET,
-	                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(addr);
-
-	memset(f, 0, sizeof(*f));
-	f->conn_fd = -1;
-	f->ctx = xmpp_ctx_new(NULL, NULL);
-	f->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	CU_ASSERT_FATAL(f->ctx && f->listen_fd >= 0);
-	CU_ASSERT_FATAL(bind(f->listen_fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
-	CU_ASSERT_FATAL(listen(f->listen_fd, 4) == 0);
-	CU_ASSERT_FATAL(getsockname(f->listen_fd, (struct sockaddr *)&addr, &len) == 0);
-	f->port = ntohs(addr.sin_port);
-}
-
-static void fake_finish(struct fake *f)
-{
-	if (f->conn_fd >= 0)
-		close(f->conn_fd);
-	close(f->listen_fd);
-	for (unsigned i = 0; i < f->n_received; i++)
-		xmpp_stanza_release(f->received[i]);
-	xmpp_ctx_free(f->ctx);
-}
-
-static void consume(struct fake *f, size_t n)
-{
-	memmove(f->in, f->in + n, f->in_len - n);
-	f->in_len -= n;
-}
-
-/* Length of the first complete top-level element in s, 0 if incomplete. */
-static size_t element_length(const char *s, size_t len)
-{
-	int depth = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] != '<')
-			continue;
-		char quote = 0;
-		size_t j = i + 1;
-		for (; j < len; j++) {
-			if (quote && s[j] == quote)
-				quote = 0;
-			else if (!quote && (s[j] == '"' || s[j] == '\''))
-				quote = s[j];
-			else if (!quote && s[j] == '>')
-				break;
-		}
-		if (j == len)
-			return 0;
-		if (s[i + 1] == '/')
-			depth--;
-		else if (s[j - 1] != '/')
-			depth++;
-		i = j;
-		if (depth == 0)
-			return j + 1;
-	}
-	return 0;
-}
-
-static void fake_stanzas(struct fake *f)
-{
-	while (f->in_len > 0) {
-		size_t skip = 0;
-		while (skip < f->in_len && strchr(" \t\r\n", f->in[skip]))
-			skip++;
-		consume(f, skip);
-		if (f->in_len >= 16 && memcmp(f->in, "</stream:stream>", 16) == 0) {
-			(void)!send(f->conn_fd, "</stream:stream>", 16, MSG_NOSIGNAL);
-			close(f->conn_fd);
-			f->conn_fd = -1;
-			return;
-		}
-		size_t len = element_length(f->in, f->in_len);
-		if (len == 0)
-			return;
-		char saved = f->in[len];
-		f->in[len] = '\0';
-		xmpp_stanza_t *stanza = xmpp_stanza_new_from_string(f->ctx, f->in);
-		f->in[len] = saved;
-		CU_ASSERT_PTR_NOT_NULL_FATAL(stanza);
-		CU_ASSERT_FATAL(f->n_received < RECEIVED_MAX);
-		f->received[f->n_received++] = stanza;
-		consume(f, len);
-	}
-}
-
-static void fake_service(struct fake *f)
-{
-	int fd = accept4(f->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd >= 0) {
-		CU_ASSERT_EQUAL(f->conn_fd, -1);
-		f->conn_fd = fd;
-		f->phase = FAKE_WAIT_HEADER;
-	}
-	while (f->conn_fd >= 0 && f->in_len < sizeof(f->in) - 1) {
-		ssize_t n = read(f->conn_fd, f->in + f->in_len, sizeof(f->in) - 1 - f->in_len);
-		if (n <= 0)
-			break;
-		f->in_len += (size_t)n;
-	}
-	if (f->conn_fd < 0)
-		return;
-	if (f->phase == FAKE_WAIT_HEADER) {
-		char *tag = memmem(f->in, f->in_len, "<stream:stream", 14);
-		char *end = tag ? memchr(tag, '>', f->in_len - (size_t)(tag - f->in)) : NULL;
-		if (!end)
-			return;
-		consume(f, (size_t)(end + 1 - f->in));
-		fake_send(f, "<?xml version='1.0'?><stream:stream from='" JID "' "
-		             "xmlns='jabber:component:accept' xmlns:stream="
-		             "'http://etherx.jabber.org/streams' id='fake-stream'>");
-		f->phase = FAKE_WAIT_HANDSHAKE;
-	}
-	if (f->phase == FAKE_WAIT_HANDSHAKE) {
-		/* the digest itself is test_component.c's business */
-		char *end = memmem(f->in, f->in_len, "</handshake>", 12);
-		if (!end)
-			return;
-		consume(f, (size_t)(end + 12 - f->in));
-		fake_send(f, "<handshake/>");
-		f->phase = FAKE_ONLINE;
-	}
-	fake_stanzas(f);
-}
-
 /* ---- harness --------------------------------------------------------------- */
 
 static bool pump(struct harness *h, uint64_t deadline)
 {
-	uint64_t now = now_ms();
-	if (now >= deadline)
-		return false;
-
-	struct pollfd pfd[3];
-	nfds_t n = 0;
-	int fd = component_fd(h->comp);
-	if (fd >= 0)
-		pfd[n++] = (struct pollfd){
-		    .fd = fd, .events = POLLIN | (component_wants_write(h->comp) ? POLLOUT : 0)};
-	pfd[n++] = (struct pollfd){.fd = h->fake.listen_fd, .events = POLLIN};
-	if (h->fake.conn_fd >= 0)
-		pfd[n++] = (struct pollfd){.fd = h->fake.conn_fd, .events = POLLIN};
-	int timeout = component_next_timeout(h->comp);
-	if (timeout < 0 || timeout > 20)
-		timeout = 20;
-	if ((uint64_t)timeout > deadline - now)
-		timeout = (int)(deadline - now);
-	poll(pfd, n, timeout);
-	fake_service(&h->fake);
-	component_run(h->comp);
-	return true;
+	return fake_pump(&h->fake, h->comp, deadline, 20);
 }
 
 static void settle(struct harness *h, unsigned ms)
@@ -248,12 +57,7 @@ static void settle(struct harness *h, unsigned ms)
 
 static xmpp_stanza_t *next_stanza(struct harness *h)
 {
-	uint64_t deadline = now_ms() + 3000;
-	while (h->fake.n_taken == h->fake.n_received && pump(h, deadline))
-		;
-	if (h->fake.n_taken == h->fake.n_received)
-		return NULL;
-	return h->fake.received[h->fake.n_taken++];
+	return fake_next_stanza(&h->fake, h->comp, 3000, 20);
 }
 
 static void harness_start(struct harness *h)
@@ -270,7 +74,7 @@ static void harness_create(struct harness *h)
 {
 	signal(SIGPIPE, SIG_IGN);
 	memset(h, 0, sizeof(*h));
-	fake_init(&h->fake);
+	fake_init(&h->fake, JID, SECRET, false);
 	struct component_config cfg = {
 	    .jid = JID,
 	    .secret = SECRET,
@@ -409,6 +213,16 @@ static void check_error(xmpp_stanza_t *iq, const char *type, const char *conditi
 	CU_ASSERT_PTR_NOT_NULL(child(error, condition, NS_STANZAS));
 	if (specific)
 		CU_ASSERT_PTR_NOT_NULL(child(error, specific, NS_COMMANDS));
+}
+
+/* The command's error note reads want; a mismatch names case i of a table. */
+static void check_error_note(xmpp_stanza_t *iq, const char *want, size_t i)
+{
+	if (strcmp(note(iq, "error"), want) != 0) {
+		fprintf(stderr, "\n  case %zu: note \"%s\", want \"%s\"\n", i, note(iq, "error"),
+		        want);
+		CU_FAIL("error note");
+	}
 }
 
 static xmpp_stanza_t *execute(struct harness *h, const char *from, const char *node)
@@ -792,11 +606,7 @@ static void test_invalid_input(void)
 		xmpp_stanza_t *r = submit(&h, ADMIN, NODE_ECHO, sid, "complete", cases[i].fields);
 		check_status(r, "executing", again, sizeof(again));
 		CU_ASSERT_STRING_EQUAL(again, sid);
-		if (strcmp(note(r, "error"), cases[i].note) != 0) {
-			fprintf(stderr, "\n  case %zu: note \"%s\", want \"%s\"\n", i,
-			        note(r, "error"), cases[i].note);
-			CU_FAIL("error note");
-		}
+		check_error_note(r, cases[i].note, i);
 		CU_ASSERT_STRING_EQUAL(attr(form_of(r), "type"), "form");
 		CU_ASSERT_EQUAL(count_children(form_of(r), "field"), 7);
 		CU_ASSERT_PTR_NOT_NULL(child(command_of(r), "actions", NULL));
@@ -1171,11 +981,7 @@ static void test_keys_create(void)
 		         bad[i].name, bad[i].lifetime, bad[i].limit);
 		r = submit(&k.h, ADMIN, ADHOC_KEYS_NODE_CREATE, sid, "complete", fields);
 		check_status(r, "executing", NULL, 0);
-		if (strcmp(note(r, "error"), bad[i].note) != 0) {
-			fprintf(stderr, "\n  case %zu: note \"%s\", want \"%s\"\n", i,
-			        note(r, "error"), bad[i].note);
-			CU_FAIL("error note");
-		}
+		check_error_note(r, bad[i].note, i);
 		if (i < 4) {
 			CU_ASSERT_STRING_EQUAL(value_of(form_of(r), "name"), bad[i].name);
 			CU_ASSERT_STRING_EQUAL(value_of(form_of(r), "lifetime"), bad[i].lifetime);
