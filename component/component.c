@@ -31,11 +31,13 @@
 #define DESTROY_CLOSE_MS   1000 /* destroy without stop: how long to wait for the close */
 #define PUMP_ROUNDS_MAX    8    /* xmpp_run_once() calls per component_run() */
 #define HOST_MAX           1023
+#define PENDING_BUCKETS    1024 /* hash of pending requests by IQ id */
 
 /* One create-account request waiting for the server's answer. */
 struct adhoc_request {
 	struct component *comp;
-	struct adhoc_request *prev, *next;
+	struct adhoc_request *prev, *next; /* FIFO */
+	struct adhoc_request *next_same_bucket;
 	char *id; /* from xmpp_uuid_gen(): xmpp_free() */
 	char *host;
 	uint64_t deadline; /* ms, monotonic */
@@ -62,6 +64,7 @@ struct component {
 	uint64_t rng;
 
 	struct adhoc_request *head, *tail; /* FIFO, so ordered by deadline */
+	struct adhoc_request *by_id[PENDING_BUCKETS];
 	unsigned pending;
 
 	struct iq_responder responder; /* answers others' IQs (iq.c) */
@@ -153,8 +156,50 @@ static int prime_connection(xmpp_conn_t *conn)
 
 /* ---- requests ----------------------------------------------------------- */
 
+/*
+ * Replies are matched by id in a table of our own rather than with
+ * xmpp_id_handler_add(): libstrophe 0.12.2 never removes an id from its
+ * handler hash once the handler is gone, so every request would leave ~80
+ * bytes behind for the life of the connection object, and its 32-bucket hash
+ * would slow every stanza down as the ids piled up.
+ */
+static size_t id_bucket(const char *id)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % PENDING_BUCKETS;
+}
+
+static struct adhoc_request *find_request(struct component *comp, const char *id)
+{
+	struct adhoc_request *req = comp->by_id[id_bucket(id)];
+	while (req != NULL && strcmp(req->id, id) != 0)
+		req = req->next_same_bucket;
+	return req;
+}
+
+static void link_request(struct component *comp, struct adhoc_request *req)
+{
+	req->prev = comp->tail;
+	if (comp->tail)
+		comp->tail->next = req;
+	else
+		comp->head = req;
+	comp->tail = req;
+	size_t b = id_bucket(req->id);
+	req->next_same_bucket = comp->by_id[b];
+	comp->by_id[b] = req;
+	comp->pending++;
+}
+
 static void unlink_request(struct component *comp, struct adhoc_request *req)
 {
+	struct adhoc_request **link = &comp->by_id[id_bucket(req->id)];
+	while (*link != req)
+		link = &(*link)->next_same_bucket;
+	*link = req->next_same_bucket;
+
 	if (req->prev)
 		req->prev->next = req->next;
 	else
@@ -181,15 +226,11 @@ static void finish_request(struct adhoc_request *req, const struct component_res
 	cb(userdata, result);
 }
 
-static int handle_reply(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata);
-
-/* Fail a request whose id handler is still registered. */
 static void fail_request(struct adhoc_request *req, enum component_status status,
                          const char *reason)
 {
 	struct component_result result = {.status = status, .reason = reason};
 
-	xmpp_id_handler_delete(req->comp->conn, handle_reply, req->id);
 	finish_request(req, &result);
 }
 
@@ -222,18 +263,22 @@ static bool from_is_host(const char *from, const char *host)
 
 /* libstrophe fires an id handler for any stanza with that id, whoever sent it:
  * only a result or error from the host we asked answers the request. */
+/* Every IQ passes here; answers to our requests are picked out by id and
+ * sender. Anything else is left to the IQ responder (iq.c). */
 static int handle_reply(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
 {
-	struct adhoc_request *req = userdata;
+	struct component *comp = userdata;
 	const char *from = xmpp_stanza_get_from(stanza);
 	const char *type = xmpp_stanza_get_type(stanza);
-	const char *name = xmpp_stanza_get_name(stanza);
+	const char *id = xmpp_stanza_get_id(stanza);
 	struct adhoc_reply reply;
 	(void)conn;
 
-	if (!from || !type || !name || strcmp(name, "iq") != 0 || !from_is_host(from, req->host) ||
-	    (strcmp(type, "result") != 0 && strcmp(type, "error") != 0))
-		return 1; /* not the answer: keep waiting */
+	if (!from || !type || !id || (strcmp(type, "result") != 0 && strcmp(type, "error") != 0))
+		return 1;
+	struct adhoc_request *req = find_request(comp, id);
+	if (req == NULL || !from_is_host(from, req->host))
+		return 1; /* not an answer we wait for (or from the wrong sender): ignore */
 
 	adhoc_reply_parse(stanza, &reply);
 	struct component_result result = {
@@ -244,7 +289,7 @@ static int handle_reply(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata
 	};
 	finish_request(req, &result);
 	adhoc_reply_finish(&reply);
-	return 0; /* one-shot: libstrophe deletes the handler */
+	return 1; /* stays registered for the next reply */
 }
 
 static xmpp_stanza_t *build_request(struct component *comp, const char *host, const char *id)
@@ -291,15 +336,8 @@ int component_create_invite(struct component *comp, const char *host, component_
 	if (!iq)
 		goto err_req;
 
-	xmpp_id_handler_add(comp->conn, handle_reply, req->id, req);
 	req->deadline = monotonic_ms() + comp->request_timeout_ms;
-	req->prev = comp->tail;
-	if (comp->tail)
-		comp->tail->next = req;
-	else
-		comp->head = req;
-	comp->tail = req;
-	comp->pending++;
+	link_request(comp, req);
 	xmpp_send(comp->conn, iq);
 	xmpp_stanza_release(iq);
 	return 0;
@@ -528,6 +566,7 @@ struct component *component_create(const struct component_config *cfg, const cha
 	}
 	iq_responder_init(&comp->responder, comp->ctx, comp->jid);
 	xmpp_handler_add(comp->conn, iq_responder_handle, NULL, "iq", NULL, &comp->responder);
+	xmpp_handler_add(comp->conn, handle_reply, NULL, "iq", NULL, comp);
 	return comp;
 
 err_conn:

@@ -264,3 +264,13 @@ xmpp_stanza_t *fake_next_stanza(struct fake *f, struct component *comp, unsigned
 		return NULL;
 	return f->received[f->n_taken++];
 }
+
+void fake_forget_taken(struct fake *f)
+{
+	for (unsigned i = 0; i < f->n_taken; i++)
+		xmpp_stanza_release(f->received[i]);
+	memmove(f->received, f->received + f->n_taken,
+	        (f->n_received - f->n_taken) * sizeof(f->received[0]));
+	f->n_received -= f->n_taken;
+	f->n_taken = 0;
+}

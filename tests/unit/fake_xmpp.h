@@ -44,6 +44,10 @@ struct fake {
 /* Listen on a free loopback port (f->port) as the server of component jid
  * with secret; both strings must outlive f. */
 void fake_init(struct fake *f, const char *jid, const char *secret, bool reject_secret);
+/* Release the stanzas the test has looked at, making room for more (long
+ * tests that would pass FAKE_RECEIVED_MAX). */
+void fake_forget_taken(struct fake *f);
+
 /* Close everything and release the received stanzas. */
 void fake_finish(struct fake *f);
 
