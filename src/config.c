@@ -114,7 +114,7 @@ static bool valid_domain(const char *s)
 		return false;
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c <= 0x20 || c == 0x7f || strchr("@/\\\"'<>&,;", c) != NULL)
+		if (c <= 0x20 || c == 0x7f || strchr("@/\\\"'<>&,;:%?#*[]", c) != NULL)
 			return false;
 	}
 	return true;
@@ -339,6 +339,11 @@ static int apply_defaults(struct parse_state *st)
 		snprintf(st->reason, sizeof(st->reason), "[component] hosts lists no host");
 		return -1;
 	}
+	if (st->cfg->keys.database[0] != '/') {
+		snprintf(st->reason, sizeof(st->reason),
+		         "[keys] database must be an absolute path");
+		return -1;
+	}
 	/* "/invites_api/" and "/invites_api" name the same route. */
 	char *path = st->cfg->http.path;
 	size_t len = strlen(path);
@@ -347,11 +352,40 @@ static int apply_defaults(struct parse_state *st)
 	return 0;
 }
 
+/* inih reads lines of at most INI_LINE_MAX - 1 characters and parses the
+ * rest as another line (a long secret would be cut): refuse them with a
+ * clear reason instead. Returns the first long line's number, 0 if none. */
+#define INI_LINE_MAX 200
+static int find_long_line(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0; /* ini_parse() reports it */
+	int line = 1, found = 0;
+	size_t len = 0;
+	for (int c; (c = getc(f)) != EOF && found == 0;) {
+		if (c == '\n') {
+			line++;
+			len = 0;
+		} else if (++len >= INI_LINE_MAX - 1 && c != '\r') {
+			found = line;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, size_t err_size)
 {
 	struct parse_state st = {.cfg = cfg};
 	memset(cfg, 0, sizeof(*cfg));
 
+	int long_line = find_long_line(path);
+	if (long_line > 0) {
+		snprintf(err, err_size, "%s:%d: line too long (at most %d characters)", path,
+		         long_line, INI_LINE_MAX - 2);
+		return -1;
+	}
 	int line = ini_parse(path, on_ini_entry, &st);
 	if (line == -1) {
 		snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));

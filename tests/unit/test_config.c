@@ -227,6 +227,49 @@ static void test_header_injection_refused(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "cors_origin"));
 }
 
+static void test_long_lines_refused_not_cut(void)
+{
+	struct config cfg;
+	char err[256] = "", text[512];
+	char secret[200];
+	/* "secret = " + 189 = 198 characters: the longest line inih reads whole */
+	memset(secret, 's', 189);
+	secret[189] = '\0';
+	snprintf(text, sizeof(text), "[component]\njid = j\nhosts = h\nsecret = %s\n", secret);
+	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(strlen(cfg.component.secret), 189);
+	config_finish(&cfg);
+
+	secret[189] = 's';
+	secret[190] = '\0';
+	snprintf(text, sizeof(text), "[component]\njid = j\nhosts = h\nsecret = %s\n", secret);
+	CU_ASSERT_EQUAL(load(text, &cfg, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, ":4: line too long"));
+	CU_ASSERT_PTR_NULL(strstr(err, "sss"));
+}
+
+static void test_database_must_be_absolute(void)
+{
+	struct config cfg;
+	char err[256] = "";
+	CU_ASSERT_EQUAL(load(MINIMAL "[keys]\ndatabase = keys.sqlite\n", &cfg, err, sizeof(err)),
+	                -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "absolute path"));
+}
+
+static void test_hosts_with_ports_or_escapes_refused(void)
+{
+	static const char *const bad[] = {"localhost:5222", "a%2eb", "[::1]", "*.example.com"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct config cfg;
+		char err[256] = "", text[256];
+		snprintf(text, sizeof(text), "[component]\njid = j\nsecret = x\nhosts = %s\n",
+		         bad[i]);
+		CU_ASSERT_EQUAL(load(text, &cfg, err, sizeof(err)), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "invalid host name"));
+	}
+}
+
 static void test_missing_file(void)
 {
 	struct config cfg;
@@ -274,6 +317,9 @@ static const struct unit_test tests[] = {
     {"missing required options", test_missing_required},
     {"secret never echoed", test_secret_never_echoed},
     {"control characters refused in header values", test_header_injection_refused},
+    {"long lines refused, not cut", test_long_lines_refused_not_cut},
+    {"database must be an absolute path", test_database_must_be_absolute},
+    {"hosts with ports or escapes refused", test_hosts_with_ports_or_escapes_refused},
     {"missing file", test_missing_file},
     {NULL, NULL},
 };
