@@ -288,6 +288,20 @@ static bool single_valued(const char *type)
 	       strcmp(type, "jid-multi") != 0;
 }
 
+/* The length of the longest prefix of s of at most max bytes that does not
+ * end inside a UTF-8 sequence: a cut character would make the note (and the
+ * whole stanza) invalid XML, and the server would drop the stream. */
+static int utf8_prefix_len(const char *s, size_t max)
+{
+	size_t len = strlen(s);
+	if (len <= max)
+		return (int)len;
+	len = max;
+	while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+		len--; /* s[len] continues a sequence: cut before its lead byte */
+	return (int)len;
+}
+
 /* Check one value of a field we sent; keep it (a boolean as "true"/"false"). */
 static void read_value(struct reading *rd, xmpp_stanza_t *sent, const char *type, const char *label,
                        const char *value)
@@ -303,7 +317,8 @@ static void read_value(struct reading *rd, xmpp_stanza_t *sent, const char *type
 		keep(rd, var, yes ? "true" : "false");
 		return;
 	} else if (strncmp(type, "list-", 5) == 0 && !offered(sent, value)) {
-		invalid(rd, "%s: \"%.64s\" is not one of the choices.", label, value);
+		invalid(rd, "%s: \"%.*s\" is not one of the choices.", label,
+		        utf8_prefix_len(value, 64), value);
 	} else if (single_valued(type) && has_control_chars(value)) {
 		invalid(rd, "%s must be one line of text.", label);
 	} else if (strncmp(type, "jid-", 4) == 0 && strpbrk(value, " \t") != NULL) {

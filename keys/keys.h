@@ -108,6 +108,11 @@ struct keystore;
 struct keystore *keystore_open(const char *path, const char **errstr);
 void keystore_close(struct keystore *store); /* accepts NULL */
 
+/* How long a write waits for another process's lock before failing with
+ * KEYS_ERROR (default 5 s, right for the CLI). An event loop sets it short:
+ * the wait blocks everything else. 0 or -1. */
+int keystore_set_busy_timeout(struct keystore *store, unsigned timeout_ms);
+
 /* True when a key with these limits is refused at now (Unix time). */
 bool keys_expired(const struct api_key_limits *limits, int64_t now);
 

@@ -253,6 +253,11 @@ err_alloc:
 	return NULL;
 }
 
+int keystore_set_busy_timeout(struct keystore *store, unsigned timeout_ms)
+{
+	return sqlite3_busy_timeout(store->db, (int)timeout_ms) == SQLITE_OK ? 0 : -1;
+}
+
 void keystore_close(struct keystore *store)
 {
 	if (store == NULL)
@@ -299,9 +304,11 @@ static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
 	return n;
 }
 
+/* Control characters, and the two XML 1.0 cannot carry at all: names are
+ * shown in XMPP forms, where one such character makes the stanza invalid. */
 static bool control_char(uint32_t cp)
 {
-	return cp < 0x20 || (cp >= 0x7f && cp < 0xa0);
+	return cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || cp == 0xfffe || cp == 0xffff;
 }
 
 /* Check one field; returns NULL when acceptable, else the reason. The
@@ -314,7 +321,8 @@ static const char *const field_reasons[][4] = {
                     "host is not valid UTF-8",
                     "host contains whitespace, a control character or '/'"},
     [FIELD_NAME] = {"name is empty", "name is longer than " STR(KEYS_NAME_MAX) " bytes",
-                    "name is not valid UTF-8", "name contains a control character"},
+                    "name is not valid UTF-8",
+                    "name contains a control character (or U+FFFE/U+FFFF)"},
 };
 
 static const char *check_field(enum field field, const char *text, size_t max)

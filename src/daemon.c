@@ -27,10 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RETRY_AFTER_S    5
-#define MAX_IDLE_WAIT_MS 1000
-#define STOP_TIMEOUT_MS  2000
-#define FLUSH_DELAY_MS   5000 /* usage counters reach the disk at most this late */
+#define RETRY_AFTER_S         5
+#define MAX_IDLE_WAIT_MS      1000
+#define STOP_TIMEOUT_MS       2000
+#define FLUSH_DELAY_MS        5000 /* usage counters reach the disk at most this late */
+#define STORE_BUSY_TIMEOUT_MS 100
 
 struct daemon {
 	struct adhoc_keys adhoc_keys;
@@ -354,6 +355,9 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 		log_error("%s", errstr);
 		goto err_signal;
 	}
+	/* The loop must not stall while the CLI writes: a usage flush that finds
+	 * the store locked is retried later; an ad-hoc change reports the error. */
+	keystore_set_busy_timeout(d.keys, STORE_BUSY_TIMEOUT_MS);
 	d.usage = usage_create();
 	if (d.usage == NULL) {
 		log_error("out of memory");

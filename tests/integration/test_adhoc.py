@@ -371,6 +371,33 @@ def test_missing_name_comes_back_with_an_error_note_and_creates_nothing(admin, n
     adhoc_revoke(admin, nodes, key.split("/")[0])
 
 
+def test_non_ascii_values_come_back_as_valid_xml(admin, nodes, adhoc_daemon):
+    """An error note quoting a long non-ASCII value used to cut a character in
+    two: invalid XML, and Prosody dropped the component's stream."""
+    log_before = adhoc_daemon.log_text().count("disconnected")
+    r = start(admin, nodes["create"])
+    for n in range(28, 36):     # cuts at every byte offset of the 2-byte é
+        value = "a" * (n % 2 + 1) + "\u00e9" * n
+        again = admin.command(COMPONENT_JID, nodes["create"], action="complete",
+                              sessionid=r.sessionid,
+                              form={"host": value, "name": unique("utf8"), "lifetime": "",
+                                    "limit": ""})
+        assert again.error is None and again.status == "executing", repr(again)
+        assert any("host" in e.lower() for e in again.notes_of("error")), repr(again)
+    admin.command(COMPONENT_JID, nodes["create"], action="cancel", sessionid=r.sessionid)
+    assert adhoc_daemon.log_text().count("disconnected") == log_before, \
+        adhoc_daemon.describe()
+
+
+@pytest.mark.parametrize("char", ["\ufffe", "\uffff", "\x7f"])
+def test_names_xml_cannot_carry_are_refused(adhoc_daemon, char):
+    """A name XML 1.0 cannot carry would break every ad-hoc list of its host."""
+    before = cli_ids(adhoc_daemon)
+    r = adhoc_daemon.cli("create", MAIN_HOST, f"bad {char} name")
+    assert r.returncode == 1 and r.stdout == "" and "name" in r.stderr, repr(r)
+    assert cli_ids(adhoc_daemon) == before
+
+
 # --------------------------------------------------------------------------
 # the component as an XMPP entity
 

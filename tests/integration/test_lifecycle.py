@@ -210,3 +210,32 @@ def test_usage_is_written_while_running_and_counts_only_created_invites(life):
     assert row[4] == "never" and row[5] == "0", f"failed requests counted as use: {row}"
     assert key_id(revoked) not in life.list_rows(MAIN_HOST)
     assert "cannot record key usage" not in life.log_text(), life.describe()
+
+
+# --------------------------------------------------------------------------
+# a locked key store
+
+def test_a_locked_key_store_does_not_stall_the_daemon(life):
+    """Another process holding the store's write lock (a CLI mid-change) must
+    not freeze the event loop while the daemon waits to write usage."""
+    import sqlite3
+    key = life.create_key(MAIN_HOST, "lock test")
+    locker = sqlite3.connect(str(life.database), timeout=1, isolation_level=None)
+    try:
+        locker.execute("BEGIN IMMEDIATE")
+        assert_created(life.get_invite(key), life)     # usage to write within 5 s
+        deadline = time.monotonic() + 8
+        slowest = 0.0
+        while time.monotonic() < deadline:              # spans the flush attempt
+            t0 = time.monotonic()
+            r = unknown_key_answer(life)
+            slowest = max(slowest, time.monotonic() - t0)
+            assert r.status == 401, repr(r)
+            time.sleep(0.2)
+        assert slowest < 1.0, f"a request waited {slowest:.2f} s behind the lock"
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    # once the lock is gone the counters get written (bounded wait)
+    harness.wait_until(lambda: life.list_rows(MAIN_HOST)[key_id(key)][5] == "1", 12,
+                       what="the usage count to be written after the lock")

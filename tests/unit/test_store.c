@@ -565,6 +565,10 @@ static void test_invalid_arguments(void)
 	    {"overlong 4-byte encoding in name", HOST, "a\xf0\x80\x80\xaf", false},
 	    {"surrogate in name", HOST, "a\xed\xa0\x80", false},
 	    {"beyond U+10FFFF in name", HOST, "a\xf4\x90\x80\x80", false},
+	    {"U+FFFE (not XML) in name", HOST, "a\xef\xbf\xbe", false},
+	    {"U+FFFF (not XML) in name", HOST, "a\xef\xbf\xbf", false},
+	    {"U+FFFD in name", HOST, "a\xef\xbf\xbd", true},
+	    {"U+10FFFD in name", HOST, "a\xf4\x8f\xbf\xbd", true},
 	};
 	struct keystore *store = open_store(&fx);
 	long long expected_rows = 0;
