@@ -340,7 +340,10 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	const char *errstr = NULL;
 	int status = EXIT_FAILURE;
 
-	log_info("invites-api %s starting with %s", INVITES_API_VERSION, cfg_path);
+	log_info("invites-api %s starting with %s (%zu host%s, %zu XMPP admin%s)",
+	         INVITES_API_VERSION, cfg_path, cfg->component.n_hosts,
+	         cfg->component.n_hosts == 1 ? "" : "s", cfg->component.n_admins,
+	         cfg->component.n_admins == 1 ? "" : "s");
 	d.signal_fd = open_signal_fd();
 	if (d.signal_fd < 0) {
 		log_error("signalfd: %s", strerror(errno));
