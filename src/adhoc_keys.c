@@ -5,6 +5,13 @@
  * one of [component] hosts and a key to revoke is one this file listed.
  *
  * A revoke option's value is "HOST ID": neither part may contain a space.
+ *
+ * Prosody drops the component's stream when a stanza passes its
+ * component_stanza_size_limit (512 KiB by default), so a list or revoke form
+ * is bounded twice: ROWS_MAX rows (about 160 KiB of markup at most) and
+ * ROWS_TEXT_MAX of text in them, counted as XML-escaped, since a name of 200
+ * quotes takes 1200 bytes there. Keys past either bound are counted, not
+ * shown, and a note says so.
  */
 
 #include "adhoc_keys.h"
@@ -18,8 +25,9 @@
 #include "duration.h"
 #include "log.h"
 
-#define ROWS_MAX          500     /* keys shown in one list or revoke form */
-#define LIMIT_INVITES_MAX 1000000 /* invites per period, in a limit like 20/1d */
+#define ROWS_MAX          500        /* keys shown in one list or revoke form */
+#define ROWS_TEXT_MAX     (64 << 10) /* bytes of their escaped text in that form */
+#define LIMIT_INVITES_MAX 1000000    /* invites per period, in a limit like 20/1d */
 #define NOTE_MAX          512
 #define N_COLUMNS         7
 
@@ -35,8 +43,11 @@ struct key_row {
 
 struct key_list {
 	struct key_row *rows;
-	size_t n, total; /* rows kept (at most ROWS_MAX), keys seen */
+	size_t n, total;  /* rows kept, keys seen */
+	size_t text_size; /* escaped text of the rows kept, at most ROWS_TEXT_MAX */
 	const char *host;
+	bool revoke; /* the rows are for the revoke form, not the list */
+	bool full;   /* no more rows are kept */
 	bool out_of_memory;
 };
 
@@ -152,25 +163,33 @@ static enum component_step_status out_of_memory(struct component_step *step)
 
 /* ---- reading the store ----------------------------------------------------- */
 
-static int collect_row(void *userdata, const struct api_key_info *key)
+/* Bytes s takes in a stanza at worst: libstrophe escapes '"' as "&quot;". */
+static size_t escaped_len(const char *s)
 {
-	struct key_list *list = userdata;
-	int64_t now = time(NULL);
+	size_t n = 0;
 
-	list->total++;
-	if (list->n == ROWS_MAX)
-		return 0; /* keep counting */
-	if (list->n % 32 == 0) {
-		struct key_row *rows = realloc(list->rows, (list->n + 32) * sizeof(*rows));
-		if (!rows)
-			goto nomem;
-		list->rows = rows;
-	}
-	struct key_row *row = &list->rows[list->n];
-	*row = (struct key_row){.host = list->host, .name = strdup(key->name)};
-	if (!row->name)
-		goto nomem;
-	list->n++;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		n += *p == '"' || *p == '\'' || *p < 0x20 ? 6
+		     : *p == '&'                          ? 5
+		     : *p == '<' || *p == '>'             ? 4
+		                                          : 1;
+	return n;
+}
+
+/* The text a row puts in its form: the cells of the list, or the value
+ * "HOST ID" and the label "HOST: ID \u2014 NAME" of a revoke option. */
+static size_t row_text_size(const struct key_row *r, const char *name, bool revoke)
+{
+	size_t id = escaped_len(r->id), host = escaped_len(r->host);
+
+	if (revoke)
+		return 2 * (host + id) + escaped_len(name) + 8;
+	return id + escaped_len(name) + strlen(r->created) + strlen(r->expires) +
+	       strlen(r->last_used) + strlen(r->invites) + strlen(r->limit);
+}
+
+static void format_row(struct key_row *row, const struct api_key_info *key, int64_t now)
+{
 	snprintf(row->id, sizeof(row->id), "%s", key->id);
 	format_time(key->created, row->created, sizeof(row->created));
 	format_expires(&key->limits, now, row->expires, sizeof(row->expires));
@@ -180,6 +199,32 @@ static int collect_row(void *userdata, const struct api_key_info *key)
 		snprintf(row->last_used, sizeof(row->last_used), "never");
 	snprintf(row->invites, sizeof(row->invites), "%llu", (unsigned long long)key->invites);
 	format_limit(&key->limits, row->limit, sizeof(row->limit));
+}
+
+static int collect_row(void *userdata, const struct api_key_info *key)
+{
+	struct key_list *list = userdata;
+	struct key_row row = {.host = list->host};
+
+	list->total++;
+	if (list->full)
+		return 0; /* keep counting */
+	format_row(&row, key, time(NULL));
+	size_t size = row_text_size(&row, key->name, list->revoke);
+	if (list->n == ROWS_MAX || list->text_size + size > ROWS_TEXT_MAX) {
+		list->full = true; /* later keys, even small ones, would not be "the first" */
+		return 0;
+	}
+	if (list->n % 32 == 0) {
+		struct key_row *rows = realloc(list->rows, (list->n + 32) * sizeof(*rows));
+		if (!rows)
+			goto nomem;
+		list->rows = rows;
+	}
+	if (!(row.name = strdup(key->name)))
+		goto nomem;
+	list->rows[list->n++] = row;
+	list->text_size += size;
 	return 0;
 nomem:
 	list->out_of_memory = true;
@@ -216,6 +261,7 @@ static enum keys_status collect_all(struct adhoc_keys *keys, struct key_list *li
 {
 	const struct config *cfg = keys->cfg;
 
+	list->revoke = true;
 	for (size_t i = 0; i < cfg->component.n_hosts; i++) {
 		enum keys_status status = collect(keys, cfg->component.hosts[i], list, err);
 		if (status != KEYS_OK)

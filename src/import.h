@@ -19,10 +19,13 @@ enum import_kind {
 	IMPORT_SQL,      /* Prosody SQLite database */
 };
 
+#define IMPORT_TIME_LIMIT_MS 10000 /* what import_find() gives a database to be read */
+
 /* A source found by import_find(). */
 struct import_source {
 	enum import_kind kind;
-	char path[PATH_MAX]; /* the file to read */
+	char path[PATH_MAX];    /* the file to read */
+	unsigned time_limit_ms; /* IMPORT_SQL: reading fails after this long */
 };
 
 /* One entry of the store, borrowed for the duration of the callback. Prosody
@@ -47,8 +50,9 @@ int import_find(const char *path, const char *host, struct import_source *source
 /* Read the keys of host from source and call cb for each entry, in file or
  * row order (for an internal storage file, host is implied by the file).
  * Returns the number of entries seen, or -1 with a reason in err when the
- * source cannot be read or parsed; a file that does not parse yields no
- * callback at all. Copies of tokens in memory this owns are wiped. */
+ * source cannot be read or parsed; a source that fails yields no callback at
+ * all. The file may be hostile: reading it is bounded in time and memory.
+ * Copies of tokens in memory this owns are wiped. */
 int import_read(const struct import_source *source, const char *host, import_key_cb cb,
                 void *userdata, char *err, size_t err_size);
 

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1247,6 +1248,72 @@ static void test_keys_store_fails(void)
 	keys_finish(&k);
 }
 
+/* Bytes stanza takes as XML; SIZE_MAX for none. */
+static size_t stanza_size(xmpp_stanza_t *stanza)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	if (!stanza)
+		return SIZE_MAX;
+	CU_ASSERT_EQUAL_FATAL(xmpp_stanza_to_text(stanza, &buf, &len), XMPP_EOK);
+	xmpp_free(xmpp_stanza_get_context(stanza), buf);
+	return len;
+}
+
+/* 500 names of 200 quotes are 600 KB of XML, more than Prosody takes in one
+ * stanza: the forms stop early and say so. */
+static void test_keys_bounded_in_bytes(void)
+{
+	struct keys_harness k;
+	char sid[64], id[64], quotes[KEYS_NAME_MAX + 1];
+	keys_start(&k, 2);
+
+	memset(quotes, '"', KEYS_NAME_MAX);
+	quotes[KEYS_NAME_MAX] = '\0';
+	for (int i = 0; i < 500; i++)
+		make_key(&k, "localhost", quotes, NULL, id);
+	make_key(&k, "other.localhost", "B", NULL, id);
+
+	xmpp_stanza_t *r = execute(&k.h, ADMIN, ADHOC_KEYS_NODE_LIST);
+	check_status(r, "executing", sid, sizeof(sid));
+	r = submit(&k.h, ADMIN, ADHOC_KEYS_NODE_LIST, sid, "complete",
+	           "<field var='host'><value>localhost</value></field>");
+	check_status(r, "completed", NULL, 0);
+	size_t shown = count_children(form_of(r), "item");
+	CU_ASSERT(shown >= 40 && shown < 500);
+	CU_ASSERT_STRING_EQUAL(value_of(child(form_of(r), "item", NULL), "name"), quotes);
+	char want[128];
+	snprintf(want, sizeof(want), "Showing the first %zu of 500 keys.", shown);
+	CU_ASSERT_STRING_EQUAL(note(r, "warn"), want);
+	CU_ASSERT(stanza_size(r) < 128 * 1024);
+
+	/* the other host's key is listed as ever */
+	check_status(execute(&k.h, ADMIN, ADHOC_KEYS_NODE_LIST), "executing", sid, sizeof(sid));
+	r = submit(&k.h, ADMIN, ADHOC_KEYS_NODE_LIST, sid, "complete",
+	           "<field var='host'><value>other.localhost</value></field>");
+	CU_ASSERT_EQUAL(count_children(form_of(r), "item"), 1);
+	CU_ASSERT_STRING_EQUAL(note(r, "warn"), "");
+
+	/* revoke: one form for both hosts, full before the other host's key */
+	r = execute(&k.h, ADMIN, ADHOC_KEYS_NODE_REVOKE);
+	check_status(r, "executing", sid, sizeof(sid));
+	xmpp_stanza_t *keys = field(form_of(r), "keys");
+	shown = count_children(keys, "option");
+	CU_ASSERT(shown >= 40 && shown < 500);
+	CU_ASSERT_STRING_EQUAL(note(r, "warn"), "There are too many keys to show them all: only "
+	                                        "the oldest are listed.");
+	CU_ASSERT(stanza_size(r) < 128 * 1024);
+	char value[128];
+	snprintf(value, sizeof(value), "%s",
+	         text(child(child(keys, "option", NULL), "value", NULL)));
+	char fields[256];
+	snprintf(fields, sizeof(fields), "<field var='keys'><value>%s</value></field>", value);
+	r = submit(&k.h, ADMIN, ADHOC_KEYS_NODE_REVOKE, sid, "complete", fields);
+	CU_ASSERT_STRING_EQUAL(note(r, "info"), "Revoked 1 API key.");
+	CU_ASSERT_EQUAL(stored_keys(&k, "localhost"), 499);
+	keys_finish(&k);
+}
+
 static const struct unit_test tests[] = {
     {"discovery: admins see the commands, others nothing", test_discovery},
     {"version, ping, service-unavailable, no answer to errors", test_version_ping_and_others},
@@ -1264,6 +1331,7 @@ static const struct unit_test tests[] = {
     {"keys: revoke", test_keys_revoke},
     {"keys: nothing for others", test_keys_not_admin},
     {"keys: the store fails", test_keys_store_fails},
+    {"keys: list and revoke forms are bounded in bytes", test_keys_bounded_in_bytes},
     {NULL, NULL},
 };
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -517,13 +518,24 @@ static void test_entry_problems(void)
 	CU_ASSERT_EQUAL(stopped.count, 3);
 }
 
-/* A database with Prosody's table and rows a real server would not write. */
-static void make_db(const char *path, const char *rows_sql)
+/* mod_storage_sql's table, as the fixture has it. */
+#define PROSODY_TABLE                                                                              \
+	"CREATE TABLE prosody (host TEXT NOT NULL, user TEXT NOT NULL, store TEXT NOT NULL,"       \
+	" key TEXT NOT NULL, type TEXT NOT NULL, value TEXT NOT NULL);"
+
+/* A database made by running sql, e.g. Prosody's table and rows a real
+ * server would not write. */
+static void make_db(const char *path, const char *sql)
 {
 	sqlite3 *db = NULL;
+	char *msg = NULL;
 	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
-	CU_ASSERT_EQUAL(sqlite3_exec(db, rows_sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		fprintf(stderr, "\n  make_db: %s\n", msg);
+		CU_FAIL("make_db");
+	}
+	sqlite3_free(msg);
+	CU_ASSERT_EQUAL(sqlite3_close(db), SQLITE_OK);
 }
 
 static void test_sql_problems(void)
@@ -532,9 +544,7 @@ static void test_sql_problems(void)
 	tmp_init(&t);
 	char path[128];
 	snprintf(path, sizeof path, "%s/prosody.sqlite", t.dir);
-	make_db(path,
-	        "CREATE TABLE prosody (host TEXT NOT NULL, user TEXT NOT NULL, store TEXT NOT NULL,"
-	        " key TEXT NOT NULL, type TEXT NOT NULL, value TEXT NOT NULL);"
+	make_db(path, PROSODY_TABLE
 	        "INSERT INTO prosody VALUES"
 	        " ('h', '', 'invite_api_keys', 'good', 'json', '{\"token\":\"t\",\"name\":\"n\","
 	        "\"created_at\":1700000000}'),"
@@ -601,6 +611,170 @@ static void test_sql_problems(void)
 	tmp_finish(&t);
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static long max_rss_kib(void)
+{
+	struct rusage usage;
+	CU_ASSERT_EQUAL_FATAL(getrusage(RUSAGE_SELF, &usage), 0);
+	return usage.ru_maxrss;
+}
+
+/* Build a database from sql in a temporary directory and read host "h" from
+ * it with a time limit (0: import_find()'s): it must fail within limit_ms
+ * with a reason holding want, without a single callback. */
+static void check_refused(const char *sql, unsigned time_limit_ms, const char *want,
+                          unsigned limit_ms)
+{
+	struct tmpdir t;
+	tmp_init(&t);
+	char path[128];
+	snprintf(path, sizeof path, "%s/prosody.sqlite", t.dir);
+	make_db(path, sql);
+	struct import_source source;
+	char err[512] = "";
+	CU_ASSERT_EQUAL_FATAL(import_find(path, "h", &source, err, sizeof err), 0);
+	CU_ASSERT_EQUAL(source.kind, IMPORT_SQL);
+	CU_ASSERT_EQUAL(source.time_limit_ms, IMPORT_TIME_LIMIT_MS);
+	if (time_limit_ms != 0)
+		source.time_limit_ms = time_limit_ms;
+	struct entries list = {0};
+	uint64_t start = now_ms();
+	int n = import_read(&source, "h", collect, &list, err, sizeof err);
+	uint64_t took = now_ms() - start;
+	CU_assertImplementation(n == -1 && list.count == 0, __LINE__, sql, __FILE__, "", CU_FALSE);
+	CU_assertImplementation(strstr(err, want) != NULL && strstr(err, path) != NULL, __LINE__,
+	                        err, __FILE__, "", CU_FALSE);
+	CU_assertImplementation(took < limit_ms, __LINE__, "bounded in time", __FILE__, "",
+	                        CU_FALSE);
+	unlink(path);
+	tmp_finish(&t);
+}
+
+/* Endless, huge or enormous rows from a view or a virtual table: the file is
+ * refused before any row is read, at once and in little memory. */
+static void test_sql_hostile_schema(void)
+{
+#define PROSODY_VIEW   "CREATE VIEW prosody(host, user, store, key, type, value) AS "
+#define COUNTER(limit) "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n" limit ") "
+#define KEY_ROWS       "SELECT 'h', '', 'invite_api_keys', 'k' || i, 'json', '{\"token\":\"t\"}' FROM n;"
+	static const struct {
+		const char *sql;
+		const char *want;
+	} cases[] = {
+	    {PROSODY_VIEW COUNTER("") KEY_ROWS, "prosody is a view"},
+	    {PROSODY_VIEW COUNTER(" LIMIT 100000000") KEY_ROWS, "prosody is a view"},
+	    {PROSODY_VIEW "SELECT 'h', '', 'invite_api_keys', 'k', 'json', zeroblob(900000000);",
+	     "prosody is a view"},
+	    /* sqlite_schema calls this one a table; it reads the endless view */
+	    {"CREATE VIEW v(host, user, store, key, type, value) AS " COUNTER("") KEY_ROWS
+	     "CREATE VIRTUAL TABLE prosody USING fts5(host, user, store, key, type, value,"
+	     " content='v');",
+	     "prosody is a virtual table"},
+	    {"CREATE VIEW \"PROSODY\" AS SELECT 1 AS x;", "prosody is a view"},
+	    {"CREATE TABLE other (x);", "no table prosody"},
+	};
+#undef PROSODY_VIEW
+#undef COUNTER
+#undef KEY_ROWS
+	long rss = max_rss_kib();
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		if (strstr(cases[i].sql, "fts5") != NULL &&
+		    !sqlite3_compileoption_used("ENABLE_FTS5"))
+			continue;
+		check_refused(cases[i].sql, 0, cases[i].want, 2000);
+	}
+	CU_ASSERT(max_rss_kib() - rss < 64 * 1024);
+}
+
+/* A real table can still be too much: values over 1 MiB, more than 16 MiB in
+ * all, a read that takes too long, columns that are missing. */
+static void test_sql_bounds(void)
+{
+#define GOOD_ROW "('h', '', 'invite_api_keys', 'good', 'json', '{\"token\":\"t\"}')"
+	check_refused(PROSODY_TABLE "INSERT INTO prosody VALUES " GOOD_ROW ","
+	                            " ('h', '', 'invite_api_keys', 'big', 'json',"
+	                            " '{\"token\":\"' || hex(zeroblob(600000)) || '\"}');",
+	              0, "a value is larger than 1 MiB", 5000);
+	/* 18 values of just under 1 MiB */
+	check_refused(PROSODY_TABLE "INSERT INTO prosody VALUES " GOOD_ROW ";"
+	                            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+	                            " LIMIT 18) INSERT INTO prosody SELECT 'h', '', "
+	                            "'invite_api_keys', 'k' || i, 'json',"
+	                            " '{\"token\":\"' || hex(zeroblob(500000)) || '\"}' FROM n;",
+	              0, "the keys take more than 16 MiB", 5000);
+	/* columns SQLite would read as the strings "user" and "type" if quoted */
+	check_refused("CREATE TABLE prosody (host, store, key, type, value);"
+	              "INSERT INTO prosody VALUES ('h', 'invite_api_keys', 'k', 'json', '{}');",
+	              0, "no such column: user (not a Prosody SQL database?)", 2000);
+	check_refused("CREATE TABLE prosody (host, user, store, key, value);"
+	              "INSERT INTO prosody VALUES ('h', '', 'invite_api_keys', 'k', '{}');",
+	              0, "no such column: type", 2000);
+	check_refused("CREATE TABLE prosody (host, user, store, key, type, value,"
+	              " PRIMARY KEY (host, user, store, key)) WITHOUT ROWID;",
+	              0, "no such column: rowid", 2000);
+#undef GOOD_ROW
+
+	/* 100000 keys read in time; given a millisecond, none reaches the callback */
+	static const char many[] =
+	    PROSODY_TABLE "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+	                  " LIMIT 100000) INSERT INTO prosody SELECT 'h', '', 'invite_api_keys',"
+	                  " 'k' || i, 'json', '{\"token\":\"abcdefghijklmnopqrstuvwxyz\"}' FROM n;";
+	struct tmpdir t;
+	tmp_init(&t);
+	char path[128], err[512];
+	snprintf(path, sizeof path, "%s/prosody.sqlite", t.dir);
+	make_db(path, many);
+	struct entries list = {0};
+	CU_ASSERT_EQUAL(read_source(path, "h", &list, err, sizeof err), 100000);
+	CU_ASSERT_EQUAL(list.count, 100000);
+	CU_ASSERT_STRING_EQUAL(list.e[0].id, "k1");
+	CU_ASSERT_PTR_NULL(list.e[0].problem);
+	unlink(path);
+	tmp_finish(&t);
+	check_refused(many, 1, "gave up after 0.001 s", 2000);
+}
+
+/* A key must be text as a whole: X'41424300444546' is not "ABC". */
+static void test_sql_nul_bytes(void)
+{
+	struct tmpdir t;
+	tmp_init(&t);
+	char path[128];
+	snprintf(path, sizeof path, "%s/prosody.sqlite", t.dir);
+	make_db(path,
+	        PROSODY_TABLE "INSERT INTO prosody VALUES"
+	                      " ('h', '', 'invite_api_keys', X'41424300444546', 'json',"
+	                      " '{\"token\":\"abcdefghijklmnopqrstuvwxyz\"}'),"
+	                      " ('h', '', 'invite_api_keys', CAST(X'414243' AS BLOB), 'json',"
+	                      " '{\"token\":\"abcdefghijklmnopqrstuvwxyz\"}'),"
+	                      " ('h', '', 'invite_api_keys', 'nulvalue', 'json',"
+	                      " '{\"token\":\"abcdefghijklmnopqrstuvwxyz\"}' || char(0) || 'x'),"
+	                      " ('h', '', 'invite_api_keys', 'nultype', 'json' || char(0) || 'x',"
+	                      " '{\"token\":\"abcdefghijklmnopqrstuvwxyz\"}'),"
+	                      " ('h', '', 'invite_api_keys', 'good', 'json',"
+	                      " '{\"token\":\"abcdefghijklmnopqrstuvwxyz\"}');");
+	struct entries list = {0};
+	char err[256] = "";
+	CU_ASSERT_EQUAL_FATAL(read_source(path, "h", &list, err, sizeof err), 5);
+	CU_ASSERT_FALSE(list.e[0].has_id);
+	CU_ASSERT_PTR_NOT_NULL(list.e[0].problem && strstr(list.e[0].problem, "NUL byte"));
+	/* a blob without NUL is the same bytes as text */
+	CU_ASSERT_STRING_EQUAL(list.e[1].id, "ABC");
+	CU_ASSERT_PTR_NULL(list.e[1].problem);
+	CU_ASSERT_PTR_NOT_NULL(list.e[2].problem && strstr(list.e[2].problem, "not valid JSON"));
+	CU_ASSERT_PTR_NOT_NULL(list.e[3].problem && strstr(list.e[3].problem, "not a key record"));
+	CU_ASSERT_STRING_EQUAL(list.e[4].id, "good");
+	CU_ASSERT_PTR_NULL(list.e[4].problem);
+	unlink(path);
+	tmp_finish(&t);
+}
+
 static void test_unreadable(void)
 {
 	struct tmpdir t;
@@ -634,6 +808,9 @@ static const struct unit_test tests[] = {
     {"Lua: nesting limit and line numbers", test_lua_depth_and_lines},
     {"entries that are no usable key", test_entry_problems},
     {"SQL: odd rows and foreign databases", test_sql_problems},
+    {"SQL: views and virtual tables are refused at once", test_sql_hostile_schema},
+    {"SQL: size, time and columns are bounded", test_sql_bounds},
+    {"SQL: keys and values with NUL bytes", test_sql_nul_bytes},
     {"a file gone before reading, a file too large", test_unreadable},
     {NULL, NULL},
 };
