@@ -56,10 +56,15 @@ int import_escape_host(const char *host, char *out, size_t out_size)
 	return 0;
 }
 
+/* False with errno set when stat() fails (EACCES: a directory on the way is
+ * not readable), false with errno 0 when it is not a regular file. */
 static bool is_regular(const char *path)
 {
 	struct stat st;
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+	if (stat(path, &st) < 0)
+		return false;
+	errno = 0;
+	return S_ISREG(st.st_mode);
 }
 
 /* An SQLite database starts with its magic string; anything else is taken
@@ -108,14 +113,24 @@ static int find_in_directory(const char *dir, const char *host, struct import_so
 		source->kind = IMPORT_INTERNAL;
 		return 0;
 	}
+	if (errno == EACCES)
+		goto err_access;
 	if (set_path(source, dir, NULL) == 0 && is_regular(source->path)) {
 		source->kind = IMPORT_SQL;
 		return 0;
 	}
+	if (errno == EACCES)
+		goto err_access;
 	set_err(err, err_size,
 	        "%s has neither %s/" STORE_NAME ".dat nor " SQL_FILE
 	        " (is it Prosody's data_path, and has %s any API keys?)",
 	        dir, escaped, host);
+	return -1;
+
+err_access:
+	set_err(err, err_size,
+	        "cannot read %s: %s (run import as root, or as a user who can read Prosody's data)",
+	        dir, strerror(EACCES));
 	return -1;
 }
 

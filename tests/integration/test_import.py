@@ -6,6 +6,7 @@ then used against our daemon over HTTP.
 """
 
 import json
+import os
 import re
 import secrets
 import sqlite3
@@ -179,3 +180,36 @@ def test_an_id_starting_with_a_dash_can_be_deleted_as_listed(make_instance, tmp_
     r = inst.cli("delete", MAIN_HOST, key_id)
     assert r.returncode == 0, f"delete of the listed ID {key_id} failed: {r!r}"
     assert key_id not in inst.list_rows(MAIN_HOST)
+
+
+def test_unreadable_prosody_data_is_reported_as_such(tmp_path_factory):
+    """As the service user, Prosody's data_path (0750 prosody:prosody on Debian)
+    is not readable: say so, rather than that there are no keys."""
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    top = tempfile.mkdtemp(prefix="invites-import-perm-")
+    try:
+        os.chmod(top, 0o755)
+        data = os.path.join(top, "pdata")
+        os.makedirs(os.path.join(data, "localhost"))
+        with open(os.path.join(data, "localhost", "invite_api_keys.dat"), "w") as f:
+            f.write("return {};\n")
+        os.chmod(data, 0o700)                       # root's, like Prosody's own
+        store = os.path.join(top, "store")
+        os.makedirs(store)
+        os.chown(store, nobody.pw_uid, nobody.pw_gid)
+        cfg = os.path.join(top, "c.cfg")
+        with open(cfg, "w") as f:
+            f.write("[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123\n"
+                    f"hosts = localhost\n[keys]\ndatabase = {store}/keys.sqlite\n")
+        os.chmod(cfg, 0o644)
+        r = subprocess.run(["runuser", "-u", "nobody", "--", harness.binary_path(), "-c", cfg,
+                            "import", "localhost", data], capture_output=True, text=True,
+                           timeout=20, stdin=subprocess.DEVNULL)
+        assert r.returncode == 1, repr(r)
+        assert "Permission denied" in r.stderr and "neither" not in r.stderr, repr(r)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
