@@ -52,6 +52,7 @@ static const struct option options[] = {
     {"component", "admins", OPT_JIDS, OFF(component.admins), "", 0, 0},
     {"component", "hosts", OPT_HOSTS, OFF(component.hosts), NULL, 0, 0},
     {"component", "jid", OPT_DOMAIN, OFF(component.jid), NULL, 0, 0},
+    {"component", "max_pending", OPT_UINT, OFF(component.max_pending), "1000", 1, 100000},
     {"component", "port", OPT_PORT, OFF(component.port), "5347", 1, 65535},
     {"component", "request_timeout", OPT_UINT, OFF(component.request_timeout_s), "10", 1, 300},
     {"component", "secret", OPT_STRING, OFF(component.secret), NULL, 0, 0},

@@ -24,6 +24,7 @@ struct config {
 		char *admins[CONFIG_ADMINS_MAX]; /* bare JIDs that may manage keys over XMPP */
 		size_t n_admins;
 		unsigned request_timeout_s;
+		unsigned max_pending; /* requests waiting for the server at once */
 	} component;
 	struct {
 		char *bind;

@@ -195,6 +195,11 @@ static void create_invite(void *userdata, struct http_api_request *req,
 		http_api_request_fail(req, 503, "not connected to the XMPP server", RETRY_AFTER_S);
 		return;
 	}
+	if (component_pending(d->component) >= d->cfg->component.max_pending) {
+		http_api_request_fail(req, 503, "too many requests waiting for the XMPP server",
+		                      RETRY_AFTER_S);
+		return;
+	}
 	struct invite_request *ir = calloc(1, sizeof(*ir));
 	if (ir == NULL) {
 		http_api_request_fail(req, 500, "out of memory", 0);

@@ -389,6 +389,7 @@ port = {component_port}
 hosts = {hosts}
 admins = {admins}
 request_timeout = {request_timeout}
+max_pending = {max_pending}
 
 [http]
 bind = 127.0.0.1
@@ -418,7 +419,7 @@ class Instance:
 
     def __init__(self, directory, prosody=None, component_port=None, component_secret=None,
                  hosts=(MAIN_HOST, FOREIGN_HOST), request_timeout=10,
-                 path="/invites_api", cors_origin="*", admins=()):
+                 path="/invites_api", cors_origin="*", admins=(), max_pending=1000):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prosody = prosody
@@ -439,6 +440,7 @@ class Instance:
             jid=COMPONENT_JID, secret=self.component_secret,
             component_port=component_port or free_port(),
             hosts=", ".join(hosts), admins=", ".join(admins), request_timeout=request_timeout,
+            max_pending=max_pending,
             http_port=self.http_port, path=path, cors_origin=cors_origin,
             database=self.database))
         self.proc = None

@@ -177,3 +177,25 @@ def test_cors_origin_is_configurable(fresh_prosody, make_instance):
     fresh_prosody.kill()
     time.sleep(0.2)
     assert_cors(inst.get_invite(inst.key, timeout=10), origin=origin)
+
+
+def test_requests_beyond_max_pending_get_503_at_once(fresh_prosody, make_instance):
+    """A frozen server must not collect an unbounded queue of requests."""
+    inst = started(make_instance, fresh_prosody, max_pending=2, request_timeout=10)
+    fresh_prosody.sigstop()
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(inst.get_invite(inst.key,
+                                                                              timeout=15)))
+               for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        time.sleep(0.5)             # both are now waiting for the frozen Prosody
+        r = inst.get_invite(inst.key, timeout=5)
+        assert_unavailable(r, inst)
+        assert "too many" in r.text, repr(r)
+    finally:
+        fresh_prosody.cont()
+        for t in threads:
+            t.join(timeout=15)
+    assert sorted(x.status for x in results) == [201, 201], results

@@ -42,6 +42,7 @@ static void test_minimal_gets_defaults(void)
 	CU_ASSERT_STRING_EQUAL(cfg.component.server, "127.0.0.1");
 	CU_ASSERT_EQUAL(cfg.component.port, 5347);
 	CU_ASSERT_EQUAL(cfg.component.request_timeout_s, 10);
+	CU_ASSERT_EQUAL(cfg.component.max_pending, 1000);
 	CU_ASSERT_EQUAL(cfg.component.n_hosts, 1);
 	CU_ASSERT_EQUAL(cfg.component.n_admins, 0);
 	CU_ASSERT_FALSE(config_is_admin(&cfg, "admin@example.com"));
@@ -294,6 +295,7 @@ static void test_sample_matches_defaults(void)
 	CU_ASSERT_STRING_EQUAL(sample.component.server, minimal.component.server);
 	CU_ASSERT_EQUAL(sample.component.port, minimal.component.port);
 	CU_ASSERT_EQUAL(sample.component.request_timeout_s, minimal.component.request_timeout_s);
+	CU_ASSERT_EQUAL(sample.component.max_pending, minimal.component.max_pending);
 	CU_ASSERT_STRING_EQUAL(sample.component.hosts[0], minimal.component.hosts[0]);
 	CU_ASSERT_EQUAL(sample.component.n_admins, minimal.component.n_admins);
 	CU_ASSERT_STRING_EQUAL(sample.http.bind, minimal.http.bind);
