@@ -47,6 +47,9 @@ void adhoc_reply_finish(struct adhoc_reply *reply);
  * trimmed, and a cut never splits a UTF-8 sequence. dst is always terminated. */
 void reason_copy(char *dst, size_t size, const char *src);
 
+/* True if s holds an ASCII control character (below space, or DEL). */
+bool has_control_chars(const char *s);
+
 /* ---- helpers of component.c ---------------------------------------------- */
 
 /* CLOCK_MONOTONIC in milliseconds. */

@@ -273,33 +273,10 @@ static bool offered(xmpp_stanza_t *field, const char *value)
 	return false;
 }
 
-static bool has_control_chars(const char *s)
-{
-	for (; *s; s++) {
-		if ((unsigned char)*s < ' ' || *s == 0x7f)
-			return true;
-	}
-	return false;
-}
-
 static bool single_valued(const char *type)
 {
 	return strcmp(type, "list-multi") != 0 && strcmp(type, "text-multi") != 0 &&
 	       strcmp(type, "jid-multi") != 0;
-}
-
-/* The length of the longest prefix of s of at most max bytes that does not
- * end inside a UTF-8 sequence: a cut character would make the note (and the
- * whole stanza) invalid XML, and the server would drop the stream. */
-static int utf8_prefix_len(const char *s, size_t max)
-{
-	size_t len = strlen(s);
-	if (len <= max)
-		return (int)len;
-	len = max;
-	while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
-		len--; /* s[len] continues a sequence: cut before its lead byte */
-	return (int)len;
 }
 
 /* Check one value of a field we sent; keep it (a boolean as "true"/"false"). */
@@ -317,8 +294,11 @@ static void read_value(struct reading *rd, xmpp_stanza_t *sent, const char *type
 		keep(rd, var, yes ? "true" : "false");
 		return;
 	} else if (strncmp(type, "list-", 5) == 0 && !offered(sent, value)) {
-		invalid(rd, "%s: \"%.*s\" is not one of the choices.", label,
-		        utf8_prefix_len(value, 64), value);
+		/* Quoted cut to one line of at most 64 bytes on a character
+		 * boundary: half a character would make the stanza invalid XML. */
+		char shown[65];
+		reason_copy(shown, sizeof(shown), value);
+		invalid(rd, "%s: \"%s\" is not one of the choices.", label, shown);
 	} else if (single_valued(type) && has_control_chars(value)) {
 		invalid(rd, "%s must be one line of text.", label);
 	} else if (strncmp(type, "jid-", 4) == 0 && strpbrk(value, " \t") != NULL) {

@@ -128,7 +128,7 @@ static void parse_error(xmpp_stanza_t *iq, struct adhoc_reply *reply)
 		xmpp_free(ctx, text);
 }
 
-static bool has_control_chars(const char *s)
+bool has_control_chars(const char *s)
 {
 	for (; *s; s++) {
 		if ((unsigned char)*s < ' ' || *s == 0x7f)
