@@ -7,6 +7,7 @@
  * hands them over (header values raw, query values URL-decoded).
  */
 
+#include <gnutls/abstract.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -71,5 +72,10 @@ char *body_error(const char *reason, bool json, size_t *len);
  * spaces and stops at the first '?', so that a query, which may hold a key,
  * never reaches the log even when a decoded path contains one. */
 void log_escape(char *dst, size_t size, const char *src, bool field);
+
+/* tls.c: fresh copies of tls's chain and key for one TLS session, for
+ * GnuTLS to free (GNUTLS_CERT_RETR_DEINIT_ALL). 0, or -1 (out of memory). */
+int tls_session_credentials(const struct http_api_tls *tls, gnutls_pcert_st **certs,
+                            unsigned *n_certs, gnutls_privkey_t *privkey);
 
 #endif

@@ -27,6 +27,7 @@
 #define ALLOWED_METHODS              "GET, POST, OPTIONS"
 #define CONTENT_TYPE_TEXT            "text/plain; charset=utf-8"
 #define CONTENT_TYPE_JSON            "application/json"
+#define TLS_PRIORITIES               "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /*
  * A request goes RECEIVING (headers and body arrive) -> CREATING (inside the
@@ -70,6 +71,9 @@ struct http_api {
 	unsigned short port;
 	bool quiesced;
 	bool shutting_down;
+	/* HTTPS: the certificate (NULL: plain HTTP), and the next in https_listeners */
+	struct http_api_tls *tls;
+	struct http_api *next_https;
 	struct http_api_request *waiting; /* suspended, waiting for the daemon */
 	unsigned waiting_count;
 	unsigned resumed;   /* answered while suspended, not yet queued */
@@ -603,6 +607,63 @@ static const char *check_config(const struct http_api_config *cfg,
 	return NULL;
 }
 
+/*
+ * GnuTLS asks for the certificate in every handshake through a callback that
+ * has no closure argument. MHD hangs the connection on the session, and the
+ * connection knows its MHD daemon: this list (one thread, like everything
+ * here) finds the listener of that daemon, and so its current certificate.
+ */
+static struct http_api *https_listeners;
+
+static const struct http_api_tls *tls_of_session(gnutls_session_t session)
+{
+	struct MHD_Connection *connection = gnutls_session_get_ptr(session);
+	const union MHD_ConnectionInfo *info =
+	    connection != NULL ? MHD_get_connection_info(connection, MHD_CONNECTION_INFO_DAEMON)
+	                       : NULL;
+	if (info == NULL)
+		return NULL;
+	for (struct http_api *api = https_listeners; api != NULL; api = api->next_https) {
+		if (api->daemon == info->daemon)
+			return api->tls;
+	}
+	return NULL;
+}
+
+static int on_tls_certificate(gnutls_session_t session, const struct gnutls_cert_retr_st *info,
+                              gnutls_pcert_st **certs, unsigned int *n_certs,
+                              gnutls_ocsp_data_st **ocsp, unsigned int *n_ocsp,
+                              gnutls_privkey_t *privkey, unsigned int *flags)
+{
+	const struct http_api_tls *tls = tls_of_session(session);
+	(void)info;
+
+	*ocsp = NULL;
+	*n_ocsp = 0;
+	*flags = GNUTLS_CERT_RETR_DEINIT_ALL;
+	if (tls == NULL || tls_session_credentials(tls, certs, n_certs, privkey) < 0) {
+		log_error("http: no certificate for a TLS handshake");
+		return -1;
+	}
+	return 0;
+}
+
+static void https_add(struct http_api *api)
+{
+	api->next_https = https_listeners;
+	https_listeners = api;
+}
+
+static void https_remove(struct http_api *api)
+{
+	for (struct http_api **p = &https_listeners; *p != NULL; p = &(*p)->next_https) {
+		if (*p == api) {
+			*p = api->next_https;
+			return;
+		}
+	}
+}
+
 static struct MHD_Daemon *start_daemon(struct http_api *api, const struct http_api_config *cfg,
                                        const union sock_addr *addr, bool ipv6)
 {
@@ -610,9 +671,16 @@ static struct MHD_Daemon *start_daemon(struct http_api *api, const struct http_a
 	unsigned int limit = cfg->max_connections ? cfg->max_connections : DEFAULT_CONNECTION_LIMIT;
 	unsigned int timeout =
 	    cfg->connection_timeout_s ? cfg->connection_timeout_s : DEFAULT_CONNECTION_TIMEOUT_S;
+	struct MHD_OptionItem tls_options[] = {
+	    {MHD_OPTION_HTTPS_CERT_CALLBACK2, 0, (void *)on_tls_certificate},
+	    {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
+	    {MHD_OPTION_END, 0, NULL},
+	};
 
 	if (ipv6)
 		flags |= MHD_USE_IPv6;
+	if (api->tls != NULL)
+		flags |= MHD_USE_TLS;
 	/* clang-format off */
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_access, api,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* first, to catch every message */
@@ -622,6 +690,7 @@ static struct MHD_Daemon *start_daemon(struct http_api *api, const struct http_a
 		MHD_OPTION_CONNECTION_LIMIT, limit,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)PER_IP_CONNECTION_LIMIT,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+		MHD_OPTION_ARRAY, api->tls != NULL ? tls_options : &tls_options[2],
 		MHD_OPTION_END);
 	/* clang-format on */
 }
@@ -649,14 +718,15 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 
 	*errstr = check_config(cfg, handlers);
 	if (*errstr != NULL)
-		return NULL;
+		goto err_alloc;
 	if (parse_bind(cfg->bind, cfg->port, &addr, &ipv6) != 0) {
 		*errstr = "HTTP bind must be an IPv4 or IPv6 literal";
-		return NULL;
+		goto err_alloc;
 	}
 	struct http_api *api = calloc(1, sizeof(*api));
 	if (api == NULL)
 		goto err_alloc;
+	api->tls = cfg->tls;
 	api->handlers = *handlers;
 	api->userdata = userdata;
 	api->path = strdup(cfg->path);
@@ -672,6 +742,8 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 		*errstr = "cannot query the HTTP listener";
 		goto err_daemon;
 	}
+	if (api->tls != NULL)
+		https_add(api);
 	return api;
 
 err_daemon:
@@ -681,6 +753,7 @@ err_strings:
 	free(api->cors_origin);
 	free(api);
 err_alloc:
+	http_api_tls_free(cfg->tls);
 	if (*errstr == NULL)
 		*errstr = "out of memory";
 	return NULL;
@@ -722,9 +795,23 @@ void http_api_destroy(struct http_api *api)
 		                      0);
 	flush_answers(api, SHUTDOWN_FLUSH_MS);
 	MHD_stop_daemon(api->daemon);
+	https_remove(api);
+	http_api_tls_free(api->tls);
 	free(api->path);
 	free(api->cors_origin);
 	free(api);
+}
+
+int http_api_set_tls(struct http_api *api, struct http_api_tls *tls)
+{
+	if (api->tls == NULL || tls == NULL) {
+		http_api_tls_free(tls);
+		return -1;
+	}
+	/* Sessions hold copies of their own (tls.c): the old one can go now. */
+	http_api_tls_free(api->tls);
+	api->tls = tls;
+	return 0;
 }
 
 void http_api_quiesce(struct http_api *api)
