@@ -366,3 +366,16 @@ def test_check_describes_the_certificate(pki, make_instance, tmp_path):
     assert r.returncode == 0, repr(r)
     assert "HTTPS certificate: subject CN=localhost, expires " in r.stdout, repr(r)
     assert "HTTPS 127.0.0.1 port" in r.stdout, repr(r)
+
+
+def test_sighup_on_plain_http_changes_nothing(prosody, make_instance):
+    inst = make_instance(prosody)
+    key = inst.create_key(MAIN_HOST, "plain")
+    inst.start()
+    assert f"listening on http://127.0.0.1:{inst.http_port}" in inst.log_text()
+    connections = component_connections(prosody)
+    inst.proc.send_signal(signal.SIGHUP)
+    inst.wait_log("SIGHUP: nothing to reload")
+    harness.assert_created(inst.get_invite(key), inst)
+    assert component_connections(prosody) == connections
+    assert "disconnected from" not in inst.log_text()
