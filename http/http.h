@@ -21,7 +21,13 @@ struct http_api_config {
 	const char *path;        /* e.g. "/invites_api" */
 	const char *cors_origin; /* Access-Control-Allow-Origin value */
 	unsigned max_connections;
-	unsigned connection_timeout_s;
+	unsigned connection_timeout_s;   /* idle seconds; 0: 30 */
+	unsigned request_deadline_s;     /* to receive a whole request; 0: 10 */
+	unsigned max_connections_per_ip; /* 0: 64 */
+	unsigned auth_failure_burst; /* failed authentications at once per client; 0: no limit */
+	unsigned auth_failure_rate;  /* failed authentications regained per minute */
+	const char *const *trusted_proxies; /* addresses or CIDR prefixes whose */
+	size_t n_trusted_proxies;           /* X-Forwarded-For is believed */
 };
 
 /* The authenticated key, as filled by the authenticate handler. */
