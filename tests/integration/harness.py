@@ -396,7 +396,7 @@ bind = 127.0.0.1
 port = {http_port}
 path = {path}
 cors_origin = {cors_origin}
-
+{http_extra}
 [keys]
 database = {database}
 """
@@ -419,10 +419,14 @@ class Instance:
 
     def __init__(self, directory, prosody=None, component_port=None, component_secret=None,
                  hosts=(MAIN_HOST, FOREIGN_HOST), request_timeout=10,
-                 path="/invites_api", cors_origin="*", admins=(), max_pending=1000):
+                 path="/invites_api", cors_origin="*", admins=(), max_pending=1000,
+                 http_options=None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prosody = prosody
+        # Extra [http] options. Throttling of failed authentications is off
+        # unless a test turns it on: many tests send bad keys on purpose.
+        http_options = {"auth_failure_burst": 0, **(http_options or {})}
         self.config = self.dir / "component.cfg"
         self.database = self.dir / "keys.sqlite"
         self.log = self.dir / "daemon.log"
@@ -442,6 +446,7 @@ class Instance:
             hosts=", ".join(hosts), admins=", ".join(admins), request_timeout=request_timeout,
             max_pending=max_pending,
             http_port=self.http_port, path=path, cors_origin=cors_origin,
+            http_extra="".join(f"{k} = {v}\n" for k, v in http_options.items()),
             database=self.database))
         self.proc = None
         self.keys = {}   # key id -> full key "ID/SECRET"
