@@ -14,7 +14,6 @@ import time
 
 import pytest
 
-import harness
 from harness import MAIN_HOST, assert_cors, assert_created
 
 DEADLINE_S = 2      # [http] request_deadline of the module's daemon
