@@ -25,8 +25,14 @@ struct http_api_config {
 	const char *path;        /* e.g. "/invites_api" */
 	const char *cors_origin; /* Access-Control-Allow-Origin value */
 	unsigned max_connections;
-	unsigned connection_timeout_s;
-	struct http_api_tls *tls; /* NULL: plain HTTP; else HTTPS, TLS 1.2 and 1.3 only */
+	struct http_api_tls *tls;        /* NULL: plain HTTP; else HTTPS, TLS 1.2 and 1.3 only */
+	unsigned connection_timeout_s;   /* idle seconds; 0: 30 */
+	unsigned request_deadline_s;     /* to receive a whole request; 0: 10 */
+	unsigned max_connections_per_ip; /* 0: 64 */
+	unsigned auth_failure_burst; /* failed authentications at once per client; 0: no limit */
+	unsigned auth_failure_rate;  /* failed authentications regained per minute */
+	const char *const *trusted_proxies; /* addresses or CIDR prefixes whose */
+	size_t n_trusted_proxies;           /* X-Forwarded-For is believed */
 };
 
 /* The authenticated key, as filled by the authenticate handler. */
@@ -114,9 +120,9 @@ int http_api_set_tls(struct http_api *api, struct http_api_tls *tls);
 /* Stop accepting new connections (shutdown has begun). */
 void http_api_quiesce(struct http_api *api);
 
-/* MHD's epoll fd: readable means work. Watch it with poll() or add it to your
- * own epoll set; never epoll_wait() on it directly, which would consume MHD's
- * edge-triggered events and stall connections. */
+/* An fd that is readable when there is work (an epoll set holding MHD's own
+ * epoll fd and a timer). Watch it with poll() or add it to your own epoll
+ * set, then call http_api_run(). */
 int http_api_fd(const struct http_api *api);
 
 /* Milliseconds until libmicrohttpd has timed work, 0 if due now (also while an

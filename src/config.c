@@ -19,6 +19,7 @@ enum option_type {
 	OPT_DOMAIN,
 	OPT_HOSTS,
 	OPT_JIDS, /* bare JIDs */
+	OPT_NETWORKS,
 	OPT_ADDRESS,
 	OPT_PATH,
 	OPT_PORT,
@@ -46,6 +47,7 @@ static const char *const expected[] = {
     [OPT_DOMAIN] = "expected a domain name such as invites.example.com, without quotes",
     [OPT_HOSTS] = "expected domain names separated by commas or spaces",
     [OPT_JIDS] = "expected bare JIDs (user@example.com) separated by commas or spaces",
+    [OPT_NETWORKS] = "expected IP addresses or CIDR prefixes separated by commas or spaces",
     [OPT_ADDRESS] = "expected a literal IPv4 or IPv6 address",
     [OPT_PATH] = "expected a path starting with '/' without '?', '#', '%' or spaces",
     [OPT_PORT] = "expected a port number",
@@ -66,15 +68,20 @@ static const struct option options[] = {
     {"component", "secret", OPT_STRING, OFF(component.secret), OPTIONAL, 0, 0},
     {"component", "secret_file", OPT_FILE, OFF(component.secret_file), OPTIONAL, 0, 0},
     {"component", "server", OPT_ADDRESS, OFF(component.server), "127.0.0.1", 0, 0},
+    {"http", "auth_failure_burst", OPT_UINT, OFF(http.auth_failure_burst), "10", 0, 100000},
+    {"http", "auth_failure_rate", OPT_UINT, OFF(http.auth_failure_rate), "10", 1, 100000},
     {"http", "bind", OPT_ADDRESS, OFF(http.bind), "127.0.0.1", 0, 0},
     {"http", "connection_timeout", OPT_UINT, OFF(http.connection_timeout_s), "30", 1, 3600},
     {"http", "cors_origin", OPT_HEADER, OFF(http.cors_origin), "*", 0, 0},
     /* libstrophe select()s on its socket: keep every fd of the process < 1024. */
     {"http", "max_connections", OPT_UINT, OFF(http.max_connections), "512", 1, 900},
+    {"http", "max_connections_per_ip", OPT_UINT, OFF(http.max_connections_per_ip), "64", 1, 900},
     {"http", "path", OPT_PATH, OFF(http.path), "/invites_api", 0, 0},
     {"http", "port", OPT_PORT, OFF(http.port), "5282", 0, 65535},
+    {"http", "request_deadline", OPT_UINT, OFF(http.request_deadline_s), "10", 1, 3600},
     {"http", "tls_certificate", OPT_FILE, OFF(http.tls_certificate), OPTIONAL, 0, 0},
     {"http", "tls_key", OPT_FILE, OFF(http.tls_key), OPTIONAL, 0, 0},
+    {"http", "trusted_proxies", OPT_NETWORKS, OFF(http.trusted_proxies), "", 0, 0},
     {"keys", "database", OPT_STRING, OFF(keys.database), "/var/lib/invites-api/keys.sqlite", 0, 0},
 };
 
@@ -189,6 +196,31 @@ struct list_kind {
 
 static const struct list_kind host_list = {valid_domain, "invalid host name \"%.100s\"", "hosts",
                                            CONFIG_HOSTS_MAX};
+/* "ADDRESS" or "ADDRESS/BITS", IPv4 or IPv6. */
+static bool valid_network(const char *s)
+{
+	char address[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t len = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	unsigned char buf[sizeof(struct in6_addr)];
+	unsigned bits, max;
+
+	if (len == 0 || len >= sizeof(address))
+		return false;
+	memcpy(address, s, len);
+	address[len] = '\0';
+	if (inet_pton(AF_INET, address, buf) == 1)
+		max = 32;
+	else if (inet_pton(AF_INET6, address, buf) == 1)
+		max = 128;
+	else
+		return false;
+	return slash == NULL || parse_uint(slash + 1, 0, max, &bits) == 0;
+}
+
+static const struct list_kind proxy_list = {
+    valid_network, "trusted_proxies: \"%.100s\" is not an IP address or CIDR prefix", "proxies",
+    CONFIG_PROXIES_MAX};
 static const struct list_kind admin_list = {
     valid_bare_jid, "admins: \"%.100s\" is not a bare JID (user@example.com)", "admins",
     CONFIG_ADMINS_MAX};
@@ -258,6 +290,9 @@ static int set_value(struct parse_state *st, const struct option *opt, const cha
 	case OPT_JIDS:
 		return add_to_list(st, &admin_list, st->cfg->component.admins,
 		                   &st->cfg->component.n_admins, value);
+	case OPT_NETWORKS:
+		return add_to_list(st, &proxy_list, st->cfg->http.trusted_proxies,
+		                   &st->cfg->http.n_trusted_proxies, value);
 	case OPT_PORT:
 	case OPT_UINT:
 		if (parse_uint(value, opt->min, opt->max, &n) < 0) {
@@ -329,7 +364,8 @@ static int on_ini_entry(void *userdata, const char *section, const char *name, c
 		return 0;
 	}
 	size_t index = (size_t)(opt - options);
-	if (st->seen[index] && opt->type != OPT_HOSTS && opt->type != OPT_JIDS) {
+	if (st->seen[index] && opt->type != OPT_HOSTS && opt->type != OPT_JIDS &&
+	    opt->type != OPT_NETWORKS) {
 		snprintf(st->reason, sizeof(st->reason), "%s is set twice in [%s]", name, section);
 		return 0;
 	}
@@ -459,7 +495,7 @@ void config_finish(struct config *cfg)
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option *opt = &options[i];
 		if (opt->type == OPT_PORT || opt->type == OPT_UINT || opt->type == OPT_HOSTS ||
-		    opt->type == OPT_JIDS)
+		    opt->type == OPT_JIDS || opt->type == OPT_NETWORKS)
 			continue;
 		char **s = field(cfg, opt);
 		free(*s);
@@ -471,6 +507,9 @@ void config_finish(struct config *cfg)
 	for (size_t i = 0; i < cfg->component.n_admins; i++)
 		free(cfg->component.admins[i]);
 	cfg->component.n_admins = 0;
+	for (size_t i = 0; i < cfg->http.n_trusted_proxies; i++)
+		free(cfg->http.trusted_proxies[i]);
+	cfg->http.n_trusted_proxies = 0;
 }
 
 const char *config_host(const struct config *cfg, const char *host)

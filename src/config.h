@@ -13,6 +13,7 @@
 #define CONFIG_DEFAULT_PATH "/etc/invites-api/component.cfg"
 #define CONFIG_HOSTS_MAX    64
 #define CONFIG_ADMINS_MAX   64
+#define CONFIG_PROXIES_MAX  64
 
 struct config {
 	struct {
@@ -37,6 +38,12 @@ struct config {
 		unsigned connection_timeout_s;
 		char *tls_certificate; /* PEM chain; both or neither: NULL is plain HTTP */
 		char *tls_key;
+		unsigned request_deadline_s;
+		unsigned max_connections_per_ip;
+		unsigned auth_failure_burst;               /* 0: no throttling */
+		unsigned auth_failure_rate;                /* per minute */
+		char *trusted_proxies[CONFIG_PROXIES_MAX]; /* addresses or CIDR prefixes */
+		size_t n_trusted_proxies;
 	} http;
 	struct {
 		char *database;

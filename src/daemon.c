@@ -456,6 +456,12 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	    .max_connections = cfg->http.max_connections,
 	    .connection_timeout_s = cfg->http.connection_timeout_s,
 	    .tls = tls,
+	    .request_deadline_s = cfg->http.request_deadline_s,
+	    .max_connections_per_ip = cfg->http.max_connections_per_ip,
+	    .auth_failure_burst = cfg->http.auth_failure_burst,
+	    .auth_failure_rate = cfg->http.auth_failure_rate,
+	    .trusted_proxies = (const char *const *)cfg->http.trusted_proxies,
+	    .n_trusted_proxies = cfg->http.n_trusted_proxies,
 	};
 	d.http = http_api_create(&hcfg, &http_handlers, &d, &errstr);
 	if (d.http == NULL) {

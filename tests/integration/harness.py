@@ -417,8 +417,7 @@ bind = 127.0.0.1
 port = {http_port}
 path = {path}
 cors_origin = {cors_origin}
-{tls_lines}
-
+{tls_lines}{http_extra}
 [keys]
 database = {database}
 """
@@ -442,13 +441,17 @@ class Instance:
     def __init__(self, directory, prosody=None, component_port=None, component_secret=None,
                  hosts=(MAIN_HOST, FOREIGN_HOST), request_timeout=10,
                  path="/invites_api", cors_origin="*", admins=(), max_pending=1000,
-                 tls=None, secret_file=False):
+                 tls=None, secret_file=False, http_options=None):
         """tls: None for plain HTTP, or (certificate file, key file, CA file) for
         HTTPS. secret_file: put the component secret in a file of its own
-        (component.secret, 0600) named by secret_file instead of secret."""
+        (component.secret, 0600) named by secret_file instead of secret.
+        http_options: extra [http] options."""
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prosody = prosody
+        # Extra [http] options. Throttling of failed authentications is off
+        # unless a test turns it on: many tests send bad keys on purpose.
+        http_options = {"auth_failure_burst": 0, **(http_options or {})}
         self.config = self.dir / "component.cfg"
         self.database = self.dir / "keys.sqlite"
         self.log = self.dir / "daemon.log"
@@ -484,6 +487,7 @@ class Instance:
             hosts=", ".join(hosts), admins=", ".join(admins), request_timeout=request_timeout,
             max_pending=max_pending,
             http_port=self.http_port, path=path, cors_origin=cors_origin,
+            http_extra="".join(f"{k} = {v}\n" for k, v in http_options.items()),
             database=self.database))
         self.proc = None
         self.keys = {}   # key id -> full key "ID/SECRET"

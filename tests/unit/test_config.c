@@ -307,6 +307,12 @@ static void test_sample_matches_defaults(void)
 	CU_ASSERT_STRING_EQUAL(sample.http.cors_origin, minimal.http.cors_origin);
 	CU_ASSERT_EQUAL(sample.http.max_connections, minimal.http.max_connections);
 	CU_ASSERT_EQUAL(sample.http.connection_timeout_s, minimal.http.connection_timeout_s);
+	CU_ASSERT_EQUAL(sample.http.request_deadline_s, minimal.http.request_deadline_s);
+	CU_ASSERT_EQUAL(sample.http.max_connections_per_ip, minimal.http.max_connections_per_ip);
+	CU_ASSERT_EQUAL(sample.http.auth_failure_burst, minimal.http.auth_failure_burst);
+	CU_ASSERT_EQUAL(sample.http.auth_failure_rate, minimal.http.auth_failure_rate);
+	CU_ASSERT_EQUAL(sample.http.n_trusted_proxies, 0);
+	CU_ASSERT_EQUAL(minimal.http.n_trusted_proxies, 0);
 	CU_ASSERT_STRING_EQUAL(sample.keys.database, minimal.keys.database);
 	config_finish(&sample);
 	config_finish(&minimal);
@@ -535,8 +541,44 @@ static void test_check_files_covers_config_secret_and_key(void)
 	unlink(key_file);
 }
 
+/* [http] trusted_proxies: addresses and CIDR prefixes, over several lines. */
+static void test_trusted_proxies(void)
+{
+	struct config cfg;
+	char err[256] = "";
+	static const char base[] = "[component]\njid = invites.example.com\nsecret = s\n"
+	                           "hosts = example.com\n[http]\n";
+	char text[512];
+
+	snprintf(text, sizeof(text),
+	         "%strusted_proxies = 127.0.0.1, 10.0.0.0/8\n"
+	         "trusted_proxies = ::1 2001:db8::/32\n",
+	         base);
+	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(cfg.http.n_trusted_proxies, 4);
+	CU_ASSERT_STRING_EQUAL(cfg.http.trusted_proxies[1], "10.0.0.0/8");
+	CU_ASSERT_STRING_EQUAL(cfg.http.trusted_proxies[3], "2001:db8::/32");
+	config_finish(&cfg);
+
+	static const char *const bad[] = {"10.0.0.0/33", "::/129",     "proxy.example",
+	                                  "10.0.0.0/",   "10.0.0.0/x", "1.2.3.4:80"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%strusted_proxies = %s\n", base, bad[i]);
+		CU_ASSERT_EQUAL(load(text, &cfg, err, sizeof(err)), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "trusted_proxies"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i]));
+	}
+	snprintf(text, sizeof(text), "%sauth_failure_rate = 0\n", base);
+	CU_ASSERT_EQUAL(load(text, &cfg, err, sizeof(err)), -1);
+	snprintf(text, sizeof(text), "%sauth_failure_burst = 0\n", base);
+	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(cfg.http.auth_failure_burst, 0);
+	config_finish(&cfg);
+}
+
 static const struct unit_test tests[] = {
     {"sample config documents the defaults", test_sample_matches_defaults},
+    {"trusted proxies", test_trusted_proxies},
     {"minimal config gets defaults", test_minimal_gets_defaults},
     {"every option set", test_full_config},
     {"hosts over several lines", test_hosts_on_several_lines},
