@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,8 +26,7 @@
 #define THROTTLE_CAPACITY            16384 /* client address groups tracked at most */
 #define MAX_FORWARDED_LINES          16    /* X-Forwarded-For lines read (the last ones) */
 #define SHUTDOWN_FLUSH_MS            2000
-#define AUTH_FAILURE_DELAY_NS        (50 * 1000000LL) /* a refused key is answered this late */
-#define CONNECTION_MEMORY            (48 * 1024)      /* per connection: request + answer */
+#define CONNECTION_MEMORY            (48 * 1024) /* per connection: request + answer */
 #define HTTP_MAX_REQUEST_HEADERS     (16 * 1024) /* URL, query and headers; see request_begin() */
 #define ALLOWED_METHODS              "GET, POST, OPTIONS"
 #define CONTENT_TYPE_TEXT            "text/plain; charset=utf-8"
@@ -40,14 +38,11 @@
  * create_invite handler) -> WAITING (connection suspended until the daemon
  * answers) -> RESUMED (answer stored, MHD will call us again) -> SENT.
  * Requests answered before create_invite returns skip WAITING and RESUMED.
- * A refused key goes RECEIVING -> DELAYED (suspended, answer stored until a
- * fixed time after the request began) -> RESUMED -> SENT.
  */
 enum request_state {
 	REQUEST_RECEIVING,
 	REQUEST_CREATING,
 	REQUEST_WAITING,
-	REQUEST_DELAYED,
 	REQUEST_RESUMED,
 	REQUEST_SENT,
 };
@@ -58,7 +53,6 @@ struct http_api_request {
 	struct http_conn *conn;               /* its deadline; NULL when out of memory */
 	struct http_api_request *prev, *next; /* api->waiting, while WAITING */
 	enum request_state state;
-	struct delayed delay; /* in api->delayed, while DELAYED */
 	struct timespec start;
 	char method[16]; /* escaped for the log */
 	char path[128];  /* escaped for the log, never with a query */
@@ -84,9 +78,7 @@ struct http_api {
 	void *userdata;
 	char *path;
 	char *cors_origin;
-	int epoll_fd; /* MHD's */
-	int loop_fd;  /* what the daemon watches: MHD's epoll fd and the delay timer */
-	struct delay_queue delayed;
+	int epoll_fd;
 	unsigned short port;
 	bool quiesced;
 	bool shutting_down;
@@ -306,50 +298,6 @@ static enum MHD_Result answer_fixed(struct http_api_request *req, enum answer wh
 	return answer_fixed_retry(req, which, 0);
 }
 
-static int64_t timespec_ns(const struct timespec *t)
-{
-	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
-}
-
-/*
- * A refused key is answered AUTH_FAILURE_DELAY_NS after the request began,
- * to the timer's precision: an unknown key ID and a wrong secret for a known
- * one take different paths through the key store (an index hit reads the row
- * too), a few microseconds apart, which enough requests would measure (see
- * bench/timing-oracle). The connection is suspended meanwhile, the loop
- * never sleeps for it, and the answer's departure time no longer depends on
- * the lookup at all. It also slows every guess down.
- */
-static enum MHD_Result answer_refused_key(struct http_api_request *req)
-{
-	const struct fixed_answer *a = &fixed_answers[ANSWER_BAD_KEY];
-	struct MHD_Response *response = error_response(req, a->reason, 0);
-
-	request_store(req, a->status, with_header(response, a->header, a->value));
-	if (req->api->shutting_down)
-		return request_send(req);
-	req->state = REQUEST_DELAYED;
-	delay_add(&req->api->delayed, &req->delay,
-	          timespec_ns(&req->start) + AUTH_FAILURE_DELAY_NS);
-	MHD_suspend_connection(req->connection);
-	return MHD_YES;
-}
-
-/* Resume the delayed answers due at now_ns (every one: INT64_MAX). */
-static void release_delayed(struct http_api *api, int64_t now_ns)
-{
-	struct delayed *d;
-
-	while ((d = delay_pop_due(&api->delayed, now_ns)) != NULL) {
-		struct http_api_request *req =
-		    (struct http_api_request *)(void *)((char *)d -
-		                                        offsetof(struct http_api_request, delay));
-		req->state = REQUEST_RESUMED;
-		api->resumed++;
-		MHD_resume_connection(req->connection);
-	}
-}
-
 static enum MHD_Result answer_preflight(struct http_api_request *req)
 {
 	struct MHD_Response *response =
@@ -423,10 +371,8 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	if (wait_s > 0)
 		return answer_fixed_retry(req, ANSWER_THROTTLED, wait_s);
 	enum credential_result found = request_credential(req, &credential, &len);
-	if (found == CREDENTIAL_MALFORMED) {
+	if (found == CREDENTIAL_MALFORMED)
 		throttle_failure(api->throttle, &group, monotonic_ms());
-		return answer_refused_key(req);
-	}
 	if (found != CREDENTIAL_OK)
 		return answer_fixed(req, credential_answers[found]);
 	if (request_redirect(req) != 0)
@@ -436,7 +382,7 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 		break;
 	case HTTP_API_AUTH_DENIED:
 		throttle_failure(api->throttle, &group, monotonic_ms());
-		return answer_refused_key(req);
+		return answer_fixed(req, ANSWER_BAD_KEY);
 	default:
 		return answer_fixed(req, ANSWER_STORE_ERROR);
 	}
@@ -778,10 +724,6 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
 		log_error("http: a waiting request was closed");
 		waiting_remove(api, req);
 	}
-	if (req->state == REQUEST_DELAYED) {
-		log_error("http: a delayed request was closed");
-		delay_remove(&api->delayed, &req->delay);
-	}
 	if (req->state == REQUEST_RESUMED)
 		api->resumed--;
 	if (req->answered)
@@ -1027,23 +969,6 @@ static int daemon_info(struct http_api *api)
 	return 0;
 }
 
-/* One fd for the daemon to watch: an epoll set holding MHD's epoll fd (a
- * nested epoll only reports it readable, it does not consume its events) and
- * the delay timer. */
-static int watch_fds(struct http_api *api)
-{
-	struct epoll_event mhd = {.events = EPOLLIN, .data.fd = api->epoll_fd};
-	struct epoll_event timer = {.events = EPOLLIN, .data.fd = api->delayed.timer_fd};
-
-	api->loop_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (api->loop_fd < 0)
-		return -1;
-	if (epoll_ctl(api->loop_fd, EPOLL_CTL_ADD, api->epoll_fd, &mhd) != 0 ||
-	    epoll_ctl(api->loop_fd, EPOLL_CTL_ADD, api->delayed.timer_fd, &timer) != 0)
-		return -1;
-	return 0;
-}
-
 /* "Name: value\r\n" lines of the CORS headers, for answers written outside
  * MHD. malloc'd; NULL when out of memory. */
 static char *own_headers(const char *cors_origin)
@@ -1094,8 +1019,6 @@ static const char *prepare_api(struct http_api *api, const struct http_api_confi
 	if (api->own_headers == NULL)
 		return "out of memory";
 	conn_table_init(&api->conns, deadline_s * 1000, false, api->own_headers);
-	if (delay_init(&api->delayed) != 0)
-		return "cannot create a timer";
 	if (cfg->auth_failure_burst > 0) {
 		api->throttle = throttle_create(cfg->auth_failure_burst, cfg->auth_failure_rate,
 		                                THROTTLE_CAPACITY);
@@ -1107,9 +1030,6 @@ static const char *prepare_api(struct http_api *api, const struct http_api_confi
 
 static void free_api(struct http_api *api)
 {
-	if (api->loop_fd >= 0)
-		close(api->loop_fd);
-	delay_finish(&api->delayed);
 	free(api->path);
 	free(api->cors_origin);
 	free(api->own_headers);
@@ -1138,8 +1058,6 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 	api->tls = cfg->tls;
 	api->handlers = *handlers;
 	api->userdata = userdata;
-	api->loop_fd = -1;
-	api->delayed.timer_fd = -1;
 	*errstr = prepare_api(api, cfg);
 	if (*errstr != NULL)
 		goto err_strings;
@@ -1150,10 +1068,6 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 	}
 	if (daemon_info(api) != 0) {
 		*errstr = "cannot query the HTTP listener";
-		goto err_daemon;
-	}
-	if (watch_fds(api) != 0) {
-		*errstr = "cannot create the HTTP event set";
 		goto err_daemon;
 	}
 	if (api->tls != NULL)
@@ -1187,7 +1101,7 @@ static void flush_answers(struct http_api *api, int budget_ms)
 			timeout = (int)left;
 		/* poll(), not epoll_wait(): waiting on MHD's own epoll fd would
 		 * consume its edge-triggered events. */
-		struct pollfd pfd = {.fd = api->loop_fd, .events = POLLIN};
+		struct pollfd pfd = {.fd = api->epoll_fd, .events = POLLIN};
 		if (poll(&pfd, 1, timeout) < 0 && errno != EINTR) {
 			log_warn("http: poll at shutdown: %s", strerror(errno));
 			return;
@@ -1205,7 +1119,6 @@ void http_api_destroy(struct http_api *api)
 	while (api->waiting != NULL)
 		http_api_request_fail(api->waiting, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down",
 		                      0);
-	release_delayed(api, INT64_MAX);
 	flush_answers(api, SHUTDOWN_FLUSH_MS);
 	MHD_stop_daemon(api->daemon);
 	https_remove(api);
@@ -1237,7 +1150,7 @@ void http_api_quiesce(struct http_api *api)
 
 int http_api_fd(const struct http_api *api)
 {
-	return api->loop_fd;
+	return api->epoll_fd;
 }
 
 int http_api_next_timeout(const struct http_api *api)
@@ -1257,10 +1170,6 @@ int http_api_next_timeout(const struct http_api *api)
 
 void http_api_run(struct http_api *api)
 {
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	release_delayed(api, timespec_ns(&now));
 	/* Shut down late connections first: MHD sees them closed in this run. */
 	conn_expire(&api->conns, monotonic_ms());
 	if (MHD_run(api->daemon) != MHD_YES)

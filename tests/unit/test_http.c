@@ -1426,35 +1426,6 @@ static void test_bad_limits_config(void)
 	assert_create_fails(&cfg);
 }
 
-static void test_refused_key_is_answered_late(void)
-{
-	struct response r;
-	struct client c = {0};
-
-	start(MODE_DEFER_AUTO);
-	static const char *const refused[] = {"k1/wrong", "nobody/s3cret", "garbage"};
-	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
-		int64_t begin = now_ms();
-		exchange(&r, "GET " API_PATH "?key=%s HTTP/1.1", refused[i]);
-		assert_answer(&r, 401, "invalid key\n");
-		CU_ASSERT_TRUE(now_ms() - begin >= 50);
-	}
-	/* At shutdown a held-back answer goes out at once. */
-	client_addf(&c, "GET " API_PATH "?key=k1/wrong HTTP/1.1\r\nHost: localhost\r\n"
-	                "Connection: close\r\n\r\n");
-	client_start(&c);
-	int64_t begin = now_ms();
-	while (fx.auth_calls < 4 && now_ms() - begin < DEADLINE_MS)
-		loop_once(1);
-	int64_t held_back = now_ms();
-	stop();
-	pthread_join(c.thread, NULL);
-	free(c.requests[0]);
-	CU_ASSERT_EQUAL(c.answered, 1);
-	CU_ASSERT_EQUAL(c.responses[0].status, 401);
-	CU_ASSERT_TRUE(now_ms() - held_back < 45);
-}
-
 static const struct unit_test tests[] = {
     {"create errors", test_create_errors},
     {"GET with query key", test_get_query_key},
@@ -1484,7 +1455,6 @@ static const struct unit_test tests[] = {
     {"deadline after keep-alive", test_deadline_after_keep_alive},
     {"hostile request targets", test_hostile_targets},
     {"throttled authentication", test_throttle},
-    {"refused keys answered late", test_refused_key_is_answered_late},
     {"X-Forwarded-For", test_forwarded_for},
     {"limits in the config", test_bad_limits_config},
     {"log line", test_log_line},
