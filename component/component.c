@@ -9,7 +9,9 @@
  * timeout, so the FIFO of pending requests is also ordered by deadline.
  */
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <expat.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -152,6 +154,36 @@ static int prime_connection(xmpp_conn_t *conn)
 	int rc = xmpp_connect_client(conn, "127.0.0.1", 1, NULL, NULL);
 	xmpp_conn_set_sockopt_callback(conn, sockopt_cb);
 	return rc == XMPP_EINT ? 0 : -1;
+}
+
+/*
+ * Expat's reparse deferral (expat 2.6, and Debian 12's 2.5.0 since its fix
+ * for CVE-2023-52425) holds a partial token back until the buffered input has
+ * doubled. That suits files, not a stream that goes quiet: after a start tag
+ * of a few KB (an 8 KB id from anyone who can address the component) the
+ * stanzas behind it, such as the answer a request waits for, stayed in the
+ * buffer until more bytes came, or the request timed out. libstrophe 0.12.2
+ * owns its parser, re-creates it on every stream and offers no switch, so the
+ * executable defines XML_Parse(), which the dynamic linker binds libstrophe
+ * to, and turns deferral off before handing each chunk to expat's own.
+ * Deferral never applies to a final chunk: documents parsed in one piece are
+ * unaffected. The weak reference keeps older expat (no deferral) working.
+ */
+extern XML_Bool XML_SetReparseDeferralEnabled(XML_Parser parser, XML_Bool enabled)
+    __attribute__((weak));
+
+enum XML_Status XML_Parse(XML_Parser parser, const char *s, int len, int is_final)
+{
+	static enum XML_Status (*expat_parse)(XML_Parser, const char *, int, int);
+
+	if (expat_parse == NULL) {
+		*(void **)&expat_parse = dlsym(RTLD_NEXT, "XML_Parse");
+		if (expat_parse == NULL)
+			abort(); /* no expat loaded: libstrophe could not have called us */
+	}
+	if (XML_SetReparseDeferralEnabled != NULL)
+		XML_SetReparseDeferralEnabled(parser, XML_FALSE);
+	return expat_parse(parser, s, len, is_final);
 }
 
 /* ---- requests ----------------------------------------------------------- */
