@@ -60,6 +60,8 @@ struct component {
 	bool started, stopping;
 	bool online;           /* handshake accepted, stream up */
 	bool tcp_up;           /* this attempt got past the TCP connect */
+	bool stream_broken;    /* libstrophe could not parse what the server sent */
+	bool closing_broken;   /* and we are closing that stream */
 	unsigned busy;         /* > 0 while inside xmpp_run_once() */
 	uint64_t reconnect_at; /* ms, monotonic; 0: none scheduled */
 	unsigned backoff_ms;
@@ -101,9 +103,16 @@ static void seed_random(struct component *comp)
 static void strophe_logger(void *userdata, xmpp_log_level_t level, const char *area,
                            const char *msg)
 {
+	struct component *comp = userdata;
 	char line[ADHOC_REASON_MAX];
-	(void)userdata;
 
+	/* libstrophe 0.12.2 answers XML it cannot parse with an invalid-xml
+	 * stream error, but keeps the stream open with its parser stuck: every
+	 * later stanza, answers included, would be lost until the server hung
+	 * up. Its debug line is the only sign; run_strophe_once() closes. */
+	if (level == XMPP_LEVEL_DEBUG && strcmp(area, "xmpp") == 0 &&
+	    strncmp(msg, "parse error", 11) == 0)
+		comp->stream_broken = true;
 	/* Debug and info carry stanza dumps and the handshake digest: never. */
 	if (level < XMPP_LEVEL_WARN)
 		return;
@@ -494,6 +503,7 @@ static void connect_attempt(struct component *comp)
 {
 	comp->reconnect_at = 0;
 	comp->tcp_up = false;
+	comp->stream_broken = comp->closing_broken = false;
 	new_socket_fd = -1;
 	int rc =
 	    xmpp_connect_component(comp->conn, comp->server, comp->port, handle_connection, comp);
@@ -516,6 +526,12 @@ static void run_strophe_once(struct component *comp, unsigned long timeout_ms)
 	comp->busy--;
 	if (xmpp_conn_is_connected(comp->conn))
 		comp->tcp_up = true;
+	if (comp->stream_broken && !comp->closing_broken && xmpp_conn_is_connected(comp->conn)) {
+		comp->closing_broken = true;
+		log_warn("%s:%u sent XML that cannot be parsed; closing the stream", comp->server,
+		         comp->port);
+		xmpp_disconnect(comp->conn); /* then as any disconnect: 503s, reconnect */
+	}
 }
 
 static bool input_waiting(int fd)
@@ -574,7 +590,7 @@ struct component *component_create(const struct component_config *cfg, const cha
 	comp->port = cfg->port ? cfg->port : 5347;
 	comp->request_timeout_ms = cfg->request_timeout_ms;
 	comp->backoff_ms = BACKOFF_MIN_MS;
-	comp->strophe_log = (xmpp_log_t){.handler = strophe_logger};
+	comp->strophe_log = (xmpp_log_t){.handler = strophe_logger, .userdata = comp};
 	seed_random(comp);
 	comp->jid = strdup(cfg->jid);
 	comp->server = strdup(cfg->server);

@@ -3,7 +3,7 @@
  * fake_xmpp.h: what Prosody itself would never send, or what only a broken or
  * compromised server could. Replies from the wrong sender with a pending id,
  * replies for ids never sent, error replies, replies without the form or with
- * missing or huge fields, huge stanzas. Each request must end
+ * missing or huge fields, huge and malformed stanzas. Each request must end
  * with exactly one clean outcome (or keep waiting when the stanza is not its
  * answer), nothing may be answered that should not be, and the component must
  * stay up. The suite runs under ASan and valgrind in scripts/test.sh, which
@@ -501,6 +501,33 @@ static void test_huge_unrelated_stanzas(void)
 	harness_finish(&h);
 }
 
+/* Malformed XML on the stream (here: a DOCTYPE with an entity, which XMPP
+ * forbids) cannot be parsed around: the component drops the stream, fails
+ * the pending request as offline (503) and connects again. */
+static void test_malformed_stream(void)
+{
+	struct harness h;
+	char id[128];
+
+	harness_init(&h, 2 * WAIT_MS);
+	struct outcome *o = request(&h, "localhost", id, sizeof(id));
+	fake_send(&h.fake,
+	          "<!DOCTYPE x [<!ENTITY a 'aaaaaaaaaa'><!ENTITY b '&a;&a;&a;&a;'>]>"
+	          "<iq type='result' from='localhost' id='%s'>&b;</iq>",
+	          id);
+	CU_ASSERT_TRUE_FATAL(wait_outcome(&h, o, WAIT_MS));
+	CU_ASSERT_EQUAL(o->status, COMPONENT_OFFLINE);
+	CU_ASSERT_EQUAL(h.fake.stream_errors, 1); /* invalid-xml, once */
+	CU_ASSERT_TRUE(h.fake.got_stream_close);  /* and the component closed */
+	check_reason_line(o);
+	uint64_t deadline = now_ms() + WAIT_MS;
+	while (h.fake.handshakes < 2 && pump(&h, deadline))
+		;
+	CU_ASSERT_EQUAL(h.fake.handshakes, 2);
+	wait_online(&h);
+	harness_finish(&h);
+}
+
 static const struct unit_test tests[] = {
     {"reply from the wrong sender with a pending id", test_wrong_sender_with_pending_id},
     {"results and errors for ids never sent", test_ids_never_sent},
@@ -509,6 +536,7 @@ static const struct unit_test tests[] = {
     {"results without a usable form", test_results_without_usable_form},
     {"huge field values and many fields", test_huge_fields},
     {"huge stanzas that are not answers", test_huge_unrelated_stanzas},
+    {"malformed XML on the stream", test_malformed_stream},
     {NULL, NULL},
 };
 
