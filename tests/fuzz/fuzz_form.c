@@ -26,6 +26,9 @@ static void check(const struct adhoc_reply *reply)
 	if (reply->status == COMPONENT_OK &&
 	    (!reply->invite.uri || strncasecmp(reply->invite.uri, "xmpp:", 5) != 0))
 		abort();
+	if (reply->status == COMPONENT_OK && reply->invite.landing_url &&
+	    strncasecmp(reply->invite.landing_url, "http", 4) != 0)
+		abort();
 	if (reply->status != COMPONENT_OK &&
 	    (reply->invite.uri || reply->invite.landing_url || reply->invite.expire))
 		abort();

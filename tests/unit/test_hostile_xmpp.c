@@ -378,6 +378,14 @@ static void test_results_without_usable_form(void)
 	     "<x xmlns='jabber:x:data'>" FIELD("uri", "https://evil.example/") "</x></command>",
 	     "the uri value is not an xmpp: URI"},
 	    {"<command xmlns='http://jabber.org/protocol/commands' status='completed'>"
+	     "<x xmlns='jabber:x:data'>" FIELD("uri", "xmpp:ok")
+	         FIELD("landing-url", "javascript:alert(document.cookie)") "</x></command>",
+	     "the landing-url value is not an http(s) URL"},
+	    {"<command xmlns='http://jabber.org/protocol/commands' status='completed'>"
+	     "<x xmlns='jabber:x:data'>" FIELD("uri", "xmpp:ok")
+	         FIELD("landing-url", "data:text/html,&lt;script&gt;") "</x></command>",
+	     "the landing-url value is not an http(s) URL"},
+	    {"<command xmlns='http://jabber.org/protocol/commands' status='completed'>"
 	     "<x xmlns='jabber:x:data'>" FIELD("uri",
 	                                       "xmpp:a&#10;Set-Cookie: x=1") "</x></command>",
 	     "the uri field contains control characters"},
