@@ -9,7 +9,9 @@
  * timeout, so the FIFO of pending requests is also ordered by deadline.
  */
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <expat.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +60,8 @@ struct component {
 	bool started, stopping;
 	bool online;           /* handshake accepted, stream up */
 	bool tcp_up;           /* this attempt got past the TCP connect */
+	bool stream_broken;    /* libstrophe could not parse what the server sent */
+	bool closing_broken;   /* and we are closing that stream */
 	unsigned busy;         /* > 0 while inside xmpp_run_once() */
 	uint64_t reconnect_at; /* ms, monotonic; 0: none scheduled */
 	unsigned backoff_ms;
@@ -99,9 +103,16 @@ static void seed_random(struct component *comp)
 static void strophe_logger(void *userdata, xmpp_log_level_t level, const char *area,
                            const char *msg)
 {
+	struct component *comp = userdata;
 	char line[ADHOC_REASON_MAX];
-	(void)userdata;
 
+	/* libstrophe 0.12.2 answers XML it cannot parse with an invalid-xml
+	 * stream error, but keeps the stream open with its parser stuck: every
+	 * later stanza, answers included, would be lost until the server hung
+	 * up. Its debug line is the only sign; run_strophe_once() closes. */
+	if (level == XMPP_LEVEL_DEBUG && strcmp(area, "xmpp") == 0 &&
+	    strncmp(msg, "parse error", 11) == 0)
+		comp->stream_broken = true;
 	/* Debug and info carry stanza dumps and the handshake digest: never. */
 	if (level < XMPP_LEVEL_WARN)
 		return;
@@ -152,6 +163,36 @@ static int prime_connection(xmpp_conn_t *conn)
 	int rc = xmpp_connect_client(conn, "127.0.0.1", 1, NULL, NULL);
 	xmpp_conn_set_sockopt_callback(conn, sockopt_cb);
 	return rc == XMPP_EINT ? 0 : -1;
+}
+
+/*
+ * Expat's reparse deferral (expat 2.6, and Debian 12's 2.5.0 since its fix
+ * for CVE-2023-52425) holds a partial token back until the buffered input has
+ * doubled. That suits files, not a stream that goes quiet: after a start tag
+ * of a few KB (an 8 KB id from anyone who can address the component) the
+ * stanzas behind it, such as the answer a request waits for, stayed in the
+ * buffer until more bytes came, or the request timed out. libstrophe 0.12.2
+ * owns its parser, re-creates it on every stream and offers no switch, so the
+ * executable defines XML_Parse(), which the dynamic linker binds libstrophe
+ * to, and turns deferral off before handing each chunk to expat's own.
+ * Deferral never applies to a final chunk: documents parsed in one piece are
+ * unaffected. The weak reference keeps older expat (no deferral) working.
+ */
+extern XML_Bool XML_SetReparseDeferralEnabled(XML_Parser parser, XML_Bool enabled)
+    __attribute__((weak));
+
+enum XML_Status XML_Parse(XML_Parser parser, const char *s, int len, int is_final)
+{
+	static enum XML_Status (*expat_parse)(XML_Parser, const char *, int, int);
+
+	if (expat_parse == NULL) {
+		*(void **)&expat_parse = dlsym(RTLD_NEXT, "XML_Parse");
+		if (expat_parse == NULL)
+			abort(); /* no expat loaded: libstrophe could not have called us */
+	}
+	if (XML_SetReparseDeferralEnabled != NULL)
+		XML_SetReparseDeferralEnabled(parser, XML_FALSE);
+	return expat_parse(parser, s, len, is_final);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -462,6 +503,7 @@ static void connect_attempt(struct component *comp)
 {
 	comp->reconnect_at = 0;
 	comp->tcp_up = false;
+	comp->stream_broken = comp->closing_broken = false;
 	new_socket_fd = -1;
 	int rc =
 	    xmpp_connect_component(comp->conn, comp->server, comp->port, handle_connection, comp);
@@ -484,6 +526,12 @@ static void run_strophe_once(struct component *comp, unsigned long timeout_ms)
 	comp->busy--;
 	if (xmpp_conn_is_connected(comp->conn))
 		comp->tcp_up = true;
+	if (comp->stream_broken && !comp->closing_broken && xmpp_conn_is_connected(comp->conn)) {
+		comp->closing_broken = true;
+		log_warn("%s:%u sent XML that cannot be parsed; closing the stream", comp->server,
+		         comp->port);
+		xmpp_disconnect(comp->conn); /* then as any disconnect: 503s, reconnect */
+	}
 }
 
 static bool input_waiting(int fd)
@@ -542,7 +590,7 @@ struct component *component_create(const struct component_config *cfg, const cha
 	comp->port = cfg->port ? cfg->port : 5347;
 	comp->request_timeout_ms = cfg->request_timeout_ms;
 	comp->backoff_ms = BACKOFF_MIN_MS;
-	comp->strophe_log = (xmpp_log_t){.handler = strophe_logger};
+	comp->strophe_log = (xmpp_log_t){.handler = strophe_logger, .userdata = comp};
 	seed_random(comp);
 	comp->jid = strdup(cfg->jid);
 	comp->server = strdup(cfg->server);

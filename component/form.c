@@ -197,6 +197,15 @@ static void parse_form(xmpp_stanza_t *form, struct adhoc_reply *reply)
 		set_outcome(reply, COMPONENT_BAD_REPLY, "the uri value is not an xmpp: URI");
 		goto err;
 	}
+	/* It becomes the Location a browser follows and the link a web page
+	 * shows: never a javascript: or data: URL, whoever sent it. */
+	const char *landing = reply->invite.landing_url;
+	if (landing && strncasecmp(landing, "https://", 8) != 0 &&
+	    strncasecmp(landing, "http://", 7) != 0) {
+		set_outcome(reply, COMPONENT_BAD_REPLY,
+		            "the landing-url value is not an http(s) URL");
+		goto err;
+	}
 	reply->status = COMPONENT_OK;
 	return;
 err:

@@ -6,6 +6,7 @@ libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev"
 DEMO_PKGS="$BUILD_PKGS prosody prosody-modules curl"
 TEST_PKGS="$DEMO_PKGS python3 python3-pytest python3-slixmpp lua-dbi-sqlite3 chromium sqlite3
 valgrind openssl"
+TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev"   # libFuzzer targets (tests/fuzz)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -25,6 +25,8 @@ meson test -C build --suite unit --print-errorlogs \
     --wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite'
 echo "==> unit tests, sanitizer build"
 meson test -C build-asan --suite unit --print-errorlogs
+echo "==> fuzz targets, ${FUZZ_SECONDS:-15} s each (libFuzzer; tests/fuzz/README.md)"
+tests/fuzz/run.sh "${FUZZ_SECONDS:-15}"
 
 echo "==> integration tests, sanitizer build"
 INVITES_API=$PWD/build-asan/src/invites-api /usr/bin/python3 -m pytest -q tests/integration

@@ -37,6 +37,24 @@ void fake_send(struct fake *f, const char *fmt, ...)
 	CU_ASSERT_EQUAL(send(f->conn_fd, buf, (size_t)len, MSG_NOSIGNAL), len);
 }
 
+bool fake_send_bytes(struct fake *f, struct component *comp, const char *data, size_t len,
+                     unsigned wait_ms)
+{
+	uint64_t deadline = now_ms() + wait_ms;
+	size_t sent = 0;
+
+	while (sent < len && f->conn_fd >= 0) {
+		ssize_t n = send(f->conn_fd, data + sent, len - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0)
+			sent += (size_t)n;
+		else if (n < 0 && errno != EAGAIN && errno != EINTR)
+			break;
+		else if (!fake_pump(f, comp, deadline, 10))
+			break;
+	}
+	return sent == len;
+}
+
 void fake_close(struct fake *f)
 {
 	if (f->conn_fd >= 0)
@@ -156,6 +174,12 @@ static void receive_stanzas(struct fake *f)
 		size_t len = element_length(f->in, f->in_len);
 		if (len == 0)
 			return;
+		if (len >= 13 && memcmp(f->in, "<stream:error", 13) == 0) {
+			/* its prefix is bound by the stream header: not a stanza */
+			f->stream_errors++;
+			consume(f, len);
+			continue;
+		}
 		char saved = f->in[len];
 		f->in[len] = '\0';
 		xmpp_stanza_t *stanza = xmpp_stanza_new_from_string(f->ctx, f->in);

@@ -37,6 +37,7 @@ struct fake {
 	unsigned accepts, handshakes, rejects;
 	uint64_t reject_at[FAKE_REJECTS_KEPT]; /* now_ms() of the first rejects */
 	bool got_stream_close;                 /* the component sent </stream:stream> */
+	unsigned stream_errors;                /* <stream:error/>s the component sent */
 	xmpp_stanza_t *received[FAKE_RECEIVED_MAX];
 	unsigned n_received, n_taken; /* stanzas received, and looked at by the test */
 };
@@ -53,6 +54,11 @@ void fake_finish(struct fake *f);
 
 /* Send a printf-formatted string to the connected component. */
 void fake_send(struct fake *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Send len bytes of data, of any size, to the connected component, serving
+ * comp between partial writes so that neither side blocks; false if it could
+ * not all be written within wait_ms. */
+bool fake_send_bytes(struct fake *f, struct component *comp, const char *data, size_t len,
+                     unsigned wait_ms);
 /* Drop the connection, as a server going away. */
 void fake_close(struct fake *f);
 
