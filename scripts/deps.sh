@@ -1,11 +1,12 @@
 # Sourced by the other scripts: installs the Debian packages a step needs.
-# Usage: install_packages build|demo|test
+# Usage: install_packages build|demo|test|bench
 
 BUILD_PKGS="gcc meson ninja-build pkg-config libstrophe-dev libexpat1-dev libmicrohttpd-dev
 libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev"
 DEMO_PKGS="$BUILD_PKGS prosody prosody-modules curl"
 TEST_PKGS="$DEMO_PKGS python3 python3-pytest python3-slixmpp lua-dbi-sqlite3 chromium sqlite3
 valgrind"
+BENCH_PKGS="$BUILD_PKGS prosody prosody-modules lua-dbi-sqlite3 python3 wrk util-linux"
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -17,6 +18,7 @@ install_packages() {
         build) pkgs=$BUILD_PKGS ;;
         demo) pkgs=$DEMO_PKGS ;;
         test) pkgs=$TEST_PKGS ;;
+        bench) pkgs=$BENCH_PKGS ;;
         *) echo "install_packages: unknown set $1" >&2; return 2 ;;
     esac
     for p in $pkgs; do
