@@ -176,23 +176,34 @@ class Usage:
 
 
 # --------------------------------------------------------------------------
-# CPU placement: Prosody is single-threaded; it gets a core of its own, the
-# load tools and our daemon share the others. Every measurement runs on the
-# same placement, so they compare side by side.
+# CPU placement. By default the scheduler places everything, as it would on a
+# server (where the HTTP clients are not even on the machine). With --pin,
+# Prosody (single-threaded) gets the first CPU and the daemon and the load
+# tools share the others: steadier, but the daemon and wrk then share one core
+# on a 2-core machine while the ceiling's loadgen has it alone. The wrong-key
+# phase always gives the server under test the first CPU and wrk the others.
 
 class Cpus:
     def __init__(self, pin):
         cpus = sorted(os.sched_getaffinity(0))
-        self.pin = pin and len(cpus) >= 2
         self.all = cpus
-        self.server = cpus[:1] if self.pin else cpus
-        self.clients = cpus[1:] if self.pin else cpus
+        self.split = len(cpus) >= 2
+        self.pin = pin and self.split
+        self.server = cpus[:1] if self.split else cpus
+        self.clients = cpus[1:] if self.split else cpus
 
-    def prefix(self, cpus):
-        return ["taskset", "-c", ",".join(map(str, cpus))] if self.pin else []
+    def home(self, role):
+        """Where a process of role 'server' (Prosody) or 'clients' lives normally."""
+        return (self.server if role == "server" else self.clients) if self.pin else self.all
+
+    def taskset(self, cpus):
+        return ["taskset", "-c", ",".join(map(str, cpus))] if cpus != self.all else []
+
+    def prefix(self, role):
+        return self.taskset(self.home(role))
 
     def move(self, pid, cpus):
-        if self.pin:
+        if self.split:
             subprocess.run(["taskset", "-a", "-p", "-c", ",".join(map(str, cpus)), str(pid)],
                            check=True, capture_output=True)
 
@@ -275,7 +286,7 @@ class Bench:
         # an fsync, and the disk, not Prosody or us, sets the pace.
         base = None if args.disk or not os.path.isdir("/dev/shm") else "/dev/shm"
         self.dir = Path(tempfile.mkdtemp(prefix="invites-bench-", dir=base))
-        self.cpus = Cpus(not args.no_pin)
+        self.cpus = Cpus(args.pin)
         self.binary = args.binary
         self.loadgen_bin = args.loadgen
         self.floor_bin = args.floor
@@ -296,7 +307,7 @@ class Bench:
             component_port=self.p_comp, host=HOST, our_jid=OUR_JID, loadgen_jid=LOADGEN_JID,
             our_secret=self.our_secret, loadgen_secret=self.loadgen_secret))
         out = open(self.dir / "prosody.stdout", "ab")
-        self.prosody = spawn(self.cpus.prefix(self.cpus.server) +
+        self.prosody = spawn(self.cpus.prefix("server") +
                              ["prosody", "--config", str(self.prosody_cfg), "-F"],
                              stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
         out.close()
@@ -349,7 +360,7 @@ class Bench:
         self.our_key = keys[0]
         self.daemon_log = self.dir / "daemon.log"
         err = open(self.daemon_log, "ab")
-        self.daemon = spawn(self.cpus.prefix(self.cpus.clients) +
+        self.daemon = spawn(self.cpus.prefix("clients") +
                             [self.binary, "-c", str(self.daemon_cfg), "serve"],
                             stdout=err, stderr=err)
         err.close()
@@ -375,18 +386,20 @@ class Bench:
 
     # -- tools --------------------------------------------------------------
 
-    def wrk(self, url, conns, seconds, nice=False):
+    def wrk(self, url, conns, seconds, nice=False, placed=False):
         script = self.dir / "wrk.lua"
         if not script.exists():
             script.write_text(WRK_SCRIPT)
         threads = max(1, min(conns, len(self.cpus.clients)))
-        argv = (["nice", "-n", "19"] if nice else []) + self.cpus.prefix(self.cpus.clients) + [
+        cpus = self.cpus.taskset(self.cpus.clients) if placed else self.cpus.prefix("clients")
+        argv = (["nice", "-n", "19"] if nice else []) + cpus + [
             "wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--timeout", "10s",
             "-H", f"Host: {HOST}", "-s", str(script), url]
         return argv
 
-    def run_wrk(self, url, conns, seconds, expect_ok=True):
-        r = subprocess.run(self.wrk(url, conns, seconds), capture_output=True, text=True,
+    def run_wrk(self, url, conns, seconds, expect_ok=True, placed=False):
+        r = subprocess.run(self.wrk(url, conns, seconds, placed=placed), capture_output=True,
+                           text=True,
                            timeout=seconds + 60)
         return self.parse_wrk(r, expect_ok)
 
@@ -408,7 +421,7 @@ class Bench:
                 "socket_errors": sock_errors, "seconds": secs}
 
     def run_loadgen(self, inflight, seconds):
-        argv = self.cpus.prefix(self.cpus.clients) + [
+        argv = self.cpus.prefix("clients") + [
             self.loadgen_bin, "--port", str(self.p_comp), "--jid", LOADGEN_JID,
             "--secret", self.loadgen_secret, "--host", HOST, "--inflight", str(inflight),
             "--duration", str(seconds), "--warmup", "1"]
@@ -452,7 +465,7 @@ class Bench:
     def floor(self):
         """RSS of bench/floor: the daemon's libraries started the same way, no
         invites-api code. Placed like the daemon, measured after the same wait."""
-        proc = spawn(self.cpus.prefix(self.cpus.clients) +
+        proc = spawn(self.cpus.prefix("clients") +
                      [self.floor_bin, str(self.dir / "floor.sqlite")],
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -483,36 +496,41 @@ class Bench:
 
     def wrong_keys(self, rounds, seconds, conns=WRONG_KEY_CONNS):
         """Answers per second to a wrong key, alternately, `rounds` times each.
-        Each server gets the same core: Prosody (mod_invites_api) has its own;
-        our daemon is moved onto it for this phase (Prosody is idle then), the
-        load tool stays on the others."""
+        Each server in turn gets the first core (Prosody for mod_invites_api,
+        then our daemon, then bench/floor; the others are idle meanwhile), wrk
+        the others."""
         runs = {"mod": [], "ours": [], "floor": []}
         floor_port = free_port()
-        floor = spawn(self.cpus.prefix(self.cpus.server) +
+        floor = spawn(self.cpus.taskset(self.cpus.server) +
                       [self.floor_bin, str(self.dir / "floor.sqlite"), str(floor_port)],
                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if floor.stdout.readline().strip() != b"ready":
             raise BenchError(f"bench/floor failed: {floor.stderr.read()!r}")
         for _ in range(rounds):
-            u = Usage(self.prosody.pid).start()
-            res = self.run_wrk(self.url("mod", self.wrong(self.mod_key)), conns, seconds,
-                               expect_ok=False)
-            u.stop()
+            self.cpus.move(self.prosody.pid, self.cpus.server)
+            try:
+                u = Usage(self.prosody.pid).start()
+                res = self.run_wrk(self.url("mod", self.wrong(self.mod_key)), conns, seconds,
+                                   expect_ok=False, placed=True)
+                u.stop()
+            finally:
+                self.cpus.move(self.prosody.pid, self.cpus.home("server"))
             res["server_cpu_us_per_answer"] = u.cpu_s * 1e6 / res["requests"]
             runs["mod"].append(res)
             self.cpus.move(self.daemon.pid, self.cpus.server)
             try:
                 u = Usage(self.daemon.pid).start()
                 res = self.run_wrk(self.url("ours", self.wrong(self.our_key)), conns, seconds,
-                                   expect_ok=False)
+                                   expect_ok=False, placed=True)
                 u.stop()
                 res["server_cpu_us_per_answer"] = u.cpu_s * 1e6 / res["requests"]
                 runs["ours"].append(res)
             finally:
-                self.cpus.move(self.daemon.pid, self.cpus.clients)
+                self.cpus.move(self.daemon.pid, self.cpus.home("clients"))
             u = Usage(floor.pid).start()
             res = self.run_wrk(f"http://127.0.0.1:{floor_port}/invites_api?key="
-                               f"{self.wrong(self.our_key)}", conns, seconds, expect_ok=False)
+                               f"{self.wrong(self.our_key)}", conns, seconds, expect_ok=False,
+                               placed=True)
             u.stop()
             res["server_cpu_us_per_answer"] = u.cpu_s * 1e6 / res["requests"]
             runs["floor"].append(res)
@@ -524,7 +542,7 @@ class Bench:
                     f"{res['server_cpu_us_per_answer']:.0f} µs CPU each")
         # The HTTP hop alone at concurrency 1, placed like the invite runs (server and
         # wrk on the client CPUs): part of what any HTTP front adds to the ceiling.
-        self.cpus.move(floor.pid, self.cpus.clients)
+        self.cpus.move(floor.pid, self.cpus.home("clients"))
         hop = {"floor": self.run_wrk(f"http://127.0.0.1:{floor_port}/invites_api?key="
                                      f"{self.wrong(self.our_key)}", 1, seconds,
                                      expect_ok=False),
@@ -631,7 +649,7 @@ class Bench:
         self.make_mod_key()
         self.start_daemon()
         log(f"CPUs: Prosody on {self.cpus.server}, daemon and load tools on {self.cpus.clients}"
-            if self.cpus.pin else "CPUs: not pinned")
+            if self.cpus.pin else "CPUs: not pinned (but in the wrong-key phase)")
         self.results["idle"] = self.idle(a.idle)
         self.results["floor"] = self.floor()
         # one invite through each path before measuring (first-use costs)
@@ -684,8 +702,10 @@ def mark(ok):
     return "yes" if ok else "**no**"
 
 
-def report(results, facts, args, pin_desc, started, elapsed):
+def report(results, facts, run):
     rounds = results["rounds"]
+    args = argparse.Namespace(**run)
+    pin_desc, started, elapsed = run["pin_desc"], run["started"], run["elapsed"]
 
     def med(what, level, field):
         return median([r[f"{what}/{level}"][field] for r in rounds])
@@ -729,8 +749,10 @@ def report(results, facts, args, pin_desc, started, elapsed):
         f"| | {ff / fq:.2f}x of quiet (ceiling: {cf / cq:.2f}x) | >= 0.9x of quiet "
         f"| {mark(ff >= 0.9 * fq)} |")
     idle = results["idle"]
+    tick_ms = 1000 / CLK_TCK   # the unit of /proc/PID/stat
     add(f"| idle CPU over {idle['seconds']:.0f} s | | {idle['cpu_ms']:.2f} ms "
-        f"({idle['cpu_ticks']} ticks) | | | | none measurable | {mark(idle['cpu_ticks'] == 0)} |")
+        f"({idle['cpu_ticks']} ticks of {tick_ms:.0f} ms) | | | | none measurable: under one "
+        f"tick | {mark(idle['cpu_ms'] < tick_ms)} |")
     add(f"| idle wakeups/s | | {idle['wakeups_per_s']:.2f} | | | | <= ~2 "
         f"| {mark(idle['wakeups_per_s'] <= 2)} |")
     fl_rss = results["floor"]["rss_kib"]
@@ -741,12 +763,15 @@ def report(results, facts, args, pin_desc, started, elapsed):
     add(f"| RSS with {cn['count']} open connections, MiB | | {cn['rss_kib'] / 1024:.1f} "
         f"(1,000 at the same slope: {at_1000 / 1024:.1f}) | | | | < 32 with 1,000 "
         f"| {mark(at_1000 < 32 * 1024)} |")
+    def prosody_us(what, level):
+        return median([r[f"{what}/{level}"]["prosody_cpu"] * 1e6 / r[f"{what}/{level}"]["rate"]
+                       for r in rounds])
+
     for level in LEVELS:
         us = med("ours", level, "daemon_cpu_us_per_invite")
-        prosody_us = median([r[f"ceiling/{level}"]["prosody_cpu"] * 1e6 /
-                             r[f"ceiling/{level}"]["rate"] for r in rounds])
-        add(f"| CPU per invite µs, concurrency {level} | | {us:.0f} (our daemon) "
-            f"| {prosody_us:.0f} (Prosody) | | | | |")
+        add(f"| CPU per invite µs, concurrency {level}: Prosody's (+ our daemon's) "
+            f"| {prosody_us('mod', level):.0f} | {prosody_us('ours', level):.0f} (+ {us:.0f}) "
+            f"| {prosody_us('ceiling', level):.0f} | | | | |")
 
     detail = ["| run | concurrency | invites/s | p50 ms | p99 ms | Prosody CPU | our CPU |",
               "|---|---:|---:|---:|---:|---:|---:|"]
@@ -819,20 +844,30 @@ One Prosody with SQLite storage (`mod_storage_sql`, the database on
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--loadgen", required=True)
-    ap.add_argument("--floor", required=True)
+    ap.add_argument("--binary", help="invites-api (bench/run passes it)")
+    ap.add_argument("--loadgen", help="bench/loadgen, built (bench/run passes it)")
+    ap.add_argument("--floor", help="bench/floor, built (bench/run passes it)")
     ap.add_argument("--json", help="also write every measurement to this file")
     ap.add_argument("--quick", action="store_true", help="short durations, for development")
     ap.add_argument("--duration", type=int, help="seconds per measurement")
     ap.add_argument("--rounds", type=int, help="rounds of the throughput measurements")
     ap.add_argument("--idle", type=int, help="seconds of the idle measurement")
-    ap.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin Prosody to the first CPU, everything else to the others")
     ap.add_argument("--disk", action="store_true",
                     help="keep Prosody's data in /tmp (on disk) rather than /dev/shm")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--out", default=str(Path(__file__).parent / "RESULTS.md"))
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="measure nothing: write the report of a run saved with --json")
     a = ap.parse_args()
+    if a.from_json:
+        saved = json.loads(Path(a.from_json).read_text())
+        Path(a.out).write_text(report(saved["results"], saved["facts"], saved["run"]))
+        log(f"wrote {a.out} from {a.from_json}")
+        return 0
+    if not (a.binary and a.loadgen and a.floor):
+        ap.error("--binary, --loadgen and --floor are needed to measure")
     a.duration = a.duration or (3 if a.quick else 6)
     a.rounds = a.rounds or (1 if a.quick else 5)
     a.wrong_rounds = 1 if a.quick else 3
@@ -851,7 +886,8 @@ def main():
         results = bench.run()
         pin_desc = (f"Prosody (single-threaded) pinned to CPU {bench.cpus.server[0]}; our "
                     f"daemon, wrk and loadgen to CPU(s) {','.join(map(str, bench.cpus.clients))}."
-                    if bench.cpus.pin else "Processes not pinned to CPUs.")
+                    if bench.cpus.pin else
+                    "No process pinned to a CPU (`--pin` pins them), but in the wrong-key phase.")
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
         if bench.daemon is not None:
@@ -860,12 +896,14 @@ def main():
         return 1
     finally:
         bench.cleanup()
-    text = report(results, facts, a, pin_desc, started, time.monotonic() - t0)
+    run = {"quick": a.quick, "rounds": a.rounds, "duration": a.duration, "disk": a.disk,
+           "pin_desc": pin_desc, "started": started, "elapsed": time.monotonic() - t0}
+    text = report(results, facts, run)
     Path(a.out).write_text(text)
     print(text)
     if a.json:
-        Path(a.json).write_text(json.dumps({"facts": facts, "results": results}, indent=1,
-                                           default=str))
+        Path(a.json).write_text(json.dumps({"facts": facts, "results": results, "run": run},
+                                           indent=1, default=str))
     log(f"wrote {a.out}")
     return 0
 
