@@ -1,5 +1,5 @@
 # Sourced by the other scripts: installs the Debian packages a step needs.
-# Usage: install_packages build|demo|test
+# Usage: install_packages build|demo|test|bench
 
 BUILD_PKGS="gcc meson ninja-build pkg-config libstrophe-dev libexpat1-dev libmicrohttpd-dev libgnutls28-dev
 libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev"
@@ -7,6 +7,7 @@ DEMO_PKGS="$BUILD_PKGS prosody prosody-modules curl"
 TEST_PKGS="$DEMO_PKGS python3 python3-pytest python3-slixmpp lua-dbi-sqlite3 chromium sqlite3
 valgrind openssl"
 TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev"   # libFuzzer targets (tests/fuzz)
+BENCH_PKGS="$BUILD_PKGS prosody prosody-modules lua-dbi-sqlite3 python3 wrk util-linux"
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -18,6 +19,7 @@ install_packages() {
         build) pkgs=$BUILD_PKGS ;;
         demo) pkgs=$DEMO_PKGS ;;
         test) pkgs=$TEST_PKGS ;;
+        bench) pkgs=$BENCH_PKGS ;;
         *) echo "install_packages: unknown set $1" >&2; return 2 ;;
     esac
     for p in $pkgs; do

@@ -1,0 +1,912 @@
+#!/usr/bin/python3
+"""The benchmark of issue #5: invites-api against mod_invites_api and against
+Prosody's own ceiling, on one Prosody with SQLite storage. Run it through
+bench/run, which builds the daemon and the load generator first.
+
+Everything runs on loopback from a temporary directory that is removed at the
+end; every child process is stopped, whatever happens.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HOST = "localhost"
+OUR_JID = "invites.localhost"
+LOADGEN_JID = "loadgen.localhost"
+LEVELS = (1, 8, 64)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+CHILDREN = []
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+def spawn(argv, **kw):
+    proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, **kw)
+    CHILDREN.append(proc)
+    return proc
+
+
+def stop_children():
+    for proc in reversed(CHILDREN):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_accepts(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def tail(path, n=20):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+# --------------------------------------------------------------------------
+# process accounting from /proc
+
+def cpu_ticks(pid):
+    """utime + stime of the whole process, in clock ticks (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def cpu_ns(pid):
+    """CPU time of every thread, in ns (schedstat: finer than the ticks of stat)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def ctxt_switches(pid):
+    """Voluntary + involuntary context switches of every thread: wakeups."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "status").read_text()
+        except OSError:
+            continue
+        total += sum(int(v) for v in re.findall(r"^\w+_ctxt_switches:\s+(\d+)", text, re.M))
+    return total
+
+
+def rss_kib(pid):
+    m = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+    return int(m.group(1))
+
+
+def rollup(pid):
+    """Pss and private (dirty + clean) memory in KiB, from /proc/PID/smaps_rollup."""
+    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    kib = {k: int(v) for k, v in re.findall(r"^(\w+):\s+(\d+) kB", text, re.M)}
+    return {"pss_kib": kib.get("Pss", 0),
+            "private_kib": kib.get("Private_Dirty", 0) + kib.get("Private_Clean", 0)}
+
+
+def rss_breakdown(pid):
+    """RSS by kind from /proc/PID/smaps_rollup-like sums over smaps: file-backed vs
+    anonymous (heap, stacks, anonymous maps), in KiB."""
+    file_kib = anon_kib = 0
+    kib = {}
+    cur = None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        parts = line.split()
+        if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+            cur = parts[5] if len(parts) > 5 else "[anon]"
+        elif parts and parts[0] == "Rss:":
+            v = int(parts[1])
+            kib[cur] = kib.get(cur, 0) + v
+            if cur.startswith("/"):
+                file_kib += v
+            else:
+                anon_kib += v
+    top = sorted(kib.items(), key=lambda kv: -kv[1])[:8]
+    return {"file_kib": file_kib, "anon_kib": anon_kib, "top": top, **rollup(pid)}
+
+
+class Usage:
+    """CPU and wakeups of a process between start() and stop()."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def start(self):
+        self.t0 = time.monotonic()
+        self.ns0, self.ticks0, self.cs0 = cpu_ns(self.pid), cpu_ticks(self.pid), ctxt_switches(
+            self.pid)
+        return self
+
+    def stop(self):
+        self.seconds = time.monotonic() - self.t0
+        self.cpu_s = (cpu_ns(self.pid) - self.ns0) / 1e9
+        self.cpu_ticks = cpu_ticks(self.pid) - self.ticks0
+        self.wakeups = ctxt_switches(self.pid) - self.cs0
+        return self
+
+
+# --------------------------------------------------------------------------
+# CPU placement. By default the scheduler places everything, as it would on a
+# server (where the HTTP clients are not even on the machine). With --pin,
+# Prosody (single-threaded) gets the first CPU and the daemon and the load
+# tools share the others: steadier, but the daemon and wrk then share one core
+# on a 2-core machine while the ceiling's loadgen has it alone. The wrong-key
+# phase always gives the server under test the first CPU and wrk the others.
+
+class Cpus:
+    def __init__(self, pin):
+        cpus = sorted(os.sched_getaffinity(0))
+        self.all = cpus
+        self.split = len(cpus) >= 2
+        self.pin = pin and self.split
+        self.server = cpus[:1] if self.split else cpus
+        self.clients = cpus[1:] if self.split else cpus
+
+    def home(self, role):
+        """Where a process of role 'server' (Prosody) or 'clients' lives normally."""
+        return (self.server if role == "server" else self.clients) if self.pin else self.all
+
+    def taskset(self, cpus):
+        return ["taskset", "-c", ",".join(map(str, cpus))] if cpus != self.all else []
+
+    def prefix(self, role):
+        return self.taskset(self.home(role))
+
+    def move(self, pid, cpus):
+        if self.split:
+            subprocess.run(["taskset", "-a", "-p", "-c", ",".join(map(str, cpus)), str(pid)],
+                           check=True, capture_output=True)
+
+
+# --------------------------------------------------------------------------
+# the setup: one Prosody, our daemon, the tools
+
+PROSODY_CONFIG = """\
+-- written by bench/bench.py
+pidfile = "{dir}/prosody.pid"
+data_path = "{dir}/data"
+daemonize = false
+run_as_root = true
+modules_enabled = {{ "disco", "adhoc", "invites", "invites_adhoc", "invites_register",
+                    "http", "invites_page", "invites_api" }}
+modules_disabled = {{ "s2s", "tls" }}
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {c2s_port} }}
+c2s_interfaces = {{ "127.0.0.1" }}
+http_ports = {{ {http_port} }}
+http_interfaces = {{ "127.0.0.1" }}
+https_ports = {{ }}
+component_ports = {{ {component_port} }}
+component_interfaces = {{ "127.0.0.1" }}
+storage = "sql"
+sql = {{ driver = "SQLite3", database = "prosody.sqlite" }}
+log = {{ warn = "{dir}/prosody.log" }}
+
+VirtualHost "{host}"
+  admins = {{ "{our_jid}", "{loadgen_jid}" }}
+
+Component "{our_jid}"
+  component_secret = "{our_secret}"
+
+-- used only by bench/loadgen, for the ceiling
+Component "{loadgen_jid}"
+  component_secret = "{loadgen_secret}"
+"""
+
+DAEMON_CONFIG = """\
+; written by bench/bench.py
+[component]
+jid = {jid}
+secret = {secret}
+server = 127.0.0.1
+port = {component_port}
+hosts = {host}
+
+[http]
+bind = 127.0.0.1
+port = {http_port}
+path = /invites_api
+max_connections = {max_connections}
+
+[keys]
+database = {dir}/keys.sqlite
+"""
+
+# The largest connection limit the daemon accepts (http/http.c, src/config.c).
+MAX_CONNECTIONS = 900
+# Connections of the wrong-key load (the daemon allows 64 per client address).
+WRONG_KEY_CONNS = 32
+
+WRK_SCRIPT = """\
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCHJSON {"requests": %d, "duration_us": %d, "status_errors": %d, "connect": %d, ' ..
+    '"read": %d, "write": %d, "timeout": %d, "p50_us": %d, "p99_us": %d}\\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        # Prosody's SQLite on tmpfs by default: on disk every invite waits for
+        # an fsync, and the disk, not Prosody or us, sets the pace.
+        base = None if args.disk or not os.path.isdir("/dev/shm") else "/dev/shm"
+        self.dir = Path(tempfile.mkdtemp(prefix="invites-bench-", dir=base))
+        self.cpus = Cpus(args.pin)
+        self.binary = args.binary
+        self.loadgen_bin = args.loadgen
+        self.floor_bin = args.floor
+        self.results = {"rounds": []}
+        self.prosody = self.daemon = None
+
+    # -- Prosody ------------------------------------------------------------
+
+    def start_prosody(self):
+        (self.dir / "data").mkdir()
+        (self.dir / "certs").mkdir()
+        self.p_c2s, self.p_http, self.p_comp = free_port(), free_port(), free_port()
+        self.our_secret = secrets.token_urlsafe(24)
+        self.loadgen_secret = secrets.token_urlsafe(24)
+        self.prosody_cfg = self.dir / "prosody.cfg.lua"
+        self.prosody_cfg.write_text(PROSODY_CONFIG.format(
+            dir=self.dir, c2s_port=self.p_c2s, http_port=self.p_http,
+            component_port=self.p_comp, host=HOST, our_jid=OUR_JID, loadgen_jid=LOADGEN_JID,
+            our_secret=self.our_secret, loadgen_secret=self.loadgen_secret))
+        out = open(self.dir / "prosody.stdout", "ab")
+        self.prosody = spawn(self.cpus.prefix("server") +
+                             ["prosody", "--config", str(self.prosody_cfg), "-F"],
+                             stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
+        out.close()
+
+        def ready():
+            if self.prosody.poll() is not None:
+                raise BenchError(f"Prosody exited with {self.prosody.returncode}:\n"
+                                 f"{tail(self.dir / 'prosody.stdout')}\n"
+                                 f"{tail(self.dir / 'prosody.log')}")
+            return port_accepts(self.p_comp) and port_accepts(self.p_http)
+        wait_until(ready, 20, "Prosody's ports")
+        log(f"Prosody {self.prosody.pid} up (http {self.p_http}, component {self.p_comp})")
+
+    def prosodyctl(self, *args):
+        return subprocess.run(["prosodyctl", "--config", str(self.prosody_cfg), *args],
+                              capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL, cwd=self.dir)
+
+    def make_mod_key(self):
+        r = self.prosodyctl("mod_invites_api", "create", HOST, "bench")
+        found = [ln.strip() for ln in r.stdout.splitlines()
+                 if re.fullmatch(r"[^/\s]+/\S+", ln.strip())]
+        if r.returncode != 0 or len(found) != 1:
+            raise BenchError(f"prosodyctl mod_invites_api create failed: {r.stdout} {r.stderr}")
+        self.mod_key = found[0]
+
+    def stored_invites(self):
+        db = sqlite3.connect(f"file:{self.dir}/data/prosody.sqlite?mode=ro", uri=True,
+                             timeout=10)
+        try:
+            return db.execute("SELECT count(*) FROM prosody WHERE host = ? AND store = ?",
+                              (HOST, "invite_token")).fetchone()[0]
+        finally:
+            db.close()
+
+    # -- our daemon ---------------------------------------------------------
+
+    def start_daemon(self):
+        self.d_http = free_port()
+        self.daemon_cfg = self.dir / "component.cfg"
+        self.daemon_cfg.write_text(DAEMON_CONFIG.format(
+            jid=OUR_JID, secret=self.our_secret, component_port=self.p_comp, host=HOST,
+            http_port=self.d_http, max_connections=MAX_CONNECTIONS, dir=self.dir))
+        os.chmod(self.daemon_cfg, 0o600)
+        r = subprocess.run([self.binary, "-c", str(self.daemon_cfg), "create", HOST, "bench"],
+                           capture_output=True, text=True, timeout=30)
+        keys = [ln for ln in r.stdout.splitlines() if re.fullmatch(r"[^/\s]+/\S+", ln)]
+        if r.returncode != 0 or len(keys) != 1:
+            raise BenchError(f"invites-api create failed: {r.stdout} {r.stderr}")
+        self.our_key = keys[0]
+        self.daemon_log = self.dir / "daemon.log"
+        err = open(self.daemon_log, "ab")
+        self.daemon = spawn(self.cpus.prefix("clients") +
+                            [self.binary, "-c", str(self.daemon_cfg), "serve"],
+                            stdout=err, stderr=err)
+        err.close()
+
+        def connected():
+            if self.daemon.poll() is not None:
+                raise BenchError(f"invites-api exited with {self.daemon.returncode}:\n"
+                                 f"{tail(self.daemon_log)}")
+            return "connected to" in self.daemon_log.read_text(errors="replace")
+        wait_until(connected, 20, "invites-api to connect to Prosody")
+        log(f"invites-api {self.daemon.pid} up (http {self.d_http})")
+
+    # -- URLs ---------------------------------------------------------------
+
+    def url(self, who, key):
+        port = self.p_http if who == "mod" else self.d_http
+        return f"http://127.0.0.1:{port}/invites_api?key={key}"
+
+    @staticmethod
+    def wrong(key):
+        kid, secret = key.split("/", 1)
+        return f"{kid}/{'A' * len(secret)}"
+
+    # -- tools --------------------------------------------------------------
+
+    def wrk(self, url, conns, seconds, nice=False, placed=False):
+        script = self.dir / "wrk.lua"
+        if not script.exists():
+            script.write_text(WRK_SCRIPT)
+        threads = max(1, min(conns, len(self.cpus.clients)))
+        cpus = self.cpus.taskset(self.cpus.clients) if placed else self.cpus.prefix("clients")
+        argv = (["nice", "-n", "19"] if nice else []) + cpus + [
+            "wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--timeout", "10s",
+            "-H", f"Host: {HOST}", "-s", str(script), url]
+        return argv
+
+    def run_wrk(self, url, conns, seconds, expect_ok=True, placed=False):
+        r = subprocess.run(self.wrk(url, conns, seconds, placed=placed), capture_output=True,
+                           text=True,
+                           timeout=seconds + 60)
+        return self.parse_wrk(r, expect_ok)
+
+    @staticmethod
+    def parse_wrk(r, expect_ok):
+        m = re.search(r"^BENCHJSON (\{.*\})$", r.stdout, re.M)
+        if r.returncode != 0 or not m:
+            raise BenchError(f"wrk failed ({r.returncode}): {r.stdout}\n{r.stderr}")
+        w = json.loads(m.group(1))
+        secs = w["duration_us"] / 1e6
+        ok = w["requests"] - w["status_errors"]
+        sock_errors = w["connect"] + w["read"] + w["write"] + w["timeout"]
+        if expect_ok and (w["status_errors"] or sock_errors):
+            raise BenchError(f"wrk saw failures (status {w['status_errors']}, "
+                             f"socket {sock_errors}) out of {w['requests']}: {r.stdout}")
+        return {"rate": (ok if expect_ok else w["requests"]) / secs, "count": ok,
+                "requests": w["requests"], "p50_ms": w["p50_us"] / 1000,
+                "p99_ms": w["p99_us"] / 1000, "errors": w["status_errors"],
+                "socket_errors": sock_errors, "seconds": secs}
+
+    def run_loadgen(self, inflight, seconds):
+        argv = self.cpus.prefix("clients") + [
+            self.loadgen_bin, "--port", str(self.p_comp), "--jid", LOADGEN_JID,
+            "--secret", self.loadgen_secret, "--host", HOST, "--inflight", str(inflight),
+            "--duration", str(seconds), "--warmup", "1"]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+        if r.returncode != 0 or not r.stdout.strip():
+            raise BenchError(f"loadgen failed ({r.returncode}): {r.stdout}\n{r.stderr}")
+        g = json.loads(r.stdout.strip().splitlines()[-1])
+        if g["errors"]:
+            raise BenchError(f"loadgen: Prosody refused commands: {r.stderr}")
+        return {"rate": g["rate"], "count": g["completed"], "p50_ms": g["p50_us"] / 1000,
+                "p99_ms": g["p99_us"] / 1000, "seconds": g["seconds"]}
+
+    def measure(self, what, level, seconds):
+        """One measurement with Prosody's and our daemon's CPU time around it."""
+        pu, du = Usage(self.prosody.pid).start(), Usage(self.daemon.pid).start()
+        if what == "ceiling":
+            res = self.run_loadgen(level, seconds)
+        else:
+            key = self.mod_key if what == "mod" else self.our_key
+            res = self.run_wrk(self.url(what, key), level, seconds)
+        pu.stop(), du.stop()
+        res["prosody_cpu"] = pu.cpu_s / pu.seconds
+        res["daemon_cpu"] = du.cpu_s / du.seconds
+        res["daemon_cpu_us_per_invite"] = du.cpu_s * 1e6 / res["count"] if res["count"] else 0
+        return res
+
+    # -- the phases ---------------------------------------------------------
+
+    def idle(self, seconds):
+        time.sleep(2)   # let the start settle
+        u = Usage(self.daemon.pid).start()
+        time.sleep(seconds)
+        u.stop()
+        rss = rss_kib(self.daemon.pid)
+        log(f"idle {u.seconds:.0f}s: {u.cpu_s * 1000:.2f} ms CPU ({u.cpu_ticks} ticks), "
+            f"{u.wakeups} wakeups, RSS {rss} KiB")
+        return {"seconds": u.seconds, "cpu_ms": u.cpu_s * 1000, "cpu_ticks": u.cpu_ticks,
+                "wakeups": u.wakeups, "wakeups_per_s": u.wakeups / u.seconds, "rss_kib": rss,
+                "rss": rss_breakdown(self.daemon.pid)}
+
+    def floor(self):
+        """RSS of bench/floor: the daemon's libraries started the same way, no
+        invites-api code. Placed like the daemon, measured after the same wait."""
+        proc = spawn(self.cpus.prefix("clients") +
+                     [self.floor_bin, str(self.dir / "floor.sqlite")],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            line = proc.stdout.readline()
+            if line.strip() != b"ready":
+                raise BenchError(f"bench/floor failed: {line!r} {proc.stderr.read()!r}")
+            time.sleep(2)
+            res = {"rss_kib": rss_kib(proc.pid), "rss": rss_breakdown(proc.pid)}
+        finally:
+            proc.kill()
+            proc.wait()
+        log(f"library floor: RSS {res['rss_kib']} KiB")
+        return res
+
+    def throughput(self, rounds, seconds):
+        order = ["ceiling", "mod", "ours"]
+        for r in range(rounds):
+            rnd = {}
+            for level in LEVELS:
+                for what in order[r % 3:] + order[:r % 3]:   # rotate: no one always goes first
+                    res = self.measure(what, level, seconds)
+                    rnd[f"{what}/{level}"] = res
+                    log(f"round {r + 1} c={level:<2} {what:8} {res['rate']:8.1f}/s "
+                        f"p50 {res['p50_ms']:.2f} ms p99 {res['p99_ms']:.2f} ms "
+                        f"(Prosody CPU {res['prosody_cpu'] * 100:.0f}%, "
+                        f"ours {res['daemon_cpu'] * 100:.0f}%)")
+            self.results["rounds"].append(rnd)
+
+    def wrong_keys(self, rounds, seconds, conns=WRONG_KEY_CONNS):
+        """Answers per second to a wrong key, alternately, `rounds` times each.
+        Each server in turn gets the first core (Prosody for mod_invites_api,
+        then our daemon, then bench/floor; the others are idle meanwhile), wrk
+        the others."""
+        runs = {"mod": [], "ours": [], "floor": []}
+        floor_port = free_port()
+        floor = spawn(self.cpus.taskset(self.cpus.server) +
+                      [self.floor_bin, str(self.dir / "floor.sqlite"), str(floor_port)],
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if floor.stdout.readline().strip() != b"ready":
+            raise BenchError(f"bench/floor failed: {floor.stderr.read()!r}")
+        for _ in range(rounds):
+            self.cpus.move(self.prosody.pid, self.cpus.server)
+            try:
+                u = Usage(self.prosody.pid).start()
+                res = self.run_wrk(self.url("mod", self.wrong(self.mod_key)), conns, seconds,
+                                   expect_ok=False, placed=True)
+                u.stop()
+            finally:
+                self.cpus.move(self.prosody.pid, self.cpus.home("server"))
+            res["server_cpu_us_per_answer"] = u.cpu_s * 1e6 / res["requests"]
+            runs["mod"].append(res)
+            self.cpus.move(self.daemon.pid, self.cpus.server)
+            try:
+                u = Usage(self.daemon.pid).start()
+                res = self.run_wrk(self.url("ours", self.wrong(self.our_key)), conns, seconds,
+                                   expect_ok=False, placed=True)
+                u.stop()
+                res["server_cpu_us_per_answer"] = u.cpu_s * 1e6 / res["requests"]
+                runs["ours"].append(res)
+            finally:
+                self.cpus.move(self.daemon.pid, self.cpus.home("clients"))
+            u = Usage(floor.pid).start()
+            res = self.run_wrk(f"http://127.0.0.1:{floor_port}/invites_api?key="
+                               f"{self.wrong(self.our_key)}", conns, seconds, expect_ok=False,
+                               placed=True)
+            u.stop()
+            res["server_cpu_us_per_answer"] = u.cpu_s * 1e6 / res["requests"]
+            runs["floor"].append(res)
+            for who in ("mod", "ours", "floor"):
+                res = runs[who][-1]
+                if res["errors"] != res["requests"] or res["socket_errors"]:
+                    raise BenchError(f"wrong key: expected only refusals from {who}: {res}")
+                log(f"wrong key {who:5} {res['rate']:9.0f}/s p50 {res['p50_ms']:.2f} ms, "
+                    f"{res['server_cpu_us_per_answer']:.0f} µs CPU each")
+        # The HTTP hop alone at concurrency 1, placed like the invite runs (server and
+        # wrk on the client CPUs): part of what any HTTP front adds to the ceiling.
+        self.cpus.move(floor.pid, self.cpus.home("clients"))
+        hop = {"floor": self.run_wrk(f"http://127.0.0.1:{floor_port}/invites_api?key="
+                                     f"{self.wrong(self.our_key)}", 1, seconds,
+                                     expect_ok=False),
+               "ours": self.run_wrk(self.url("ours", self.wrong(self.our_key)), 1, seconds,
+                                    expect_ok=False)}
+        floor.kill()
+        floor.wait()
+        log(f"HTTP hop at concurrency 1: floor p50 {hop['floor']['p50_ms']:.2f} ms, "
+            f"ours (wrong key) {hop['ours']['p50_ms']:.2f} ms")
+        self.results["wrong_key"] = runs
+        self.results["hop"] = hop
+
+    def under_flood(self, what, level, seconds, flood_argv):
+        """measure(what, level) while a second wrk floods our daemon with wrong keys;
+        returns (measurement, wrong keys answered per second)."""
+        flooder = spawn(flood_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(2)   # the flood is at full speed before the measurement starts
+            res = self.measure(what, level, seconds)
+            out, err = flooder.communicate(timeout=seconds + 60)
+        finally:
+            if flooder.poll() is None:
+                flooder.kill()
+                flooder.wait()
+        flood = self.parse_wrk(subprocess.CompletedProcess(flood_argv, flooder.returncode,
+                                                           out, err), expect_ok=False)
+        return res, flood["rate"]
+
+    def flood(self, rounds, seconds, level=8):
+        """Our invites at `level` with and without a wrong-key flood (a second wrk,
+        at the lowest CPU priority: on a real server the flood's CPU is not ours),
+        and the ceiling likewise: on one machine the flood takes CPU from everyone,
+        the ceiling's drop shows how much of ours is that alone."""
+        flood_argv = self.wrk(self.url("ours", self.wrong(self.our_key)), WRONG_KEY_CONNS,
+                              seconds + 4, nice=True)
+        runs = []
+        for _ in range(rounds):
+            run = {"quiet": self.measure("ours", level, seconds)}
+            run["flood"], run["flood_rate"] = self.under_flood("ours", level, seconds,
+                                                               flood_argv)
+            run["ceiling_quiet"] = self.measure("ceiling", level, seconds)
+            run["ceiling_flood"], _ = self.under_flood("ceiling", level, seconds, flood_argv)
+            runs.append(run)
+            log(f"flood: ours {run['quiet']['rate']:.1f}/s quiet, {run['flood']['rate']:.1f}/s "
+                f"under {run['flood_rate']:.0f} wrong keys/s; ceiling "
+                f"{run['ceiling_quiet']['rate']:.1f} -> {run['ceiling_flood']['rate']:.1f}")
+        self.results["flood"] = {"level": level, "runs": runs}
+
+    def connections(self, count):
+        """RSS with `count` open HTTP connections, each with a request begun (headers
+        not finished), spread over source addresses 127.0.0.2... because the daemon
+        allows 64 connections per client address."""
+        before = rss_kib(self.daemon.pid)
+        socks = []
+        try:
+            for i in range(count):
+                s = socket.socket()
+                s.bind((f"127.0.0.{2 + i // 60}", 0))
+                s.connect(("127.0.0.1", self.d_http))
+                s.sendall(b"GET /invites_api?key=" + self.wrong(self.our_key).encode() +
+                          b" HTTP/1.1\r\nHost: localhost\r\nUser-Agent: bench\r\n")
+                socks.append(s)
+            time.sleep(2)
+            # each connection must still be open: the daemon closes refused ones
+            alive = 0
+            for s in socks:
+                s.setblocking(False)
+                try:
+                    alive += s.recv(1) != b""
+                except BlockingIOError:
+                    alive += 1
+                except OSError:
+                    pass
+            during = rss_kib(self.daemon.pid)
+            smaps = rss_breakdown(self.daemon.pid)
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(1)
+        after = rss_kib(self.daemon.pid)
+        log(f"{alive}/{count} connections open: RSS {before} -> {during} KiB, {after} KiB after")
+        if alive != count:
+            raise BenchError(f"only {alive} of {count} connections stayed open")
+        self.results["connections"] = {"count": count, "rss_before_kib": before,
+                                       "per_connection_kib": (during - before) / count,
+                                       "rss_kib": during, "rss_after_kib": after, "rss": smaps}
+
+    def cleanup(self):
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.terminate()
+            try:
+                self.daemon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+        stop_children()
+        if self.args.keep:
+            log(f"kept {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def run(self):
+        a = self.args
+        self.start_prosody()
+        self.make_mod_key()
+        self.start_daemon()
+        log(f"CPUs: Prosody on {self.cpus.server}, daemon and load tools on {self.cpus.clients}"
+            if self.cpus.pin else "CPUs: not pinned (but in the wrong-key phase)")
+        self.results["idle"] = self.idle(a.idle)
+        self.results["floor"] = self.floor()
+        # one invite through each path before measuring (first-use costs)
+        for who, key in (("mod", self.mod_key), ("ours", self.our_key)):
+            self.run_wrk(self.url(who, key), 1, 1)
+        self.throughput(a.rounds, a.duration)
+        self.wrong_keys(a.wrong_rounds, a.duration)
+        self.flood(a.wrong_rounds, a.duration)
+        self.results["cpu_after_load"] = self.idle(min(a.idle, 10))
+        self.connections(MAX_CONNECTIONS)
+        self.results["stored_invites"] = self.stored_invites()
+        self.daemon.terminate()
+        self.daemon.wait(timeout=10)
+        if self.daemon.returncode != 0:
+            raise BenchError(f"invites-api exited with {self.daemon.returncode}: "
+                             f"{tail(self.daemon_log)}")
+        return self.results
+
+
+# --------------------------------------------------------------------------
+# the report
+
+def machine_facts():
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)
+    pkgs = {}
+    for p in ("prosody", "prosody-modules", "lua-dbi-sqlite3", "libstrophe0", "libmicrohttpd12",
+              "libsqlite3-0", "wrk"):
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", p], capture_output=True,
+                           text=True)
+        pkgs[p] = r.stdout.strip() or "?"
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "memory_gib": round(int(mem) / 1048576, 1), "packages": pkgs, "loadavg": load}
+
+
+def median(values):
+    return statistics.median(values) if values else 0
+
+
+def fmt(v, digits=1):
+    return f"{v:,.{digits}f}"
+
+
+def mark(ok):
+    return "yes" if ok else "**no**"
+
+
+def report(results, facts, run):
+    rounds = results["rounds"]
+    args = argparse.Namespace(**run)
+    pin_desc, started, elapsed = run["pin_desc"], run["started"], run["elapsed"]
+
+    def med(what, level, field):
+        return median([r[f"{what}/{level}"][field] for r in rounds])
+
+    rows = []
+    add = rows.append
+    add("| measurement | mod_invites_api | ours | ceiling | ours / mod_invites_api "
+        "| ours / ceiling | target | met |")
+    add("|---|---:|---:|---:|---:|---:|---|---|")
+    for level in LEVELS:
+        m, o, c = (med(w, level, "rate") for w in ("mod", "ours", "ceiling"))
+        ok = o >= m and o >= 0.95 * c
+        add(f"| invites/s, concurrency {level} | {fmt(m)} | {fmt(o)} | {fmt(c)} "
+            f"| {o / m:.2f}x | {o / c:.2f}x | >= 1.0x and >= 0.95x | {mark(ok)} |")
+    for level in LEVELS:
+        m, o, c = (med(w, level, "p50_ms") for w in ("mod", "ours", "ceiling"))
+        add(f"| p50 latency ms, concurrency {level} | {fmt(m, 2)} | {fmt(o, 2)} | {fmt(c, 2)} "
+            f"| | {o - c:+.2f} ms | added < 1 ms | {mark(o - c < 1)} |")
+    hop = results["hop"]
+    add(f"| HTTP round trip p50 ms, concurrency 1, no Prosody | | {hop['ours']['p50_ms']:.2f} "
+        f"(wrong key; HTTP floor: {hop['floor']['p50_ms']:.2f}) | | | | | |")
+    for level in LEVELS:
+        m, o, c = (med(w, level, "p99_ms") for w in ("mod", "ours", "ceiling"))
+        add(f"| p99 latency ms, concurrency {level} | {fmt(m, 2)} | {fmt(o, 2)} | {fmt(c, 2)} "
+            f"| | {o - c:+.2f} ms | | |")
+    wk = results["wrong_key"]
+    wm, wo, wf = (median([r["rate"] for r in wk[who]]) for who in ("mod", "ours", "floor"))
+    add(f"| wrong-key answers/s | {fmt(wm, 0)} | {fmt(wo, 0)} (HTTP floor: {fmt(wf, 0)}) | "
+        f"| {wo / wm:.1f}x | | >= 20x | {mark(wo >= 20 * wm)} |")
+    cm, co, cf = (median([r["server_cpu_us_per_answer"] for r in wk[who]])
+                  for who in ("mod", "ours", "floor"))
+    add(f"| CPU per wrong-key answer µs | {cm:.0f} | {co:.0f} (HTTP floor: {cf:.0f}) | "
+        f"| {cm / co:.1f}x fewer | | | |")
+    fl = results["flood"]
+    fq, ff, cq, cf, frate = (median([r[k]["rate"] if k != "flood_rate" else r[k]
+                                     for r in fl["runs"]])
+                             for k in ("quiet", "flood", "ceiling_quiet", "ceiling_flood",
+                                       "flood_rate"))
+    add(f"| invites/s under a wrong-key flood ({fmt(frate, 0)} answers/s), concurrency "
+        f"{fl['level']} | | {fmt(ff)} (quiet {fmt(fq)}) | {fmt(cf)} (quiet {fmt(cq)}) "
+        f"| | {ff / fq:.2f}x of quiet (ceiling: {cf / cq:.2f}x) | >= 0.9x of quiet "
+        f"| {mark(ff >= 0.9 * fq)} |")
+    idle = results["idle"]
+    tick_ms = 1000 / CLK_TCK   # the unit of /proc/PID/stat
+    add(f"| idle CPU over {idle['seconds']:.0f} s | | {idle['cpu_ms']:.2f} ms "
+        f"({idle['cpu_ticks']} ticks of {tick_ms:.0f} ms) | | | | none measurable: under one "
+        f"tick | {mark(idle['cpu_ms'] < tick_ms)} |")
+    add(f"| idle wakeups/s | | {idle['wakeups_per_s']:.2f} | | | | <= ~2 "
+        f"| {mark(idle['wakeups_per_s'] <= 2)} |")
+    fl_rss = results["floor"]["rss_kib"]
+    add(f"| RSS idle, MiB | | {idle['rss_kib'] / 1024:.1f} (libraries alone: "
+        f"{fl_rss / 1024:.1f}) | | | | < 8 | {mark(idle['rss_kib'] < 8 * 1024)} |")
+    cn = results["connections"]
+    at_1000 = cn["rss_before_kib"] + cn["per_connection_kib"] * 1000
+    add(f"| RSS with {cn['count']} open connections, MiB | | {cn['rss_kib'] / 1024:.1f} "
+        f"(1,000 at the same slope: {at_1000 / 1024:.1f}) | | | | < 32 with 1,000 "
+        f"| {mark(at_1000 < 32 * 1024)} |")
+    def prosody_us(what, level):
+        return median([r[f"{what}/{level}"]["prosody_cpu"] * 1e6 / r[f"{what}/{level}"]["rate"]
+                       for r in rounds])
+
+    for level in LEVELS:
+        us = med("ours", level, "daemon_cpu_us_per_invite")
+        add(f"| CPU per invite µs, concurrency {level}: Prosody's (+ our daemon's) "
+            f"| {prosody_us('mod', level):.0f} | {prosody_us('ours', level):.0f} (+ {us:.0f}) "
+            f"| {prosody_us('ceiling', level):.0f} | | | | |")
+
+    detail = ["| run | concurrency | invites/s | p50 ms | p99 ms | Prosody CPU | our CPU |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for i, rnd in enumerate(rounds, 1):
+        for level in LEVELS:
+            for what in ("ceiling", "mod", "ours"):
+                r = rnd[f"{what}/{level}"]
+                detail.append(f"| round {i} {what} | {level} | {fmt(r['rate'])} "
+                              f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+                              f"| {r['prosody_cpu'] * 100:.0f}% | {r['daemon_cpu'] * 100:.0f}% |")
+    for i, r in enumerate(fl["runs"], 1):
+        for k in ("quiet", "flood", "ceiling_quiet", "ceiling_flood"):
+            detail.append(f"| flood {i} {k.replace('_', ' ')} | {fl['level']} "
+                          f"| {fmt(r[k]['rate'])} | {r[k]['p50_ms']:.2f} | {r[k]['p99_ms']:.2f} "
+                          f"| {r[k]['prosody_cpu'] * 100:.0f}% | {r[k]['daemon_cpu'] * 100:.0f}% |")
+    for who in ("mod", "ours", "floor"):
+        for i, r in enumerate(wk[who], 1):
+            detail.append(f"| wrong key {i} {who} | {WRONG_KEY_CONNS} | {fmt(r['rate'], 0)} "
+                          f"answers | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | | |")
+
+    def top(rss):
+        return ", ".join(f"{Path(n).name or n} {k:,}" for n, k in rss["top"][:6])
+
+    f = facts
+    pk = ", ".join(f"{k} {v}" for k, v in f["packages"].items())
+    after = results["cpu_after_load"]
+    return f"""# Benchmark results
+
+Written by `bench/run{' --quick' if args.quick else ''}` on {started} UTC in {elapsed:.0f} s.
+Machine: {f['cpu']}, {f['cores']} cores, {f['memory_gib']} GiB, Linux {f['kernel']};
+load average at the start {' '.join(f['loadavg'])}. Packages: {pk}.
+One Prosody with SQLite storage (`mod_storage_sql`, the database on
+{'disk' if args.disk else 'tmpfs'}) for every measurement; {args.rounds} round(s) of
+{args.duration} s per measurement, in rotating order, medians shown.
+{pin_desc}
+
+{chr(10).join(rows)}
+
+- **Ceiling**: `bench/loadgen`, a libstrophe component keeping N create-account
+  commands in flight straight to Prosody (N = the concurrency level); round trip
+  from send to reply. mod_invites_api and ours: wrk, N connections, keep-alive;
+  every answer checked to be a `201`.
+- **Wrong keys**: an existing key ID with a wrong secret, {WRONG_KEY_CONNS} connections;
+  each server on a core of its own, wrk on the other(s). The HTTP floor is `bench/floor
+  PORT`: one libmicrohttpd thread answering a fixed 401 with no key lookup and no log,
+  under the same wrk: the most this machine and one wrk thread make of it. CPU per answer:
+  the server's CPU time over the run divided by the answers.
+- **Flood**: a second wrk ({WRONG_KEY_CONNS} connections, `nice 19`) sends wrong keys
+  to our daemon during the measurement; the ceiling is measured under the same flood.
+- **Memory**: RSS from `/proc/PID/status`. Idle: RSS {idle['rss_kib']:,} KiB, of which
+  {idle['rss']['file_kib']:,} KiB are file-backed (shared library pages), Pss
+  {idle['rss']['pss_kib']:,} KiB, private {idle['rss']['private_kib']:,} KiB; largest
+  mappings (KiB): {top(idle['rss'])}. `bench/floor` (the same libraries started the same
+  way, no invites-api code): RSS {fl_rss:,} KiB; largest: {top(results['floor']['rss'])}.
+- **Connections**: each held open with a request begun, from several loopback source
+  addresses (the daemon allows 64 per address); {cn['count']} is the most the daemon
+  accepts: `max_connections` is capped at 900 because libstrophe `select()`s on the
+  XMPP socket, whose descriptor must stay below 1024. RSS {cn['rss_before_kib']:,} ->
+  {cn['rss_kib']:,} KiB ({cn['per_connection_kib']:.1f} KiB per connection), Pss
+  {cn['rss']['pss_kib']:,} KiB; {cn['rss_after_kib']:,} KiB once they closed.
+- After the load: {after['cpu_ms']:.2f} ms CPU over {after['seconds']:.0f} s idle,
+  {after['wakeups_per_s']:.2f} wakeups/s, RSS {after['rss_kib']:,} KiB. Prosody stored
+  {results['stored_invites']:,} invites in all.
+
+## Every run
+
+{chr(10).join(detail)}
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--binary", help="invites-api (bench/run passes it)")
+    ap.add_argument("--loadgen", help="bench/loadgen, built (bench/run passes it)")
+    ap.add_argument("--floor", help="bench/floor, built (bench/run passes it)")
+    ap.add_argument("--json", help="also write every measurement to this file")
+    ap.add_argument("--quick", action="store_true", help="short durations, for development")
+    ap.add_argument("--duration", type=int, help="seconds per measurement")
+    ap.add_argument("--rounds", type=int, help="rounds of the throughput measurements")
+    ap.add_argument("--idle", type=int, help="seconds of the idle measurement")
+    ap.add_argument("--pin", action="store_true",
+                    help="pin Prosody to the first CPU, everything else to the others")
+    ap.add_argument("--disk", action="store_true",
+                    help="keep Prosody's data in /tmp (on disk) rather than /dev/shm")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "RESULTS.md"))
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="measure nothing: write the report of a run saved with --json")
+    a = ap.parse_args()
+    if a.from_json:
+        saved = json.loads(Path(a.from_json).read_text())
+        Path(a.out).write_text(report(saved["results"], saved["facts"], saved["run"]))
+        log(f"wrote {a.out} from {a.from_json}")
+        return 0
+    if not (a.binary and a.loadgen and a.floor):
+        ap.error("--binary, --loadgen and --floor are needed to measure")
+    a.duration = a.duration or (3 if a.quick else 6)
+    a.rounds = a.rounds or (1 if a.quick else 5)
+    a.wrong_rounds = 1 if a.quick else 3
+    a.idle = a.idle or (5 if a.quick else 30)
+
+    for tool in ("prosody", "prosodyctl", "wrk", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} not found (scripts/deps.sh bench installs it)")
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    t0 = time.monotonic()
+    facts = machine_facts()
+    bench = Bench(a)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(130))
+    try:
+        results = bench.run()
+        pin_desc = (f"Prosody (single-threaded) pinned to CPU {bench.cpus.server[0]}; our "
+                    f"daemon, wrk and loadgen to CPU(s) {','.join(map(str, bench.cpus.clients))}."
+                    if bench.cpus.pin else
+                    "No process pinned to a CPU (`--pin` pins them), but in the wrong-key phase.")
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        if bench.daemon is not None:
+            print(f"--- daemon log\n{tail(bench.daemon_log)}", file=sys.stderr)
+        print(f"--- prosody log\n{tail(bench.dir / 'prosody.log')}", file=sys.stderr)
+        return 1
+    finally:
+        bench.cleanup()
+    run = {"quick": a.quick, "rounds": a.rounds, "duration": a.duration, "disk": a.disk,
+           "pin_desc": pin_desc, "started": started, "elapsed": time.monotonic() - t0}
+    text = report(results, facts, run)
+    Path(a.out).write_text(text)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"facts": facts, "results": results, "run": run},
+                                           indent=1, default=str))
+    log(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
