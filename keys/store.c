@@ -1,6 +1,8 @@
 #include "keys-internal.h"
 #include "keys.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +59,10 @@ struct keystore {
 	sqlite3 *db;
 	sqlite3_stmt *verify; /* kept prepared: verification runs on every request */
 	char *path;
+	dev_t dev; /* the file opened, to notice it replaced (see refresh()) */
+	ino_t ino;
+	bool gone_reported;
+	int busy_timeout_ms; /* -1: SQLite's default as configured at open */
 	char error[ERROR_SIZE];
 };
 
@@ -246,6 +253,12 @@ struct keystore *keystore_open(const char *path, const char **errstr)
 	           " ON k.id = wanted");
 	if (store->verify == NULL)
 		goto err_db;
+	struct stat st;
+	if (stat(store->path, &st) == 0) {
+		store->dev = st.st_dev;
+		store->ino = st.st_ino;
+	}
+	store->busy_timeout_ms = -1;
 	return store;
 
 err_db:
@@ -265,7 +278,10 @@ err_alloc:
 
 int keystore_set_busy_timeout(struct keystore *store, unsigned timeout_ms)
 {
-	return sqlite3_busy_timeout(store->db, (int)timeout_ms) == SQLITE_OK ? 0 : -1;
+	if (timeout_ms > INT_MAX || sqlite3_busy_timeout(store->db, (int)timeout_ms) != SQLITE_OK)
+		return -1;
+	store->busy_timeout_ms = (int)timeout_ms;
+	return 0;
 }
 
 void keystore_close(struct keystore *store)
@@ -276,6 +292,52 @@ void keystore_close(struct keystore *store)
 	sqlite3_close(store->db);
 	free(store->path);
 	free(store);
+}
+
+/*
+ * A long-lived handle (the daemon's) must see the file the CLI sees: when the
+ * file at the path was replaced (a backup restored by rename, or deleted and
+ * made anew by "create"), keys revoked in the new file would otherwise still
+ * work here. So every operation first compares the path's inode with the one
+ * opened and reopens on a change. A path with no file at all keeps the open
+ * one, so a removed directory does not stop existing keys from working; that
+ * is said once, since revoking is then impossible until it is back.
+ */
+static void refresh(struct keystore *store)
+{
+	struct stat st;
+	if (stat(store->path, &st) != 0) {
+		if (!store->gone_reported)
+			log_warn("key store %s: %s; still serving the keys it held, but none can "
+			         "be created or revoked until it is back (restore it, or restart "
+			         "to start an empty one)",
+			         store->path, strerror(errno));
+		store->gone_reported = true;
+		return;
+	}
+	if (store->gone_reported)
+		log_info("key store %s: the file is back", store->path);
+	store->gone_reported = false;
+	if (st.st_dev == store->dev && st.st_ino == store->ino)
+		return;
+
+	const char *err = NULL;
+	struct keystore *fresh = keystore_open(store->path, &err);
+	if (fresh == NULL) {
+		log_warn("%s; still using the file opened before", err);
+		return;
+	}
+	if (store->busy_timeout_ms >= 0)
+		sqlite3_busy_timeout(fresh->db, store->busy_timeout_ms);
+	log_info("key store %s was replaced: reopened it", store->path);
+	sqlite3_finalize(store->verify);
+	sqlite3_close(store->db);
+	store->db = fresh->db;
+	store->verify = fresh->verify;
+	store->dev = fresh->dev;
+	store->ino = fresh->ino;
+	free(fresh->path);
+	free(fresh);
 }
 
 /* ---- create and import ---- */
@@ -367,6 +429,7 @@ enum keys_status keystore_create(struct keystore *store, const char *host, const
                                  const struct api_key_limits *limits, struct api_key_new *key,
                                  const char **errstr)
 {
+	refresh(store);
 	static const struct api_key_limits unlimited;
 	if (limits == NULL)
 		limits = &unlimited;
@@ -435,6 +498,7 @@ enum keys_status keystore_import(struct keystore *store, const char *host, const
                                  const char *secret, const char *name, int64_t created,
                                  const char **errstr)
 {
+	refresh(store);
 	const char *invalid = keys_check_host(host);
 	if (invalid == NULL)
 		invalid = keys_check_name(name);
@@ -498,6 +562,7 @@ static int list_row(struct keystore *store, sqlite3_stmt *list, keystore_list_cb
 enum keys_status keystore_list(struct keystore *store, const char *host, keystore_list_cb cb,
                                void *userdata, const char **errstr)
 {
+	refresh(store);
 	int rc = SQLITE_OK, stop = 0;
 	sqlite3_stmt *list = prepare(store, "SELECT id, host, name, created, expires, max_invites,"
 	                                    " period_s, last_used, invites FROM api_keys"
@@ -546,6 +611,7 @@ static int delete_key(struct keystore *store, sqlite3_stmt *del, const char *hos
 enum keys_status keystore_delete(struct keystore *store, const char *host, const char *id,
                                  const char **errstr)
 {
+	refresh(store);
 	sqlite3_stmt *del = prepare(store, "DELETE FROM api_keys WHERE host = ?1 AND id = ?2");
 	int deleted = del != NULL ? delete_key(store, del, host, id) : -1;
 	sqlite3_finalize(del);
@@ -627,6 +693,7 @@ static int lookup(struct keystore *store, const char *id, size_t id_len,
 enum keys_status keystore_verify(struct keystore *store, const char *credential, size_t len,
                                  int64_t now, struct api_key_match *match, const char **errstr)
 {
+	refresh(store);
 	struct api_key_parts parts;
 	bool parsed = keys_parse(credential, len, &parts);
 	if (!parsed)
@@ -695,6 +762,7 @@ static int update_usage(struct keystore *store, sqlite3_stmt *update,
 enum keys_status keystore_record_usage(struct keystore *store, const struct api_key_usage *usage,
                                        size_t n, const char **errstr)
 {
+	refresh(store);
 	sqlite3_stmt *update = prepare(
 	    store, "UPDATE api_keys SET invites = invites + ?2,"
 	           " last_used = CASE WHEN ?3 > coalesce(last_used, 0) THEN ?3 ELSE last_used END,"

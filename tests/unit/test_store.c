@@ -621,6 +621,57 @@ static void test_no_secret_in_file(void)
 	fixture_finish(&fx);
 }
 
+/* A long-lived handle (the daemon's) follows the file at the path: a store
+ * replaced by rename (a backup restored) or deleted and made anew is
+ * reopened, so a key revoked in the new file is refused at once; while no
+ * file is there at all, the keys already open keep working. */
+static void test_replaced_file(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *daemon = open_store(&fx);
+	struct api_key_new k1, k2, k3;
+	struct api_key_match match;
+	const char *err = NULL;
+	create_key(daemon, HOST, "one", &k1);
+	create_key(daemon, HOST, "two", &k2);
+
+	/* Restore a copy over the file, then revoke k1 in it with a new handle. */
+	char copy[128], sql[256];
+	snprintf(copy, sizeof copy, "%s.new", fx.path);
+	snprintf(sql, sizeof sql, "VACUUM INTO '%s'", copy);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, sql), SQLITE_OK);
+	CU_ASSERT_FATAL(rename(copy, fx.path) == 0);
+	struct keystore *cli = open_store(&fx);
+	CU_ASSERT_EQUAL(keystore_delete(cli, HOST, k1.id, &err), KEYS_OK);
+	keystore_close(cli);
+	CU_ASSERT_EQUAL(verify_text(daemon, k1.text, &match), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify_text(daemon, k2.text, &match), KEYS_OK);
+
+	/* Removed: the open keys keep working, creating or revoking fails... */
+	char side[128];
+	snprintf(side, sizeof side, "%s-wal", fx.path);
+	unlink(side);
+	snprintf(side, sizeof side, "%s-shm", fx.path);
+	unlink(side);
+	CU_ASSERT_FATAL(unlink(fx.path) == 0);
+	CU_ASSERT_EQUAL(verify_text(daemon, k2.text, &match), KEYS_OK);
+	/* ...until a new store is made there: then only its keys work. */
+	cli = open_store(&fx);
+	create_key(cli, HOST, "three", &k3);
+	keystore_close(cli);
+	CU_ASSERT_EQUAL(verify_text(daemon, k2.text, &match), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify_text(daemon, k3.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(keystore_delete(daemon, HOST, k3.id, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(row_count(&fx), 0);
+
+	keystore_close(daemon);
+	keys_wipe(&k1);
+	keys_wipe(&k2);
+	keys_wipe(&k3);
+	fixture_finish(&fx);
+}
+
 static void test_schema(void)
 {
 	struct fixture fx;
@@ -1456,6 +1507,7 @@ static const struct unit_test tests[] = {
     {"a version 1 store upgrades in place", test_migrate_from_v1},
     {"a failed migration changes nothing", test_migration_failure},
     {"out-of-range limits are a malformed record", test_malformed_limits},
+    {"a replaced or removed store file is followed", test_replaced_file},
     {NULL, NULL},
 };
 
