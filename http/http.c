@@ -28,6 +28,7 @@
 #define SHUTDOWN_FLUSH_MS            2000
 #define CONNECTION_MEMORY            (48 * 1024) /* per connection: request + answer */
 #define HTTP_MAX_REQUEST_HEADERS     (16 * 1024) /* URL, query and headers; see request_begin() */
+#define POOL_BYTES_PER_ENTRY         64 /* MHD's struct MHD_HTTP_Header (48) and alignment */
 #define ALLOWED_METHODS              "GET, POST, OPTIONS"
 #define CONTENT_TYPE_TEXT            "text/plain; charset=utf-8"
 #define CONTENT_TYPE_JSON            "application/json"
@@ -466,7 +467,9 @@ static enum MHD_Result scan_value(void *cls, enum MHD_ValueKind kind, const char
 {
 	struct request_scan *scan = cls;
 
-	scan->bytes += key_size + value_size + 4; /* ": " and CRLF, or "&" and "=" */
+	/* ": " and CRLF (or "&" and "="), and what MHD keeps for each entry in
+	 * the connection's pool: many tiny headers cost more than their bytes. */
+	scan->bytes += key_size + value_size + 4 + POOL_BYTES_PER_ENTRY;
 	if (value == NULL)
 		value_size = 0;
 	if (memchr(key, '\0', key_size) != NULL ||
