@@ -25,6 +25,7 @@ struct conn_table {
 	unsigned count;                /* open connections */
 	unsigned shut;                 /* of them shut down here, not yet closed by MHD */
 	unsigned deadline_ms;          /* for receiving one request */
+	unsigned limit;                /* live connections kept; 0: no limit */
 	bool raw_answers;              /* false under TLS: close without a word */
 	const char *headers;           /* extra header lines for own answers, borrowed */
 };
@@ -33,7 +34,9 @@ struct conn_table {
 void conn_table_init(struct conn_table *t, unsigned deadline_ms, bool raw_answers,
                      const char *headers);
 
-/* A new connection on fd, its deadline running. NULL when out of memory. */
+/* A new connection on fd, its deadline running. NULL when out of memory.
+ * Past the table's limit, the oldest connection still awaiting a request is
+ * dropped to make room (idle connections cannot keep others out). */
 struct http_conn *conn_open(struct conn_table *t, int fd, int64_t now_ms);
 
 /* Forget and free c (MHD closed it). Accepts NULL. */

@@ -58,6 +58,21 @@ static void append_conn(struct conn_table *t, struct http_conn *c, int64_t now_m
 	c->listed = true;
 }
 
+/* Shut c down: 408 where a request had begun; a connection that sent
+ * nothing is closed without a word (an unasked answer could be read as the
+ * answer to its next request). */
+static void drop_conn(struct conn_table *t, struct http_conn *c, const char *reason)
+{
+	if (c->request_line) {
+		conn_refuse(t, c, 408, "Request Timeout", reason);
+		return;
+	}
+	unlink_conn(t, c);
+	c->shut = true;
+	t->shut++;
+	shutdown(c->fd, SHUT_RDWR);
+}
+
 struct http_conn *conn_open(struct conn_table *t, int fd, int64_t now_ms)
 {
 	struct http_conn *c = calloc(1, sizeof(*c));
@@ -66,6 +81,10 @@ struct http_conn *conn_open(struct conn_table *t, int fd, int64_t now_ms)
 	c->fd = fd;
 	append_conn(t, c, now_ms);
 	t->count++;
+	/* The oldest awaited request is the head; c itself is the tail. */
+	if (t->limit != 0 && t->count - t->shut > t->limit && t->head != c)
+		drop_conn(t, t->head,
+		          "request not received in time: its slot went to a new connection");
 	return c;
 }
 
@@ -142,17 +161,7 @@ unsigned conn_expire(struct conn_table *t, int64_t now_ms)
 	unsigned n = 0;
 
 	while (t->head != NULL && t->head->deadline_ms <= now_ms) {
-		struct http_conn *c = t->head;
-		if (c->request_line) {
-			conn_refuse(t, c, 408, "Request Timeout", "request not received in time");
-		} else {
-			/* No request begun: nothing to answer (an unasked 408
-			 * could be read as the answer to the next request). */
-			unlink_conn(t, c);
-			c->shut = true;
-			t->shut++;
-			shutdown(c->fd, SHUT_RDWR);
-		}
+		drop_conn(t, t->head, "request not received in time");
 		n++;
 	}
 	return n;

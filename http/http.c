@@ -19,6 +19,7 @@
 #include "log.h"
 
 #define DEFAULT_CONNECTION_LIMIT     512
+#define CONNECTION_SLACK             16  /* see start_daemon() */
 #define MAX_CONNECTION_LIMIT         900 /* libstrophe select()s: its fd must stay < 1024 */
 #define DEFAULT_CONNECTION_TIMEOUT_S 30
 #define DEFAULT_PER_IP_LIMIT         64
@@ -924,7 +925,12 @@ static struct MHD_Daemon *start_daemon(struct http_api *api, const struct http_a
                                        const union sock_addr *addr, bool ipv6)
 {
 	unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	unsigned int limit = cfg->max_connections ? cfg->max_connections : DEFAULT_CONNECTION_LIMIT;
+	/* MHD refuses past its limit by not accepting at all; a little above
+	 * ours, so that an idle connection can be dropped for a new one
+	 * (conn_open()) instead. */
+	unsigned int limit =
+	    (cfg->max_connections ? cfg->max_connections : DEFAULT_CONNECTION_LIMIT) +
+	    CONNECTION_SLACK;
 	unsigned int timeout =
 	    cfg->connection_timeout_s ? cfg->connection_timeout_s : DEFAULT_CONNECTION_TIMEOUT_S;
 	struct MHD_OptionItem tls_options[] = {
@@ -1022,6 +1028,7 @@ static const char *prepare_api(struct http_api *api, const struct http_api_confi
 	if (api->own_headers == NULL)
 		return "out of memory";
 	conn_table_init(&api->conns, deadline_s * 1000, false, api->own_headers);
+	api->conns.limit = cfg->max_connections ? cfg->max_connections : DEFAULT_CONNECTION_LIMIT;
 	if (cfg->auth_failure_burst > 0) {
 		api->throttle = throttle_create(cfg->auth_failure_burst, cfg->auth_failure_rate,
 		                                THROTTLE_CAPACITY);

@@ -237,6 +237,29 @@ def test_idle_connection_flood_does_not_starve_others(hostile):
             s.close()
 
 
+def test_idle_connections_from_many_addresses_cannot_fill_the_server(hostile):
+    """Idle connections from more addresses than max_connections allows
+    (30 x 5 for 120): the oldest idle ones are dropped for new ones, so the
+    server never stops accepting, and a client at yet another address gets its
+    invite at once, again and again, while the flood is held."""
+    held = []
+    try:
+        # all at once: the request deadline (2 s) must not free slots meanwhile
+        for i in range(30):
+            held += [connect(hostile.http_port, f"127.0.1.{1 + i}") for _ in range(PER_IP)]
+        time.sleep(0.3)
+        open_now = [s for s in held if not select.select([s], [], [], 0)[0]]
+        assert MAX_CONNECTIONS - PER_IP <= len(open_now) <= MAX_CONNECTIONS, len(open_now)
+        for _ in range(5):
+            start = time.monotonic()
+            honest_invite(hostile, source="127.0.2.1")
+            assert time.monotonic() - start < 1
+            # the flood comes back for the freed slot
+            held.append(connect(hostile.http_port, "127.0.1.250"))
+    finally:
+        for s in held:
+            s.close()
+
 def test_idle_flood_is_cleared_by_the_deadline(hostile):
     """Connections held idle are closed by the server once the deadline passes,
     freeing their slots."""
