@@ -124,7 +124,11 @@ def wrapper_errors():
         for log in sorted(d.glob("*.log")):
             text = log.read_text(errors="replace")
             m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
-            if m and int(m.group(1)) > 0:
+            # a process killed before its summary still has its error reports
+            reported = re.search(r"^==\d+== (Invalid |Conditional jump|Use of uninitialised|"
+                                 r"Syscall param|Mismatched free|Source and destination)",
+                                 text, re.MULTILINE)
+            if (m and int(m.group(1)) > 0) or reported:
                 found.append((str(log), "\n".join(text.splitlines()[:60])))
     return found
 

@@ -291,15 +291,17 @@ def test_twenty_prosody_restarts_under_steady_load(fast_prosody, make_instance, 
     assert_daemon_alive(inst)
     assert connected_count(inst) == connects + 20, inst.describe()
     statuses = check_calls(load.since(start_index), inst, timeout_s)
-    print(f"\n20 restarts: {dict(statuses)}; VmRSS {rss_before} KiB before, "
-          f"{rss_after} KiB after ({(rss_after - rss_before) * 100 / rss_before:+.1f}%)")
-    assert rss_after <= rss_before * 1.10, \
-        f"VmRSS grew from {rss_before} to {rss_after} KiB over 20 restarts"
     stored = fast_prosody.stored_tokens()
     made = [c.location for c in load.since(0) if c.status == 201]
     missing = [loc for loc in made if harness.token_from_url(loc) not in stored]
     assert not missing, f"{len(missing)} invites answered 201 are not stored: {missing[:3]}"
-    loc, _ = assert_created(inst.get_invite(inst.key), inst)
+    assert_created(inst.get_invite(inst.key), inst)
+    print(f"\n20 restarts: {dict(statuses)}; VmRSS {rss_before} KiB before, "
+          f"{rss_after} KiB after ({(rss_after - rss_before) * 100 / rss_before:+.1f}%)")
+    if harness.WRAPPER:
+        return   # valgrind's own memory (its queue of freed blocks) is in the RSS
+    assert rss_after <= rss_before * 1.10, \
+        f"VmRSS grew from {rss_before} to {rss_after} KiB over 20 restarts"
 
 
 # -- integrity under load -----------------------------------------------------
