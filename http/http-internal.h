@@ -7,14 +7,19 @@
  * hands them over (header values raw, query values URL-decoded).
  */
 
+#include <gnutls/abstract.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
 #include "http.h"
 
 #define HTTP_MAX_BODY       ((size_t)64 * 1024) /* larger request bodies get 413 */
 #define HTTP_MAX_CREDENTIAL 4096                /* longer keys are refused without a lookup */
 #define HTTP_MAX_REASON     200                 /* error reasons are cut to this many bytes */
+#define HTTP_MAX_URI        (8 * 1024)          /* path and query: longer ones get 414 */
+#define HTTP_MAX_PARAMS     100                 /* query parameters: more get 414 */
 
 /* What the method of a request on the API path asks for. */
 enum method_action {
@@ -71,5 +76,80 @@ char *body_error(const char *reason, bool json, size_t *len);
  * spaces and stops at the first '?', so that a query, which may hold a key,
  * never reaches the log even when a decoded path contains one. */
 void log_escape(char *dst, size_t size, const char *src, bool field);
+
+/* tls.c: fresh copies of tls's chain and key for one TLS session, for
+ * GnuTLS to free (GNUTLS_CERT_RETR_DEINIT_ALL). 0, or -1 (out of memory). */
+int tls_session_credentials(const struct http_api_tls *tls, gnutls_pcert_st **certs,
+                            unsigned *n_certs, gnutls_privkey_t *privkey);
+/* What is wrong with a request's raw target (path and query, as received). */
+enum uri_problem {
+	URI_OK,
+	URI_TOO_LONG,   /* over HTTP_MAX_URI bytes: 414 */
+	URI_TOO_MANY,   /* over HTTP_MAX_PARAMS query parameters: 414 */
+	URI_BAD_ESCAPE, /* '%' not followed by two hex digits: 400 */
+	URI_NUL,        /* "%00": 400 (it would cut the decoded string) */
+};
+
+/* Check a raw request target before it is decoded. */
+enum uri_problem uri_check(const char *uri);
+
+/* --- client addresses (address.c) --- */
+
+/* An IPv6 address; IPv4 ones are IPv4-mapped (::ffff:a.b.c.d). */
+struct net_addr {
+	unsigned char bytes[16];
+};
+
+struct net_prefix {
+	struct net_addr addr; /* host bits cleared */
+	unsigned bits;        /* of the 128, IPv4 prefixes counted as mapped */
+};
+
+/* An IPv4 or IPv6 literal (IPv6 also in brackets), not NUL-terminated. 0 or -1. */
+int address_parse(const char *s, size_t len, struct net_addr *out);
+
+/* "ADDRESS" or "ADDRESS/BITS" (NUL-terminated). 0 or -1. */
+int prefix_parse(const char *s, struct net_prefix *out);
+
+bool prefix_contains(const struct net_prefix *p, const struct net_addr *a);
+
+/* From an AF_INET or AF_INET6 socket address. 0 or -1. */
+int address_from_sockaddr(const struct sockaddr *sa, struct net_addr *out);
+
+/* Text form: IPv4 as a.b.c.d, IPv6 as RFC 5952. */
+void address_format(const struct net_addr *a, char *dst, size_t size);
+
+/* The unit that is throttled: the address for IPv4, its /64 for IPv6. */
+void address_group(const struct net_addr *a, struct net_addr *group);
+
+/*
+ * The client of a request that came from peer with the X-Forwarded-For
+ * header lines values[0..n_values) (not NUL-terminated, lengths in lens). If
+ * peer is one of the trusted proxies, the client is the rightmost address not
+ * trusted (hops are walked right to left; a hop that is no address ends the
+ * walk at the last trusted one). Otherwise the header is ignored: peer.
+ */
+void forwarded_client(const struct net_addr *peer, const char *const *values, const size_t *lens,
+                      size_t n_values, const struct net_prefix *proxies, size_t n_proxies,
+                      struct net_addr *client);
+
+/* --- throttling failed authentications (throttle.c) --- */
+
+/* A token bucket per address group: burst failures at once, per_minute more
+ * each minute. capacity entries at most (memory is fixed at creation).
+ * NULL when burst or per_minute is 0 (no throttling) or out of memory.
+ * Needs sodium_init() first. */
+struct throttle *throttle_create(unsigned burst, unsigned per_minute, size_t capacity);
+void throttle_destroy(struct throttle *t);
+
+/* 0 if group may try now, else the seconds (>= 1) until it may. NULL: 0. */
+unsigned throttle_wait_s(const struct throttle *t, const struct net_addr *group, int64_t now_ms);
+
+/* Count one failed authentication of group. */
+void throttle_failure(struct throttle *t, const struct net_addr *group, int64_t now_ms);
+
+/* Entries in the table; groups currently holding less than a full bucket. */
+size_t throttle_capacity(const struct throttle *t);
+size_t throttle_tracked(const struct throttle *t, int64_t now_ms);
 
 #endif

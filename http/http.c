@@ -14,19 +14,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "connections-internal.h"
 #include "http-internal.h"
 #include "log.h"
 
 #define DEFAULT_CONNECTION_LIMIT     512
 #define MAX_CONNECTION_LIMIT         900 /* libstrophe select()s: its fd must stay < 1024 */
 #define DEFAULT_CONNECTION_TIMEOUT_S 30
-#define PER_IP_CONNECTION_LIMIT      64
+#define DEFAULT_PER_IP_LIMIT         64
+#define DEFAULT_REQUEST_DEADLINE_S   10
+#define THROTTLE_CAPACITY            16384 /* client address groups tracked at most */
+#define MAX_FORWARDED_LINES          16    /* X-Forwarded-For lines read (the last ones) */
 #define SHUTDOWN_FLUSH_MS            2000
 #define CONNECTION_MEMORY            (48 * 1024) /* per connection: request + answer */
-#define HTTP_MAX_REQUEST_HEADERS     (16 * 1024) /* URL, query and headers; see headers_too_large() */
+#define HTTP_MAX_REQUEST_HEADERS     (16 * 1024) /* URL, query and headers; see request_begin() */
 #define ALLOWED_METHODS              "GET, POST, OPTIONS"
 #define CONTENT_TYPE_TEXT            "text/plain; charset=utf-8"
 #define CONTENT_TYPE_JSON            "application/json"
+#define TLS_PRIORITIES               "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /*
  * A request goes RECEIVING (headers and body arrive) -> CREATING (inside the
@@ -45,11 +50,18 @@ enum request_state {
 struct http_api_request {
 	struct http_api *api;
 	struct MHD_Connection *connection;
+	struct http_conn *conn;               /* its deadline; NULL when out of memory */
 	struct http_api_request *prev, *next; /* api->waiting, while WAITING */
 	enum request_state state;
 	struct timespec start;
 	char method[16]; /* escaped for the log */
 	char path[128];  /* escaped for the log, never with a query */
+	char client[INET6_ADDRSTRLEN];
+	struct net_addr client_addr;     /* after X-Forwarded-For from trusted proxies */
+	const char *raw_target_end;      /* where the raw target's string ended, see */
+	enum uri_problem target_problem; /* on_target() */
+	bool begun;                      /* headers seen (request_begin) */
+	bool refused;                    /* answered outside MHD, see conn_refuse() */
 	struct http_api_key key;
 	bool authenticated;
 	bool json;     /* answer in JSON (Accept) */
@@ -70,10 +82,19 @@ struct http_api {
 	unsigned short port;
 	bool quiesced;
 	bool shutting_down;
+	/* HTTPS: the certificate (NULL: plain HTTP), and the next in https_listeners */
+	struct http_api_tls *tls;
+	struct http_api *next_https;
 	struct http_api_request *waiting; /* suspended, waiting for the daemon */
 	unsigned waiting_count;
 	unsigned resumed;   /* answered while suspended, not yet queued */
 	unsigned unflushed; /* answered, not yet completed */
+	struct conn_table conns;
+	char *own_headers; /* CORS lines for answers written outside MHD */
+	struct throttle *throttle;
+	struct net_prefix *proxies;
+	size_t n_proxies;
+	bool refusal_closing; /* see on_mhd_log() */
 };
 
 /* Answers the module gives on its own. */
@@ -89,6 +110,15 @@ enum answer {
 	ANSWER_BAD_REDIRECT,
 	ANSWER_STORE_ERROR,
 	ANSWER_SHUTTING_DOWN,
+	ANSWER_NUL_REQUEST,
+	ANSWER_BAD_ESCAPE,
+	ANSWER_NUL_URL,
+	ANSWER_NUL_HEADER,
+	ANSWER_FRAMING,
+	ANSWER_TRANSFER_ENCODING,
+	ANSWER_DUPLICATE_KEY,
+	ANSWER_DUPLICATE_AUTHORIZATION,
+	ANSWER_THROTTLED,
 };
 
 static const struct fixed_answer {
@@ -113,6 +143,22 @@ static const struct fixed_answer {
     [ANSWER_BAD_REDIRECT] = {MHD_HTTP_BAD_REQUEST, "redirect must be true or false", NULL, NULL},
     [ANSWER_STORE_ERROR] = {MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error", NULL, NULL},
     [ANSWER_SHUTTING_DOWN] = {MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down", NULL, NULL},
+    [ANSWER_NUL_REQUEST] = {MHD_HTTP_BAD_REQUEST, "NUL byte in the request line", NULL, NULL},
+    [ANSWER_BAD_ESCAPE] = {MHD_HTTP_BAD_REQUEST, "malformed percent-encoding in the URL", NULL,
+                           NULL},
+    [ANSWER_NUL_URL] = {MHD_HTTP_BAD_REQUEST, "NUL byte (%00) in the URL", NULL, NULL},
+    [ANSWER_NUL_HEADER] = {MHD_HTTP_BAD_REQUEST, "NUL byte in a header", NULL, NULL},
+    /* The body's length is ambiguous: the connection cannot be read on. */
+    [ANSWER_FRAMING] = {MHD_HTTP_BAD_REQUEST,
+                        "more than one Content-Length, or Content-Length with Transfer-Encoding",
+                        "Connection", "close"},
+    [ANSWER_TRANSFER_ENCODING] = {MHD_HTTP_NOT_IMPLEMENTED, "Transfer-Encoding other than chunked",
+                                  "Connection", "close"},
+    [ANSWER_DUPLICATE_KEY] = {MHD_HTTP_BAD_REQUEST, "more than one key parameter", NULL, NULL},
+    [ANSWER_DUPLICATE_AUTHORIZATION] = {MHD_HTTP_BAD_REQUEST, "more than one Authorization header",
+                                        NULL, NULL},
+    [ANSWER_THROTTLED] = {MHD_HTTP_TOO_MANY_REQUESTS,
+                          "too many failed authentications from this address", NULL, NULL},
 };
 
 static const enum answer credential_answers[] = {
@@ -215,6 +261,7 @@ static void request_store(struct http_api_request *req, unsigned status,
 	req->status = status;
 	req->response = response;
 	req->api->unflushed++;
+	conn_received(&req->api->conns, req->conn);
 }
 
 static enum MHD_Result request_send(struct http_api_request *req)
@@ -234,15 +281,21 @@ static enum MHD_Result request_send(struct http_api_request *req)
 	return ret;
 }
 
-static enum MHD_Result answer_fixed(struct http_api_request *req, enum answer which)
+static enum MHD_Result answer_fixed_retry(struct http_api_request *req, enum answer which,
+                                          unsigned retry_after_s)
 {
 	const struct fixed_answer *a = &fixed_answers[which];
-	struct MHD_Response *response = error_response(req, a->reason, 0);
+	struct MHD_Response *response = error_response(req, a->reason, retry_after_s);
 
 	if (a->header != NULL)
 		response = with_header(response, a->header, a->value);
 	request_store(req, a->status, response);
 	return request_send(req);
+}
+
+static enum MHD_Result answer_fixed(struct http_api_request *req, enum answer which)
+{
+	return answer_fixed_retry(req, which, 0);
 }
 
 static enum MHD_Result answer_preflight(struct http_api_request *req)
@@ -283,7 +336,7 @@ static enum credential_result request_credential(struct http_api_request *req,
 	size_t header_len = 0, query_len = 0;
 
 	/* Values are looked up with their length: a decoded key may hold NUL.
-	 * For duplicated names MHD returns the first one only. */
+	 * Duplicated names were refused by request_begin(). */
 	MHD_lookup_connection_value_n(req->connection, MHD_HEADER_KIND, "Authorization",
 	                              strlen("Authorization"), &header, &header_len);
 	MHD_lookup_connection_value_n(req->connection, MHD_GET_ARGUMENT_KIND, "key", strlen("key"),
@@ -309,8 +362,17 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	struct http_api *api = req->api;
 	const char *credential = NULL;
 	size_t len = 0;
+	struct net_addr group;
 
+	/* A throttled client waits whatever it sends, a right key included:
+	 * checking it first would let guesses go on at full speed. */
+	address_group(&req->client_addr, &group);
+	unsigned wait_s = throttle_wait_s(api->throttle, &group, monotonic_ms());
+	if (wait_s > 0)
+		return answer_fixed_retry(req, ANSWER_THROTTLED, wait_s);
 	enum credential_result found = request_credential(req, &credential, &len);
+	if (found == CREDENTIAL_MALFORMED)
+		throttle_failure(api->throttle, &group, monotonic_ms());
 	if (found != CREDENTIAL_OK)
 		return answer_fixed(req, credential_answers[found]);
 	if (request_redirect(req) != 0)
@@ -319,6 +381,7 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	case HTTP_API_AUTH_OK:
 		break;
 	case HTTP_API_AUTH_DENIED:
+		throttle_failure(api->throttle, &group, monotonic_ms());
 		return answer_fixed(req, ANSWER_BAD_KEY);
 	default:
 		return answer_fixed(req, ANSWER_STORE_ERROR);
@@ -331,6 +394,7 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	if (req->answered)
 		return request_send(req);
 	req->state = REQUEST_WAITING;
+	conn_received(&api->conns, req->conn);
 	waiting_add(api, req);
 	MHD_suspend_connection(req->connection);
 	return MHD_YES;
@@ -368,51 +432,207 @@ static bool content_length_too_large(struct MHD_Connection *connection)
 	return errno != 0 || length > HTTP_MAX_BODY;
 }
 
-/* First call, headers only. A too large Content-Length is refused before the
- * body is read; MHD then closes the connection after the answer. */
-static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       const char *value)
+/* What request_begin() learns from one pass over headers and query. */
+struct request_scan {
+	size_t bytes; /* names and values as received, with separators */
+	unsigned content_lengths, transfer_encodings, authorizations, keys;
+	bool chunked; /* the Transfer-Encoding is "chunked" alone */
+	bool nul;
+	const char *forwarded[MAX_FORWARDED_LINES]; /* the last X-Forwarded-For lines */
+	size_t forwarded_lens[MAX_FORWARDED_LINES];
+	size_t n_forwarded;
+};
+
+static bool named(const char *key, size_t key_size, const char *name)
 {
-	size_t *total = cls;
-	(void)kind;
-	*total += strlen(key) + (value != NULL ? strlen(value) : 0) + 4; /* ": " and CRLF */
+	return key_size == strlen(name) && strncasecmp(key, name, key_size) == 0;
+}
+
+static void scan_forwarded(struct request_scan *scan, const char *value, size_t len)
+{
+	if (scan->n_forwarded == MAX_FORWARDED_LINES) {
+		memmove(scan->forwarded, scan->forwarded + 1,
+		        (MAX_FORWARDED_LINES - 1) * sizeof(scan->forwarded[0]));
+		memmove(scan->forwarded_lens, scan->forwarded_lens + 1,
+		        (MAX_FORWARDED_LINES - 1) * sizeof(scan->forwarded_lens[0]));
+		scan->n_forwarded--;
+	}
+	scan->forwarded[scan->n_forwarded] = value;
+	scan->forwarded_lens[scan->n_forwarded++] = len;
+}
+
+static enum MHD_Result scan_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
+{
+	struct request_scan *scan = cls;
+
+	scan->bytes += key_size + value_size + 4; /* ": " and CRLF, or "&" and "=" */
+	if (value == NULL)
+		value_size = 0;
+	if (memchr(key, '\0', key_size) != NULL ||
+	    (value != NULL && memchr(value, '\0', value_size) != NULL))
+		scan->nul = true;
+	if (kind == MHD_GET_ARGUMENT_KIND) {
+		scan->keys += named(key, key_size, "key");
+		return MHD_YES;
+	}
+	scan->content_lengths += named(key, key_size, "Content-Length");
+	if (named(key, key_size, "Transfer-Encoding")) {
+		scan->transfer_encodings++;
+		scan->chunked = value != NULL && named(value, value_size, "chunked");
+	}
+	scan->authorizations += named(key, key_size, "Authorization");
+	if (named(key, key_size, "X-Forwarded-For") && value != NULL)
+		scan_forwarded(scan, value, value_size);
 	return MHD_YES;
 }
 
+static void request_peer(struct http_api_request *req)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(req->connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	if (info == NULL || address_from_sockaddr(info->client_addr, &req->client_addr) != 0)
+		memset(&req->client_addr, 0, sizeof(req->client_addr));
+	address_format(&req->client_addr, req->client, sizeof(req->client));
+}
+
+/* The client's address: the peer, or whom a trusted proxy names. */
+static void request_client(struct http_api_request *req, const struct request_scan *scan)
+{
+	struct net_addr peer = req->client_addr;
+
+	forwarded_client(&peer, scan->forwarded, scan->forwarded_lens, scan->n_forwarded,
+	                 req->api->proxies, req->api->n_proxies, &req->client_addr);
+	address_format(&req->client_addr, req->client, sizeof(req->client));
+}
+
 /*
+ * First call, headers only. Anything that makes the request ambiguous or too
+ * big is refused here, before the body is read (a too large Content-Length
+ * too: MHD then closes the connection after the answer).
+ *
  * The request and the answer share one memory pool per connection
  * (MHD_OPTION_CONNECTION_MEMORY_LIMIT). A request that filled most of it
  * would leave no room for the answer's headers: the invite would be made and
  * the answer lost. So requests are capped well below the pool size.
  */
-static bool headers_too_large(struct MHD_Connection *connection, const char *url)
+static enum MHD_Result request_begin(struct http_api_request *req, const char *url,
+                                     const char *method, const char *version)
 {
-	size_t total = strlen(url);
-	MHD_get_connection_values(connection, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND,
-	                          add_header_size, &total);
-	return total > HTTP_MAX_REQUEST_HEADERS;
-}
+	struct MHD_Connection *connection = req->connection;
+	struct request_scan scan = {.bytes = strlen(url)};
 
-static enum MHD_Result request_begin(struct http_api *api, struct MHD_Connection *connection,
-                                     const char *url, const char *method, void **req_cls)
-{
-	struct http_api_request *req = calloc(1, sizeof(*req));
-	if (req == NULL)
-		return MHD_NO;
-	req->api = api;
-	req->connection = connection;
-	req->state = REQUEST_RECEIVING;
-	clock_gettime(CLOCK_MONOTONIC, &req->start);
+	req->begun = true;
 	log_escape(req->method, sizeof(req->method), method, true);
 	log_escape(req->path, sizeof(req->path), url, true);
 	req->json =
 	    accept_wants_json(MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Accept"));
-	*req_cls = req;
+	MHD_get_connection_values_n(connection, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_value,
+	                            &scan);
+	request_client(req, &scan);
+	/* MHD hands the target over as a C string: a raw NUL in it would cut
+	 * the path short ("/invites_api\0junk" would match the route). The
+	 * target's string must end right before the version, as on_target()
+	 * saw it. */
+	if (req->raw_target_end != NULL && req->raw_target_end + 1 != version)
+		return answer_fixed(req, ANSWER_NUL_REQUEST);
+	if (req->target_problem == URI_BAD_ESCAPE)
+		return answer_fixed(req, ANSWER_BAD_ESCAPE);
+	if (req->target_problem == URI_NUL)
+		return answer_fixed(req, ANSWER_NUL_URL);
+	if (scan.content_lengths > 1 || scan.transfer_encodings > 1 ||
+	    (scan.content_lengths > 0 && scan.transfer_encodings > 0))
+		return answer_fixed(req, ANSWER_FRAMING);
+	if (scan.transfer_encodings > 0 && !scan.chunked)
+		return answer_fixed(req, ANSWER_TRANSFER_ENCODING);
 	if (content_length_too_large(connection))
 		return answer_fixed(req, ANSWER_TOO_LARGE);
-	if (headers_too_large(connection, url))
+	if (scan.bytes > HTTP_MAX_REQUEST_HEADERS)
 		return answer_fixed(req, ANSWER_HEADERS_TOO_LARGE);
+	if (scan.nul)
+		return answer_fixed(req, ANSWER_NUL_HEADER);
+	if (scan.keys > 1)
+		return answer_fixed(req, ANSWER_DUPLICATE_KEY);
+	if (scan.authorizations > 1)
+		return answer_fixed(req, ANSWER_DUPLICATE_AUTHORIZATION);
 	return MHD_YES;
+}
+
+static struct http_conn *connection_conn(struct MHD_Connection *connection)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return info != NULL ? info->socket_context : NULL;
+}
+
+static struct http_api_request *request_new(struct http_api *api, struct MHD_Connection *connection)
+{
+	struct http_api_request *req = calloc(1, sizeof(*req));
+	if (req == NULL)
+		return NULL;
+	req->api = api;
+	req->connection = connection;
+	req->conn = connection_conn(connection);
+	req->state = REQUEST_RECEIVING;
+	clock_gettime(CLOCK_MONOTONIC, &req->start);
+	snprintf(req->method, sizeof(req->method), "-");
+	request_peer(req);
+	return req;
+}
+
+/*
+ * MHD's URI log callback: the raw request target, before MHD splits and
+ * decodes it, and the first sight of a request. It starts our request.
+ *
+ * MHD 0.9.75 stores every query parameter in the connection's memory pool
+ * and, when the pool runs out there, queues its error answer and then
+ * carries on as if nothing happened: the client gets no answer at all. So
+ * targets that could exhaust the pool are answered here, on the socket,
+ * before MHD parses them, and the connection is shut down.
+ */
+static void *on_target(void *cls, const char *uri, struct MHD_Connection *connection)
+{
+	struct http_api *api = cls;
+	struct http_api_request *req = request_new(api, connection);
+
+	if (req == NULL)
+		return NULL;
+	req->raw_target_end = uri + strlen(uri);
+	/* For the log until the decoded path is known: an escaped '?' (%3F)
+	 * could start a key, so the raw path is cut at the first '%' too. */
+	char raw_path[sizeof(req->path)];
+	snprintf(raw_path, sizeof(raw_path), "%.*s", (int)strcspn(uri, "%?"), uri);
+	log_escape(req->path, sizeof(req->path), raw_path, true);
+	if (req->conn != NULL)
+		req->conn->request_line = true;
+	req->target_problem = uri_check(uri);
+	if (req->target_problem == URI_TOO_LONG || req->target_problem == URI_TOO_MANY) {
+		req->refused = true;
+		req->status = MHD_HTTP_URI_TOO_LONG;
+		conn_refuse(&api->conns, req->conn, MHD_HTTP_URI_TOO_LONG, "URI Too Long",
+		            req->target_problem == URI_TOO_LONG ? "URL too long"
+		                                                : "too many query parameters");
+	}
+	return req;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+	struct http_api *api = cls;
+
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		conn_close(&api->conns, *socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+	*socket_context =
+	    info != NULL ? conn_open(&api->conns, info->connect_fd, monotonic_ms()) : NULL;
+	if (*socket_context == NULL)
+		log_warn("http: cannot track a connection (out of memory): no request deadline");
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url,
@@ -421,11 +641,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
 {
 	struct http_api *api = cls;
 	struct http_api_request *req = *req_cls;
-	(void)version;
 	(void)upload_data;
 
-	if (req == NULL)
-		return request_begin(api, connection, url, method, req_cls);
+	if (req == NULL) {
+		/* on_target() ran out of memory */
+		req = request_new(api, connection);
+		if (req == NULL)
+			return MHD_NO;
+		*req_cls = req;
+	}
+	if (req->refused) {
+		api->refusal_closing = true; /* MHD's log line about it is noise */
+		return MHD_NO;
+	}
+	if (!req->begun)
+		return request_begin(req, url, method, version);
 	if (*upload_data_size > 0) {
 		/* The body means nothing to us: count it and drop it. */
 		if (req->body_bytes <= HTTP_MAX_BODY)
@@ -451,16 +681,28 @@ static void request_log(const struct http_api_request *req, enum MHD_RequestTerm
 	struct timespec now;
 	const char *note = "";
 
-	if (req->status != 0)
-		snprintf(status, sizeof(status), "%u", req->status);
-	if (req->authenticated)
-		log_escape(key_id, sizeof(key_id), req->key.id, true);
+	unsigned code = req->status;
+	if (code == 0) {
+		/* Answered by MHD itself (malformed or oversized requests). */
+		const union MHD_ConnectionInfo *info =
+		    MHD_get_connection_info(req->connection, MHD_CONNECTION_INFO_HTTP_STATUS);
+		code = info != NULL ? info->http_status : 0;
+	}
 	if ((size_t)toe < sizeof(termination_notes) / sizeof(termination_notes[0]))
 		note = termination_notes[toe];
+	if (code == 0 && req->conn != NULL && req->conn->shut) {
+		code = 408;
+		note = " (request deadline)";
+	}
+	if (code != 0)
+		snprintf(status, sizeof(status), "%u", code);
+	if (req->authenticated)
+		log_escape(key_id, sizeof(key_id), req->key.id, true);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	long ms = (long)(now.tv_sec - req->start.tv_sec) * 1000 +
 	          (now.tv_nsec - req->start.tv_nsec) / 1000000;
-	log_info("%s %s %s key=%s %ldms%s", req->method, req->path, status, key_id, ms, note);
+	log_info("%s %s %s %s key=%s %ldms%s", req->client, req->method, req->path, status, key_id,
+	         ms, note);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
@@ -474,6 +716,8 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
 		return;
 	*req_cls = NULL;
 	request_log(req, toe);
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		conn_rearm(&api->conns, req->conn, monotonic_ms());
 	if (req->state == REQUEST_WAITING) {
 		/* Cannot happen while every suspended connection is resumed
 		 * before MHD_stop_daemon(); the daemon would hold a dangling req. */
@@ -491,10 +735,19 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
 
 __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	struct http_api *api = cls;
 	char message[512], line[512];
-	(void)cls;
 
 	vsnprintf(message, sizeof(message), fmt, ap);
+	/* Closing a connection answered by conn_refuse() is no error, nor is
+	 * finding the end of one shut down by a deadline. */
+	if (api->refusal_closing && strncmp(message, "Application reported", 20) == 0) {
+		api->refusal_closing = false;
+		return;
+	}
+	api->refusal_closing = false;
+	if (api->conns.shut > 0 && strncmp(message, "Connection socket is closed", 27) == 0)
+		return;
 	size_t n = strlen(message);
 	while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == ' '))
 		message[--n] = '\0';
@@ -600,7 +853,68 @@ static const char *check_config(const struct http_api_config *cfg,
 		return "CORS origin must be one non-empty line";
 	if (cfg->max_connections > MAX_CONNECTION_LIMIT)
 		return "HTTP max connections must be at most 900";
+	if (cfg->max_connections_per_ip > MAX_CONNECTION_LIMIT)
+		return "HTTP max connections per IP must be at most 900";
+	if (cfg->auth_failure_burst > 0 && cfg->auth_failure_rate == 0)
+		return "HTTP auth failure rate must be at least 1 per minute";
 	return NULL;
+}
+
+/*
+ * GnuTLS asks for the certificate in every handshake through a callback that
+ * has no closure argument. MHD hangs the connection on the session, and the
+ * connection knows its MHD daemon: this list (one thread, like everything
+ * here) finds the listener of that daemon, and so its current certificate.
+ */
+static struct http_api *https_listeners;
+
+static const struct http_api_tls *tls_of_session(gnutls_session_t session)
+{
+	struct MHD_Connection *connection = gnutls_session_get_ptr(session);
+	const union MHD_ConnectionInfo *info =
+	    connection != NULL ? MHD_get_connection_info(connection, MHD_CONNECTION_INFO_DAEMON)
+	                       : NULL;
+	if (info == NULL)
+		return NULL;
+	for (struct http_api *api = https_listeners; api != NULL; api = api->next_https) {
+		if (api->daemon == info->daemon)
+			return api->tls;
+	}
+	return NULL;
+}
+
+static int on_tls_certificate(gnutls_session_t session, const struct gnutls_cert_retr_st *info,
+                              gnutls_pcert_st **certs, unsigned int *n_certs,
+                              gnutls_ocsp_data_st **ocsp, unsigned int *n_ocsp,
+                              gnutls_privkey_t *privkey, unsigned int *flags)
+{
+	const struct http_api_tls *tls = tls_of_session(session);
+	(void)info;
+
+	*ocsp = NULL;
+	*n_ocsp = 0;
+	*flags = GNUTLS_CERT_RETR_DEINIT_ALL;
+	if (tls == NULL || tls_session_credentials(tls, certs, n_certs, privkey) < 0) {
+		log_error("http: no certificate for a TLS handshake");
+		return -1;
+	}
+	return 0;
+}
+
+static void https_add(struct http_api *api)
+{
+	api->next_https = https_listeners;
+	https_listeners = api;
+}
+
+static void https_remove(struct http_api *api)
+{
+	for (struct http_api **p = &https_listeners; *p != NULL; p = &(*p)->next_https) {
+		if (*p == api) {
+			*p = api->next_https;
+			return;
+		}
+	}
 }
 
 static struct MHD_Daemon *start_daemon(struct http_api *api, const struct http_api_config *cfg,
@@ -610,18 +924,30 @@ static struct MHD_Daemon *start_daemon(struct http_api *api, const struct http_a
 	unsigned int limit = cfg->max_connections ? cfg->max_connections : DEFAULT_CONNECTION_LIMIT;
 	unsigned int timeout =
 	    cfg->connection_timeout_s ? cfg->connection_timeout_s : DEFAULT_CONNECTION_TIMEOUT_S;
+	struct MHD_OptionItem tls_options[] = {
+	    {MHD_OPTION_HTTPS_CERT_CALLBACK2, 0, (void *)on_tls_certificate},
+	    {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+	unsigned int per_ip =
+	    cfg->max_connections_per_ip ? cfg->max_connections_per_ip : DEFAULT_PER_IP_LIMIT;
 
 	if (ipv6)
 		flags |= MHD_USE_IPv6;
+	if (api->tls != NULL)
+		flags |= MHD_USE_TLS;
 	/* clang-format off */
 	return MHD_start_daemon(flags, 0, NULL, NULL, on_access, api,
-		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, /* first, to catch every message */
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, api, /* first, to catch every message */
 		MHD_OPTION_SOCK_ADDR, &addr->sa,
 		MHD_OPTION_CONNECTION_TIMEOUT, timeout,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 		MHD_OPTION_CONNECTION_LIMIT, limit,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)PER_IP_CONNECTION_LIMIT,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, api,
+		MHD_OPTION_URI_LOG_CALLBACK, on_target, api,
+		MHD_OPTION_ARRAY, api->tls != NULL ? tls_options : &tls_options[2],
 		MHD_OPTION_END);
 	/* clang-format on */
 }
@@ -637,7 +963,79 @@ static int daemon_info(struct http_api *api)
 	if (info == NULL || info->port == 0)
 		return -1;
 	api->port = info->port;
+	/* Under TLS, bytes written past MHD would corrupt the stream. */
+	info = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_FLAGS);
+	api->conns.raw_answers = info != NULL && (info->flags & MHD_USE_TLS) == 0;
 	return 0;
+}
+
+/* "Name: value\r\n" lines of the CORS headers, for answers written outside
+ * MHD. malloc'd; NULL when out of memory. */
+static char *own_headers(const char *cors_origin)
+{
+	size_t rows = sizeof(common_headers) / sizeof(common_headers[0]);
+	size_t size =
+	    strlen("Access-Control-Allow-Origin: \r\nVary: Origin\r\n") + strlen(cors_origin) + 1;
+	for (size_t i = 0; i < rows; i++)
+		size += strlen(common_headers[i].name) + strlen(common_headers[i].value) + 4;
+	char *text = malloc(size);
+	if (text == NULL)
+		return NULL;
+	int n = snprintf(text, size, "Access-Control-Allow-Origin: %s\r\n", cors_origin);
+	for (size_t i = 0; i < rows; i++)
+		n += snprintf(text + n, size - (size_t)n, "%s: %s\r\n", common_headers[i].name,
+		              common_headers[i].value);
+	if (strcmp(cors_origin, "*") != 0)
+		snprintf(text + n, size - (size_t)n, "Vary: Origin\r\n");
+	return text;
+}
+
+static const char *parse_proxies(struct http_api *api, const struct http_api_config *cfg)
+{
+	if (cfg->n_trusted_proxies == 0)
+		return NULL;
+	api->proxies = calloc(cfg->n_trusted_proxies, sizeof(*api->proxies));
+	if (api->proxies == NULL)
+		return "out of memory";
+	for (size_t i = 0; i < cfg->n_trusted_proxies; i++) {
+		if (prefix_parse(cfg->trusted_proxies[i], &api->proxies[i]) != 0)
+			return "HTTP trusted proxies must be IP addresses or CIDR prefixes";
+	}
+	api->n_proxies = cfg->n_trusted_proxies;
+	return NULL;
+}
+
+/* Everything but the listener; undone by free_api(). */
+static const char *prepare_api(struct http_api *api, const struct http_api_config *cfg)
+{
+	unsigned deadline_s =
+	    cfg->request_deadline_s ? cfg->request_deadline_s : DEFAULT_REQUEST_DEADLINE_S;
+
+	api->path = strdup(cfg->path);
+	api->cors_origin = strdup(cfg->cors_origin != NULL ? cfg->cors_origin : "*");
+	if (api->path == NULL || api->cors_origin == NULL)
+		return "out of memory";
+	api->own_headers = own_headers(api->cors_origin);
+	if (api->own_headers == NULL)
+		return "out of memory";
+	conn_table_init(&api->conns, deadline_s * 1000, false, api->own_headers);
+	if (cfg->auth_failure_burst > 0) {
+		api->throttle = throttle_create(cfg->auth_failure_burst, cfg->auth_failure_rate,
+		                                THROTTLE_CAPACITY);
+		if (api->throttle == NULL)
+			return "out of memory";
+	}
+	return parse_proxies(api, cfg);
+}
+
+static void free_api(struct http_api *api)
+{
+	free(api->path);
+	free(api->cors_origin);
+	free(api->own_headers);
+	free(api->proxies);
+	throttle_destroy(api->throttle);
+	free(api);
 }
 
 struct http_api *http_api_create(const struct http_api_config *cfg,
@@ -649,19 +1047,19 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 
 	*errstr = check_config(cfg, handlers);
 	if (*errstr != NULL)
-		return NULL;
+		goto err_alloc;
 	if (parse_bind(cfg->bind, cfg->port, &addr, &ipv6) != 0) {
 		*errstr = "HTTP bind must be an IPv4 or IPv6 literal";
-		return NULL;
+		goto err_alloc;
 	}
 	struct http_api *api = calloc(1, sizeof(*api));
 	if (api == NULL)
 		goto err_alloc;
+	api->tls = cfg->tls;
 	api->handlers = *handlers;
 	api->userdata = userdata;
-	api->path = strdup(cfg->path);
-	api->cors_origin = strdup(cfg->cors_origin != NULL ? cfg->cors_origin : "*");
-	if (api->path == NULL || api->cors_origin == NULL)
+	*errstr = prepare_api(api, cfg);
+	if (*errstr != NULL)
 		goto err_strings;
 	api->daemon = start_daemon(api, cfg, &addr, ipv6);
 	if (api->daemon == NULL) {
@@ -672,15 +1070,16 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 		*errstr = "cannot query the HTTP listener";
 		goto err_daemon;
 	}
+	if (api->tls != NULL)
+		https_add(api);
 	return api;
 
 err_daemon:
 	MHD_stop_daemon(api->daemon);
 err_strings:
-	free(api->path);
-	free(api->cors_origin);
-	free(api);
+	free_api(api);
 err_alloc:
+	http_api_tls_free(cfg->tls);
 	if (*errstr == NULL)
 		*errstr = "out of memory";
 	return NULL;
@@ -722,9 +1121,21 @@ void http_api_destroy(struct http_api *api)
 		                      0);
 	flush_answers(api, SHUTDOWN_FLUSH_MS);
 	MHD_stop_daemon(api->daemon);
-	free(api->path);
-	free(api->cors_origin);
-	free(api);
+	https_remove(api);
+	http_api_tls_free(api->tls);
+	free_api(api);
+}
+
+int http_api_set_tls(struct http_api *api, struct http_api_tls *tls)
+{
+	if (api->tls == NULL || tls == NULL) {
+		http_api_tls_free(tls);
+		return -1;
+	}
+	/* Sessions hold copies of their own (tls.c): the old one can go now. */
+	http_api_tls_free(api->tls);
+	api->tls = tls;
+	return 0;
 }
 
 void http_api_quiesce(struct http_api *api)
@@ -750,13 +1161,17 @@ int http_api_next_timeout(const struct http_api *api)
 	 * its ITC wakes the fd. Say "now" so the loop runs MHD before sleeping. */
 	if (api->resumed > 0)
 		return 0;
+	int deadline = conn_next_timeout(&api->conns, monotonic_ms());
 	if (MHD_get_timeout(api->daemon, &ms) != MHD_YES)
-		return -1;
-	return ms > INT_MAX ? INT_MAX : (int)ms;
+		return deadline;
+	int mhd = ms > INT_MAX ? INT_MAX : (int)ms;
+	return deadline >= 0 && deadline < mhd ? deadline : mhd;
 }
 
 void http_api_run(struct http_api *api)
 {
+	/* Shut down late connections first: MHD sees them closed in this run. */
+	conn_expire(&api->conns, monotonic_ms());
 	if (MHD_run(api->daemon) != MHD_YES)
 		log_warn("http: MHD_run failed");
 }

@@ -14,6 +14,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
+
+/* A certificate chain and its private key, read from PEM files (tls.c). */
+struct http_api_tls;
 
 struct http_api_config {
 	const char *bind;        /* IPv4 or IPv6 literal */
@@ -21,7 +25,14 @@ struct http_api_config {
 	const char *path;        /* e.g. "/invites_api" */
 	const char *cors_origin; /* Access-Control-Allow-Origin value */
 	unsigned max_connections;
-	unsigned connection_timeout_s;
+	struct http_api_tls *tls;        /* NULL: plain HTTP; else HTTPS, TLS 1.2 and 1.3 only */
+	unsigned connection_timeout_s;   /* idle seconds; 0: 30 */
+	unsigned request_deadline_s;     /* to receive a whole request; 0: 10 */
+	unsigned max_connections_per_ip; /* 0: 64 */
+	unsigned auth_failure_burst; /* failed authentications at once per client; 0: no limit */
+	unsigned auth_failure_rate;  /* failed authentications regained per minute */
+	const char *const *trusted_proxies; /* addresses or CIDR prefixes whose */
+	size_t n_trusted_proxies;           /* X-Forwarded-For is believed */
 };
 
 /* The authenticated key, as filled by the authenticate handler. */
@@ -73,7 +84,24 @@ void http_api_request_fail(struct http_api_request *req, unsigned status, const 
 
 struct http_api;
 
-/* Bind and listen. NULL on failure with *errstr set to a static reason. */
+/* Read and check a certificate chain (PEM, this server's certificate first,
+ * then its issuers) and its unencrypted PEM private key. NULL on failure with
+ * a one-line reason naming the file in err. Free with http_api_tls_free(). */
+struct http_api_tls *http_api_tls_load(const char *cert_path, const char *key_path, char *err,
+                                       size_t err_size);
+
+/* Accepts NULL. */
+void http_api_tls_free(struct http_api_tls *tls);
+
+/* "subject CN=..., expires 2027-01-01T00:00:00Z, 2 certificates", for logs.
+ * Borrowed: valid as long as tls. */
+const char *http_api_tls_describe(const struct http_api_tls *tls);
+
+/* When the server's certificate expires, or (time_t)-1 if unknown. */
+time_t http_api_tls_expires(const struct http_api_tls *tls);
+
+/* Bind and listen. NULL on failure with *errstr set to a static reason.
+ * cfg->tls is taken over (freed by http_api_destroy(), or here on failure). */
 struct http_api *http_api_create(const struct http_api_config *cfg,
                                  const struct http_api_handlers *handlers, void *userdata,
                                  const char **errstr);
@@ -83,6 +111,11 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
  * afterwards: fail pending work first (stop the component) so none is held.
  * Accepts NULL. */
 void http_api_destroy(struct http_api *api);
+
+/* Replace the certificate of an HTTPS listener: handshakes from now on use
+ * tls, connections already open keep theirs. Takes tls over and frees the
+ * old one. -1 (tls freed, nothing changed) if the listener is plain HTTP. */
+int http_api_set_tls(struct http_api *api, struct http_api_tls *tls);
 
 /* Stop accepting new connections (shutdown has begun). */
 void http_api_quiesce(struct http_api *api);

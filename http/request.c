@@ -330,3 +330,29 @@ void log_escape(char *dst, size_t size, const char *src, bool field)
 	}
 	dst[n] = '\0';
 }
+
+static bool is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+enum uri_problem uri_check(const char *uri)
+{
+	size_t len = strnlen(uri, HTTP_MAX_URI + 1);
+	if (len > HTTP_MAX_URI)
+		return URI_TOO_LONG;
+	/* Sizes first: MHD cannot be trusted to answer these itself. */
+	const char *query = memchr(uri, '?', len);
+	size_t params = query != NULL ? 1 : 0;
+	for (const char *p = query; p != NULL && *p != '\0'; p++)
+		params += *p == '&';
+	if (params > HTTP_MAX_PARAMS)
+		return URI_TOO_MANY;
+	for (const char *p = strchr(uri, '%'); p != NULL; p = strchr(p + 1, '%')) {
+		if (!is_hex(p[1]) || !is_hex(p[2]))
+			return URI_BAD_ESCAPE;
+		if (p[1] == '0' && p[2] == '0')
+			return URI_NUL;
+	}
+	return URI_OK;
+}

@@ -44,6 +44,12 @@ static const char *const migrations[] = {
     "ALTER TABLE api_keys ADD COLUMN invites INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE api_keys ADD COLUMN window_start INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE api_keys ADD COLUMN window_count INTEGER NOT NULL DEFAULT 0;",
+    /* 2 -> 3: an index holding every column a verification reads, so
+     * looking up a key ID is one B-tree search whether the ID exists or not
+     * (through the primary-key index, a known ID also searched the table:
+     * a wrong secret took measurably longer to refuse than an unknown ID). */
+    "CREATE INDEX api_keys_verify ON api_keys (id, host, secret_hash, expires, max_invites,"
+    "  period_s, window_start, window_count);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -259,8 +265,14 @@ struct keystore *keystore_open(const char *path, const char **errstr)
 	if (create_file(store) < 0 || open_db(store) < 0 || configure(store) < 0 ||
 	    migrate(store) < 0)
 		goto err_db;
-	store->verify = prepare(store, "SELECT host, secret_hash, expires, max_invites, period_s,"
-	                               " window_start, window_count FROM api_keys WHERE id = ?1");
+	/* Exactly one row whether the ID exists or not (then a decoy of the same
+	 * shape, flagged by the last column), so both take the same path. */
+	store->verify = prepare(
+	    store, "SELECT coalesce(k.host, ''), coalesce(k.secret_hash, zeroblob(32)), k.expires,"
+	           " coalesce(k.max_invites, 0), coalesce(k.period_s, 0),"
+	           " coalesce(k.window_start, 0), coalesce(k.window_count, 0), k.id IS NOT NULL"
+	           " FROM (SELECT ?1 AS wanted) LEFT JOIN api_keys AS k INDEXED BY api_keys_verify"
+	           " ON k.id = wanted");
 	if (store->verify == NULL)
 		goto err_db;
 	return store;
@@ -624,12 +636,18 @@ static int lookup(struct keystore *store, const char *id, size_t id_len,
 	int rc = sqlite3_bind_text(store->verify, 1, id, (int)id_len, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(store->verify);
-	if (rc == SQLITE_ROW)
-		found = copy_row(store, match, hash);
-	else if (rc == SQLITE_DONE)
-		found = 0;
-	else
+	if (rc == SQLITE_ROW) {
+		/* The decoy row is copied too, into scratch space, so an unknown ID
+		 * does the same work as a known one. */
+		bool exists = sqlite3_column_int(store->verify, 7) != 0;
+		struct api_key_match decoy;
+		unsigned char decoy_hash[KEYS_HASH_BYTES];
+		found = exists ? copy_row(store, match, hash) : copy_row(store, &decoy, decoy_hash);
+		if (found > 0 && !exists)
+			found = 0;
+	} else {
 		set_db_error(store);
+	}
 	sqlite3_reset(store->verify);
 	sqlite3_clear_bindings(store->verify);
 	return found;

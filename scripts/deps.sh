@@ -1,11 +1,11 @@
 # Sourced by the other scripts: installs the Debian packages a step needs.
 # Usage: install_packages build|demo|test
 
-BUILD_PKGS="gcc meson ninja-build pkg-config libstrophe-dev libexpat1-dev libmicrohttpd-dev
+BUILD_PKGS="gcc meson ninja-build pkg-config libstrophe-dev libexpat1-dev libmicrohttpd-dev libgnutls28-dev
 libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev"
 DEMO_PKGS="$BUILD_PKGS prosody prosody-modules curl"
 TEST_PKGS="$DEMO_PKGS python3 python3-pytest python3-slixmpp lua-dbi-sqlite3 chromium sqlite3
-valgrind"
+valgrind openssl"
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

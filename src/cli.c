@@ -2,6 +2,7 @@
 
 #include "commands.h"
 #include "duration.h"
+#include "http.h"
 #include "import.h"
 #include "keys.h"
 
@@ -18,9 +19,18 @@
 #define SECONDS_PER_DAY 86400
 #define UNNAMED         "<unknown>" /* what prosodyctl mod_invites_api list shows */
 
-static struct keystore *open_store(const struct config *cfg)
+/*
+ * The key commands do not need the component secret (they never read
+ * secret_file), and refusing to revoke a key because of a file mode would
+ * fail exactly when it matters: they only warn about exposed files, which
+ * serve and check refuse.
+ */
+static struct keystore *open_store(const struct config *cfg, const char *cfg_path)
 {
 	const char *errstr = NULL;
+	char err[PATH_MAX + 256];
+	if (config_check_files(cfg, cfg_path, err, sizeof(err)) < 0)
+		fprintf(stderr, "invites-api: warning: %s\n", err);
 	if (keys_init() < 0) {
 		fprintf(stderr, "invites-api: cannot initialise libsodium\n");
 		return NULL;
@@ -89,18 +99,47 @@ static void warn_about_secret(const char *secret)
 		        len);
 }
 
+/* Load the certificate and key as serve would; say what was found. */
+static int check_tls(const struct config *cfg)
+{
+	char err[PATH_MAX * 2 + 256];
+	if (cfg->http.tls_certificate == NULL)
+		return 0;
+	struct http_api_tls *tls =
+	    http_api_tls_load(cfg->http.tls_certificate, cfg->http.tls_key, err, sizeof(err));
+	if (tls == NULL) {
+		fprintf(stderr, "invites-api: HTTPS: %s\n", err);
+		return -1;
+	}
+	time_t expires = http_api_tls_expires(tls);
+	if (expires != (time_t)-1 && expires < time(NULL))
+		fprintf(stderr, "invites-api: warning: the certificate in %s has expired\n",
+		        cfg->http.tls_certificate);
+	printf("HTTPS certificate: %s\n", http_api_tls_describe(tls));
+	http_api_tls_free(tls);
+	return 0;
+}
+
 int cmd_check(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
               int argc, char **argv)
 {
 	(void)opts;
 	(void)argc;
 	(void)argv;
-	if (check_database_dir(cfg) < 0)
+	char err[PATH_MAX * 2 + 256];
+	char *secret = NULL;
+	if (config_check_files(cfg, cfg_path, err, sizeof(err)) < 0 ||
+	    config_secret(cfg, &secret, err, sizeof(err)) < 0) {
+		fprintf(stderr, "invites-api: %s\n", err);
 		return EXIT_FAILURE;
-	warn_about_secret(cfg->component.secret);
-	printf("%s: configuration OK (component %s, %zu host%s, HTTP %s port %u)\n", cfg_path,
+	}
+	warn_about_secret(secret);
+	config_secret_free(secret);
+	if (check_database_dir(cfg) < 0 || check_tls(cfg) < 0)
+		return EXIT_FAILURE;
+	printf("%s: configuration OK (component %s, %zu host%s, HTTP%s %s port %u)\n", cfg_path,
 	       cfg->component.jid, cfg->component.n_hosts, cfg->component.n_hosts == 1 ? "" : "s",
-	       cfg->http.bind, cfg->http.port);
+	       cfg->http.tls_certificate != NULL ? "S" : "", cfg->http.bind, cfg->http.port);
 	return flush_stdout() == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
@@ -182,7 +221,7 @@ int cmd_create(const struct config *cfg, const char *cfg_path, const struct comm
 	const char *host = served_host(cfg, cfg_path, argv[0]);
 	if (host == NULL)
 		return EXIT_FAILURE;
-	struct keystore *store = open_store(cfg);
+	struct keystore *store = open_store(cfg, cfg_path);
 	if (store == NULL)
 		return EXIT_FAILURE;
 
@@ -302,7 +341,7 @@ int cmd_list(const struct config *cfg, const char *cfg_path, const struct comman
 		fprintf(stderr, "invites-api: out of memory\n");
 		return EXIT_FAILURE;
 	}
-	struct keystore *store = open_store(cfg);
+	struct keystore *store = open_store(cfg, cfg_path);
 	if (store == NULL) {
 		json_decref(listing.keys);
 		return EXIT_FAILURE;
@@ -338,7 +377,7 @@ int cmd_delete(const struct config *cfg, const char *cfg_path, const struct comm
 		fprintf(stderr, "invites-api: give the key ID only, the part before the '/'\n");
 		return EXIT_FAILURE;
 	}
-	struct keystore *store = open_store(cfg);
+	struct keystore *store = open_store(cfg, cfg_path);
 	if (store == NULL)
 		return EXIT_FAILURE;
 
@@ -428,7 +467,7 @@ int cmd_import(const struct config *cfg, const char *cfg_path, const struct comm
 		return EXIT_FAILURE;
 	}
 	struct import_run run = {.host = host};
-	run.store = open_store(cfg);
+	run.store = open_store(cfg, cfg_path);
 	if (run.store == NULL)
 		return EXIT_FAILURE;
 

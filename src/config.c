@@ -2,12 +2,16 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <ini.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 enum option_type {
 	OPT_STRING,
@@ -15,10 +19,12 @@ enum option_type {
 	OPT_DOMAIN,
 	OPT_HOSTS,
 	OPT_JIDS, /* bare JIDs */
+	OPT_NETWORKS,
 	OPT_ADDRESS,
 	OPT_PATH,
 	OPT_PORT,
 	OPT_UINT,
+	OPT_FILE, /* an absolute path */
 };
 
 struct option {
@@ -26,11 +32,13 @@ struct option {
 	const char *name;
 	enum option_type type;
 	size_t offset;
-	const char *default_value; /* NULL: required */
+	const char *default_value; /* NULL: required; OPTIONAL: may stay unset (NULL) */
 	unsigned min, max;         /* OPT_PORT, OPT_UINT */
 };
 
 #define OFF(field) offsetof(struct config, field)
+
+static const char OPTIONAL[] = "";
 
 /* What a valid value looks like, for error messages. */
 static const char *const expected[] = {
@@ -39,10 +47,12 @@ static const char *const expected[] = {
     [OPT_DOMAIN] = "expected a domain name such as invites.example.com, without quotes",
     [OPT_HOSTS] = "expected domain names separated by commas or spaces",
     [OPT_JIDS] = "expected bare JIDs (user@example.com) separated by commas or spaces",
+    [OPT_NETWORKS] = "expected IP addresses or CIDR prefixes separated by commas or spaces",
     [OPT_ADDRESS] = "expected a literal IPv4 or IPv6 address",
     [OPT_PATH] = "expected a path starting with '/' without '?', '#', '%' or spaces",
     [OPT_PORT] = "expected a port number",
     [OPT_UINT] = "expected a whole number",
+    [OPT_FILE] = "expected an absolute file path",
 };
 
 static bool known_section(const char *section);
@@ -55,15 +65,23 @@ static const struct option options[] = {
     {"component", "max_pending", OPT_UINT, OFF(component.max_pending), "1000", 1, 100000},
     {"component", "port", OPT_PORT, OFF(component.port), "5347", 1, 65535},
     {"component", "request_timeout", OPT_UINT, OFF(component.request_timeout_s), "10", 1, 300},
-    {"component", "secret", OPT_STRING, OFF(component.secret), NULL, 0, 0},
+    {"component", "secret", OPT_STRING, OFF(component.secret), OPTIONAL, 0, 0},
+    {"component", "secret_file", OPT_FILE, OFF(component.secret_file), OPTIONAL, 0, 0},
     {"component", "server", OPT_ADDRESS, OFF(component.server), "127.0.0.1", 0, 0},
+    {"http", "auth_failure_burst", OPT_UINT, OFF(http.auth_failure_burst), "10", 0, 100000},
+    {"http", "auth_failure_rate", OPT_UINT, OFF(http.auth_failure_rate), "10", 1, 100000},
     {"http", "bind", OPT_ADDRESS, OFF(http.bind), "127.0.0.1", 0, 0},
     {"http", "connection_timeout", OPT_UINT, OFF(http.connection_timeout_s), "30", 1, 3600},
     {"http", "cors_origin", OPT_HEADER, OFF(http.cors_origin), "*", 0, 0},
     /* libstrophe select()s on its socket: keep every fd of the process < 1024. */
     {"http", "max_connections", OPT_UINT, OFF(http.max_connections), "512", 1, 900},
+    {"http", "max_connections_per_ip", OPT_UINT, OFF(http.max_connections_per_ip), "64", 1, 900},
     {"http", "path", OPT_PATH, OFF(http.path), "/invites_api", 0, 0},
     {"http", "port", OPT_PORT, OFF(http.port), "5282", 0, 65535},
+    {"http", "request_deadline", OPT_UINT, OFF(http.request_deadline_s), "10", 1, 3600},
+    {"http", "tls_certificate", OPT_FILE, OFF(http.tls_certificate), OPTIONAL, 0, 0},
+    {"http", "tls_key", OPT_FILE, OFF(http.tls_key), OPTIONAL, 0, 0},
+    {"http", "trusted_proxies", OPT_NETWORKS, OFF(http.trusted_proxies), "", 0, 0},
     {"keys", "database", OPT_STRING, OFF(keys.database), "/var/lib/invites-api/keys.sqlite", 0, 0},
 };
 
@@ -178,6 +196,31 @@ struct list_kind {
 
 static const struct list_kind host_list = {valid_domain, "invalid host name \"%.100s\"", "hosts",
                                            CONFIG_HOSTS_MAX};
+/* "ADDRESS" or "ADDRESS/BITS", IPv4 or IPv6. */
+static bool valid_network(const char *s)
+{
+	char address[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t len = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	unsigned char buf[sizeof(struct in6_addr)];
+	unsigned bits, max;
+
+	if (len == 0 || len >= sizeof(address))
+		return false;
+	memcpy(address, s, len);
+	address[len] = '\0';
+	if (inet_pton(AF_INET, address, buf) == 1)
+		max = 32;
+	else if (inet_pton(AF_INET6, address, buf) == 1)
+		max = 128;
+	else
+		return false;
+	return slash == NULL || parse_uint(slash + 1, 0, max, &bits) == 0;
+}
+
+static const struct list_kind proxy_list = {
+    valid_network, "trusted_proxies: \"%.100s\" is not an IP address or CIDR prefix", "proxies",
+    CONFIG_PROXIES_MAX};
 static const struct list_kind admin_list = {
     valid_bare_jid, "admins: \"%.100s\" is not a bare JID (user@example.com)", "admins",
     CONFIG_ADMINS_MAX};
@@ -247,6 +290,9 @@ static int set_value(struct parse_state *st, const struct option *opt, const cha
 	case OPT_JIDS:
 		return add_to_list(st, &admin_list, st->cfg->component.admins,
 		                   &st->cfg->component.n_admins, value);
+	case OPT_NETWORKS:
+		return add_to_list(st, &proxy_list, st->cfg->http.trusted_proxies,
+		                   &st->cfg->http.n_trusted_proxies, value);
 	case OPT_PORT:
 	case OPT_UINT:
 		if (parse_uint(value, opt->min, opt->max, &n) < 0) {
@@ -274,6 +320,10 @@ static int set_value(struct parse_state *st, const struct option *opt, const cha
 		break;
 	case OPT_PATH:
 		if (!valid_path(value))
+			goto invalid;
+		break;
+	case OPT_FILE:
+		if (value[0] != '/' || has_control_chars(value))
 			goto invalid;
 		break;
 	case OPT_HEADER:
@@ -314,7 +364,8 @@ static int on_ini_entry(void *userdata, const char *section, const char *name, c
 		return 0;
 	}
 	size_t index = (size_t)(opt - options);
-	if (st->seen[index] && opt->type != OPT_HOSTS && opt->type != OPT_JIDS) {
+	if (st->seen[index] && opt->type != OPT_HOSTS && opt->type != OPT_JIDS &&
+	    opt->type != OPT_NETWORKS) {
 		snprintf(st->reason, sizeof(st->reason), "%s is set twice in [%s]", name, section);
 		return 0;
 	}
@@ -322,11 +373,33 @@ static int on_ini_entry(void *userdata, const char *section, const char *name, c
 	return set_value(st, opt, value) == 0;
 }
 
+/* Options that go together: exactly one secret, both TLS files or none. */
+static int check_pairs(struct parse_state *st)
+{
+	const struct config *cfg = st->cfg;
+	if (cfg->component.secret == NULL && cfg->component.secret_file == NULL) {
+		snprintf(st->reason, sizeof(st->reason),
+		         "[component] secret is required (or secret_file, a file holding it)");
+		return -1;
+	}
+	if (cfg->component.secret != NULL && cfg->component.secret_file != NULL) {
+		snprintf(st->reason, sizeof(st->reason),
+		         "[component] has both secret and secret_file: keep one");
+		return -1;
+	}
+	if ((cfg->http.tls_certificate == NULL) != (cfg->http.tls_key == NULL)) {
+		snprintf(st->reason, sizeof(st->reason),
+		         "[http] tls_certificate and tls_key go together: set both or neither");
+		return -1;
+	}
+	return 0;
+}
+
 static int apply_defaults(struct parse_state *st)
 {
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option *opt = &options[i];
-		if (st->seen[i])
+		if (st->seen[i] || opt->default_value == OPTIONAL)
 			continue;
 		if (opt->default_value == NULL) {
 			snprintf(st->reason, sizeof(st->reason), "[%s] %s is required",
@@ -336,6 +409,8 @@ static int apply_defaults(struct parse_state *st)
 		if (set_value(st, opt, opt->default_value) < 0)
 			return -1;
 	}
+	if (check_pairs(st) < 0)
+		return -1;
 	if (st->cfg->component.n_hosts == 0) {
 		snprintf(st->reason, sizeof(st->reason), "[component] hosts lists no host");
 		return -1;
@@ -420,7 +495,7 @@ void config_finish(struct config *cfg)
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct option *opt = &options[i];
 		if (opt->type == OPT_PORT || opt->type == OPT_UINT || opt->type == OPT_HOSTS ||
-		    opt->type == OPT_JIDS)
+		    opt->type == OPT_JIDS || opt->type == OPT_NETWORKS)
 			continue;
 		char **s = field(cfg, opt);
 		free(*s);
@@ -432,6 +507,9 @@ void config_finish(struct config *cfg)
 	for (size_t i = 0; i < cfg->component.n_admins; i++)
 		free(cfg->component.admins[i]);
 	cfg->component.n_admins = 0;
+	for (size_t i = 0; i < cfg->http.n_trusted_proxies; i++)
+		free(cfg->http.trusted_proxies[i]);
+	cfg->http.n_trusted_proxies = 0;
 }
 
 const char *config_host(const struct config *cfg, const char *host)
@@ -452,4 +530,142 @@ bool config_is_admin(const struct config *cfg, const char *bare_jid)
 {
 	return bare_jid != NULL &&
 	       is_listed(cfg->component.admins, cfg->component.n_admins, bare_jid);
+}
+
+/* ---- files that hold secrets ---- */
+
+#define SECRET_FILE_MAX 1024
+
+static bool in_our_groups(gid_t gid)
+{
+	if (gid == getegid())
+		return true;
+	gid_t groups[NGROUPS_MAX];
+	int n = getgroups(NGROUPS_MAX, groups);
+	for (int i = 0; i < n; i++) {
+		if (groups[i] == gid)
+			return true;
+	}
+	return false;
+}
+
+int config_check_private(const char *path, const char *what, char *err, size_t err_size)
+{
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		snprintf(err, err_size, "%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	unsigned mode = (unsigned)st.st_mode & 07777;
+	if ((mode & (S_IRWXO | S_IWGRP)) != 0) {
+		snprintf(err, err_size,
+		         "%s %s can be %s by %s (mode %04o): it holds a secret; fix with: chmod "
+		         "600 %s",
+		         what, path, (mode & (S_IWOTH | S_IWGRP)) != 0 ? "changed" : "read",
+		         (mode & S_IRWXO) != 0 ? "every user" : "its group", mode, path);
+		return -1;
+	}
+	if ((mode & S_IRGRP) != 0 && !in_our_groups(st.st_gid)) {
+		const struct group *gr = getgrgid(st.st_gid);
+		snprintf(err, err_size,
+		         "%s %s can be read by group %s (mode %04o), which this service is not "
+		         "in: it holds a secret; fix with: chmod 600 %s (or chgrp it to the "
+		         "service's own group)",
+		         what, path, gr != NULL ? gr->gr_name : "?", mode, path);
+		return -1;
+	}
+	return 0;
+}
+
+int config_check_files(const struct config *cfg, const char *cfg_path, char *err, size_t err_size)
+{
+	if (config_check_private(cfg_path, "config file", err, err_size) < 0)
+		return -1;
+	if (cfg->component.secret_file != NULL &&
+	    config_check_private(cfg->component.secret_file, "[component] secret_file", err,
+	                         err_size) < 0)
+		return -1;
+	if (cfg->http.tls_key != NULL &&
+	    config_check_private(cfg->http.tls_key, "[http] tls_key", err, err_size) < 0)
+		return -1;
+	return 0;
+}
+
+/* The file's first line: one trailing newline (LF or CRLF) is not part of it. */
+static int read_secret_file(const char *path, char **secret, char *err, size_t err_size)
+{
+	char buf[SECRET_FILE_MAX + 2];
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, err_size, "[component] secret_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (ssize_t n; len < sizeof(buf) - 1; len += (size_t)n) {
+		n = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if (n < 0 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n < 0) {
+			snprintf(err, err_size, "[component] secret_file %s: %s", path,
+			         strerror(errno));
+			close(fd);
+			explicit_bzero(buf, sizeof(buf));
+			return -1;
+		}
+		if (n == 0)
+			break;
+	}
+	close(fd);
+	buf[len] = '\0';
+	if (len > 0 && buf[len - 1] == '\n')
+		buf[--len] = '\0';
+	if (len > 0 && buf[len - 1] == '\r')
+		buf[--len] = '\0';
+
+	const char *problem = NULL;
+	if (len > SECRET_FILE_MAX)
+		problem = "is longer than 1024 bytes";
+	else if (len == 0)
+		problem = "is empty";
+	else if (memchr(buf, '\0', len) != NULL || has_control_chars(buf))
+		problem = "holds more than one line or control characters";
+	if (problem != NULL) {
+		/* Never the content: it may be the secret. */
+		snprintf(err, err_size,
+		         "[component] secret_file %s %s (it must hold the secret "
+		         "on one line)",
+		         path, problem);
+		explicit_bzero(buf, sizeof(buf));
+		return -1;
+	}
+	*secret = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	if (*secret == NULL) {
+		snprintf(err, err_size, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int config_secret(const struct config *cfg, char **secret, char *err, size_t err_size)
+{
+	*secret = NULL;
+	if (cfg->component.secret_file != NULL)
+		return read_secret_file(cfg->component.secret_file, secret, err, err_size);
+	*secret = strdup(cfg->component.secret);
+	if (*secret == NULL) {
+		snprintf(err, err_size, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+void config_secret_free(char *secret)
+{
+	if (secret == NULL)
+		return;
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
 }

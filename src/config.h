@@ -3,7 +3,8 @@
 
 /*
  * component.cfg: an INI file parsed with inih. Every option has a default
- * except [component] jid, secret and hosts. Errors name the file and line.
+ * except [component] jid, secret (or secret_file) and hosts; tls_certificate
+ * and tls_key are unset by default. Errors name the file and line.
  */
 
 #include <stdbool.h>
@@ -12,11 +13,13 @@
 #define CONFIG_DEFAULT_PATH "/etc/invites-api/component.cfg"
 #define CONFIG_HOSTS_MAX    64
 #define CONFIG_ADMINS_MAX   64
+#define CONFIG_PROXIES_MAX  64
 
 struct config {
 	struct {
 		char *jid;
-		char *secret;
+		char *secret;      /* NULL when secret_file is set: see config_secret() */
+		char *secret_file; /* exactly one of secret, secret_file */
 		char *server;
 		unsigned short port;
 		char *hosts[CONFIG_HOSTS_MAX];
@@ -33,6 +36,14 @@ struct config {
 		char *cors_origin;
 		unsigned max_connections;
 		unsigned connection_timeout_s;
+		char *tls_certificate; /* PEM chain; both or neither: NULL is plain HTTP */
+		char *tls_key;
+		unsigned request_deadline_s;
+		unsigned max_connections_per_ip;
+		unsigned auth_failure_burst;               /* 0: no throttling */
+		unsigned auth_failure_rate;                /* per minute */
+		char *trusted_proxies[CONFIG_PROXIES_MAX]; /* addresses or CIDR prefixes */
+		size_t n_trusted_proxies;
 	} http;
 	struct {
 		char *database;
@@ -43,6 +54,23 @@ struct config {
  * returns -1 with a one-line message "PATH:LINE: reason" (or "PATH: reason")
  * in err, and *cfg holds nothing to free beyond what config_finish() frees. */
 int config_load(struct config *cfg, const char *path, char *err, size_t err_size);
+
+/* The component secret: [component] secret, or the first line of
+ * secret_file (without its newline; an empty file is refused). Never puts
+ * the secret in err. 0 with *secret malloc'd (free with
+ * config_secret_free(), which wipes it), or -1 with a one-line reason. */
+int config_secret(const struct config *cfg, char **secret, char *err, size_t err_size);
+void config_secret_free(char *secret);
+
+/* Refuse a file holding a secret (what names it in the message) that others
+ * can read or anyone but its owner can change. Group-readable is accepted
+ * only for a group this process is in (a group made for the service, e.g.
+ * root:invites-api 0640, or Debian's ssl-cert for keys). 0, or -1 with a
+ * reason that says how to fix it (chmod 600 FILE). */
+int config_check_private(const char *path, const char *what, char *err, size_t err_size);
+
+/* config_check_private() on the config file, secret_file and tls_key. */
+int config_check_files(const struct config *cfg, const char *cfg_path, char *err, size_t err_size);
 
 /* Free everything config_load() allocated. Safe on a zeroed struct. */
 void config_finish(struct config *cfg);

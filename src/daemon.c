@@ -17,6 +17,7 @@
 #include "usage.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -269,13 +270,59 @@ static int open_signal_fd(void)
 	return signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+/* Read the HTTPS certificate and key; NULL after logging why. */
+static struct http_api_tls *load_tls(const struct config *cfg)
+{
+	char err[PATH_MAX * 2 + 256];
+	struct http_api_tls *tls = NULL;
+	if (config_check_private(cfg->http.tls_key, "[http] tls_key", err, sizeof(err)) == 0)
+		tls = http_api_tls_load(cfg->http.tls_certificate, cfg->http.tls_key, err,
+		                        sizeof(err));
+	if (tls == NULL) {
+		log_error("HTTPS: %s", err);
+		return NULL;
+	}
+	time_t expires = http_api_tls_expires(tls);
+	if (expires != (time_t)-1 && expires < time(NULL))
+		log_warn("HTTPS: the certificate in %s has expired", cfg->http.tls_certificate);
+	return tls;
+}
+
+/*
+ * SIGHUP re-reads the certificate and key files (e.g. after a renewal): new
+ * handshakes get the new certificate, open connections and the XMPP stream
+ * are untouched. Files that do not load leave the current certificate in
+ * place. The rest of the configuration needs a restart.
+ */
+static void reload(struct daemon *d)
+{
+	if (d->cfg->http.tls_certificate == NULL) {
+		log_info("SIGHUP: nothing to reload (no HTTPS certificate; keys are read on every "
+		         "request; other configuration changes need a restart)");
+		return;
+	}
+	struct http_api_tls *tls = load_tls(d->cfg);
+	if (tls == NULL) {
+		log_error("SIGHUP: keeping the current HTTPS certificate");
+		return;
+	}
+	char description[512];
+	snprintf(description, sizeof(description), "%s", http_api_tls_describe(tls));
+	if (http_api_set_tls(d->http, tls) < 0) {
+		log_error("SIGHUP: the HTTP listener has no TLS to reload");
+		return;
+	}
+	log_info("SIGHUP: reloaded the HTTPS certificate from %s (%s); other configuration "
+	         "changes need a restart",
+	         d->cfg->http.tls_certificate, description);
+}
+
 static void read_signals(struct daemon *d)
 {
 	struct signalfd_siginfo info;
 	while (read(d->signal_fd, &info, sizeof(info)) == sizeof(info)) {
 		if (info.ssi_signo == SIGHUP) {
-			log_info(
-			    "SIGHUP ignored: nothing to reload (keys are read on every request)");
+			reload(d);
 			continue;
 		}
 		log_info("%s received, shutting down", strsignal((int)info.ssi_signo));
@@ -359,14 +406,22 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	struct daemon d = {.cfg = cfg, .signal_fd = -1};
 	const char *errstr = NULL;
 	int status = EXIT_FAILURE;
+	char *secret = NULL;
+	char err[PATH_MAX * 2 + 256];
 
 	log_info("invites-api %s starting with %s (%zu host%s, %zu XMPP admin%s)",
 	         INVITES_API_VERSION, cfg_path, cfg->component.n_hosts,
 	         cfg->component.n_hosts == 1 ? "" : "s", cfg->component.n_admins,
 	         cfg->component.n_admins == 1 ? "" : "s");
+	if (config_check_files(cfg, cfg_path, err, sizeof(err)) < 0 ||
+	    config_secret(cfg, &secret, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return EXIT_FAILURE;
+	}
 	d.signal_fd = open_signal_fd();
 	if (d.signal_fd < 0) {
 		log_error("signalfd: %s", strerror(errno));
+		config_secret_free(secret);
 		return EXIT_FAILURE;
 	}
 	if (keys_init() < 0) {
@@ -389,7 +444,7 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 
 	struct component_config ccfg = {
 	    .jid = cfg->component.jid,
-	    .secret = cfg->component.secret,
+	    .secret = secret,
 	    .server = cfg->component.server,
 	    .port = cfg->component.port,
 	    .request_timeout_ms = cfg->component.request_timeout_s * 1000,
@@ -405,6 +460,9 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 		goto err_component;
 	}
 
+	struct http_api_tls *tls = NULL;
+	if (cfg->http.tls_certificate != NULL && (tls = load_tls(cfg)) == NULL)
+		goto err_component;
 	struct http_api_config hcfg = {
 	    .bind = cfg->http.bind,
 	    .port = cfg->http.port,
@@ -412,6 +470,13 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	    .cors_origin = cfg->http.cors_origin,
 	    .max_connections = cfg->http.max_connections,
 	    .connection_timeout_s = cfg->http.connection_timeout_s,
+	    .tls = tls,
+	    .request_deadline_s = cfg->http.request_deadline_s,
+	    .max_connections_per_ip = cfg->http.max_connections_per_ip,
+	    .auth_failure_burst = cfg->http.auth_failure_burst,
+	    .auth_failure_rate = cfg->http.auth_failure_rate,
+	    .trusted_proxies = (const char *const *)cfg->http.trusted_proxies,
+	    .n_trusted_proxies = cfg->http.n_trusted_proxies,
 	};
 	d.http = http_api_create(&hcfg, &http_handlers, &d, &errstr);
 	if (d.http == NULL) {
@@ -419,8 +484,11 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 		goto err_component;
 	}
 	bool ipv6 = strchr(cfg->http.bind, ':') != NULL;
-	log_info("listening on http://%s%s%s:%u%s", ipv6 ? "[" : "", cfg->http.bind,
-	         ipv6 ? "]" : "", http_api_port(d.http), cfg->http.path);
+	log_info("listening on %s://%s%s%s:%u%s", tls != NULL ? "https" : "http", ipv6 ? "[" : "",
+	         cfg->http.bind, ipv6 ? "]" : "", http_api_port(d.http), cfg->http.path);
+	if (tls != NULL)
+		log_info("HTTPS certificate from %s: %s", cfg->http.tls_certificate,
+		         http_api_tls_describe(tls));
 
 	if (component_start(d.component) < 0) {
 		log_error("component: cannot start the XMPP connection");
@@ -438,6 +506,7 @@ err_keys:
 	keystore_close(d.keys);
 err_signal:
 	close(d.signal_fd);
+	config_secret_free(secret);
 	if (status == EXIT_SUCCESS)
 		log_info("stopped");
 	return status;

@@ -141,11 +141,12 @@ def daemon(tmp_path_factory, prosody, binary):
 
 @pytest.fixture(scope="session", autouse=True)
 def no_secret_in_any_daemon_log():
-    """Session-wide check: every daemon log of the run, grepped for every key secret
-    and component secret the run used."""
+    """Session-wide check, after every test: every log of the run (daemon logs,
+    Prosody logs, CLI stderr) grepped for every key secret and component secret
+    the run registered."""
     yield
     leaked = harness.secrets_in_logs()
-    assert not leaked, ("secrets found in daemon logs (log, secret): " + repr(leaked))
+    assert not leaked, ("secrets found in the run's logs (log, secret): " + repr(leaked))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -47,6 +48,8 @@ CORS_HEADERS = {
 # daemon log written; the log hygiene checks grep the logs for the secrets.
 SECRETS = set()
 DAEMON_LOGS = []
+PROSODY_LOGS = []   # each Prosody's log and stdout
+CLI_LOGS = []       # the stderr of every CLI run, one file per Instance
 _registry_lock = threading.Lock()
 
 # Every process the harness started; whatever is still alive when Python exits
@@ -75,6 +78,17 @@ def _kill_leftovers():
 def register_secret(value):
     with _registry_lock:
         SECRETS.add(value)
+
+
+def write_private(path, text):
+    """Write a file only its owner can read (0600), as the daemon demands of its
+    config, secret and key files."""
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)   # an existing file keeps its mode otherwise
+    return path
 
 
 def binary_path():
@@ -234,6 +248,8 @@ class Prosody:
         self.config = self.dir / "prosody.cfg.lua"
         self.log = self.dir / "prosody.log"
         self.stdout = self.dir / "prosody.stdout"
+        with _registry_lock:
+            PROSODY_LOGS.extend([self.log, self.stdout])
         self.c2s_port = free_port()
         self.http_port = free_port()
         self.component_port = free_port()
@@ -402,10 +418,15 @@ class Response:
         return f"<HTTP {self.status} in {self.elapsed:.3f}s{hdrs}\n  body={self.body[:300]!r}>"
 
 
-def http_request(method, url, headers=None, body=None, timeout=30):
-    """One request on a fresh connection; never follows redirects."""
+def http_request(method, url, headers=None, body=None, timeout=30, tls_context=None):
+    """One request on a fresh connection; never follows redirects. An https URL
+    needs tls_context (an ssl.SSLContext trusting the test CA)."""
     parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
+                                           context=tls_context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     target = parts.path or "/"
     if parts.query:
         target += "?" + parts.query
@@ -437,7 +458,7 @@ DAEMON_CONFIG = """\
 ; written by tests/integration/harness.py
 [component]
 jid = {jid}
-secret = {secret}
+{secret_line}
 server = 127.0.0.1
 port = {component_port}
 hosts = {hosts}
@@ -450,7 +471,7 @@ bind = 127.0.0.1
 port = {http_port}
 path = {path}
 cors_origin = {cors_origin}
-
+{tls_lines}{http_extra}
 [keys]
 database = {database}
 """
@@ -473,10 +494,18 @@ class Instance:
 
     def __init__(self, directory, prosody=None, component_port=None, component_secret=None,
                  hosts=(MAIN_HOST, FOREIGN_HOST), request_timeout=10,
-                 path="/invites_api", cors_origin="*", admins=(), max_pending=1000):
+                 path="/invites_api", cors_origin="*", admins=(), max_pending=1000,
+                 tls=None, secret_file=False, http_options=None):
+        """tls: None for plain HTTP, or (certificate file, key file, CA file) for
+        HTTPS. secret_file: put the component secret in a file of its own
+        (component.secret, 0600) named by secret_file instead of secret.
+        http_options: extra [http] options."""
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prosody = prosody
+        # Extra [http] options. Throttling of failed authentications is off
+        # unless a test turns it on: many tests send bad keys on purpose.
+        http_options = {"auth_failure_burst": 0, **(http_options or {})}
         self.config = self.dir / "component.cfg"
         self.database = self.dir / "keys.sqlite"
         self.log = self.dir / "daemon.log"
@@ -490,12 +519,29 @@ class Instance:
             component_secret = prosody.component_secret
         self.component_secret = component_secret or secrets.token_urlsafe(24)
         register_secret(self.component_secret)
-        self.config.write_text(DAEMON_CONFIG.format(
-            jid=COMPONENT_JID, secret=self.component_secret,
+        self.tls = tls
+        self.tls_context = None
+        tls_lines = ""
+        if tls is not None:
+            tls_lines = f"tls_certificate = {tls[0]}\ntls_key = {tls[1]}\n"
+            self.tls_context = ssl.create_default_context(cafile=str(tls[2]))
+        self.secret_file = None
+        secret_line = f"secret = {self.component_secret}"
+        if secret_file:
+            self.secret_file = write_private(self.dir / "component.secret",
+                                             self.component_secret + "\n")
+            secret_line = f"secret_file = {self.secret_file}"
+        self.cli_stderr = self.dir / "cli.stderr"
+        with _registry_lock:
+            CLI_LOGS.append(self.cli_stderr)
+        write_private(self.config, DAEMON_CONFIG.format(
+            tls_lines=tls_lines,
+            jid=COMPONENT_JID, secret_line=secret_line,
             component_port=component_port or free_port(),
             hosts=", ".join(hosts), admins=", ".join(admins), request_timeout=request_timeout,
             max_pending=max_pending,
             http_port=self.http_port, path=path, cors_origin=cors_origin,
+            http_extra="".join(f"{k} = {v}\n" for k, v in http_options.items()),
             database=self.database))
         self.proc = None
         self.keys = {}   # key id -> full key "ID/SECRET"
@@ -503,11 +549,19 @@ class Instance:
     # -- CLI ----------------------------------------------------------------
 
     def cli(self, *args, config=None, timeout=20):
+        """Run the CLI. Any ID/SECRET it prints is registered as a secret, and its
+        stderr is kept (cli.stderr) for the log hygiene check."""
         argv = wrapped([binary_path(), "-c", str(config or self.config), *args],
                        f"cli-{args[0] if args else 'none'}")
         proc = subprocess.run(argv, capture_output=True, text=True,
                               timeout=timeout * WRAPPER_SLOWDOWN,
                               stdin=subprocess.DEVNULL)
+        for line in proc.stdout.splitlines():
+            m = KEY_RE.match(line.strip())
+            if m:
+                register_secret(m.group(2))
+        with open(self.cli_stderr, "a") as f:
+            f.write(proc.stderr)
         return CliResult([str(a) for a in args], proc)
 
     def create_key(self, host=MAIN_HOST, name="test key", *options):
@@ -541,7 +595,8 @@ class Instance:
 
     @property
     def base_url(self):
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def api_url(self):
@@ -567,7 +622,7 @@ class Instance:
         timeout *= WRAPPER_SLOWDOWN
         err.close()
         out.close()
-        self.wait_log("listening on http://", timeout, start_offset=offset)
+        self.wait_log("listening on http", timeout, start_offset=offset)
         if wait_connected:
             self.wait_log("connected to", timeout, start_offset=offset)
 
@@ -624,16 +679,24 @@ class Instance:
         url = self.base_url + (path if path is not None else self.path)
         if query:
             url += "?" + query
-        return http_request(method, url, headers=headers, body=body, timeout=timeout)
+        return http_request(method, url, headers=headers, body=body, timeout=timeout,
+                            tls_context=self.tls_context)
 
     def get_invite(self, key, **kw):
         return self.request("GET", query="key=" + key, **kw)
 
 
+def all_logs():
+    """Every log the run wrote: daemons, Prosody servers, CLI stderr."""
+    with _registry_lock:
+        return list(DAEMON_LOGS) + list(PROSODY_LOGS) + list(CLI_LOGS)
+
+
 def secrets_in_logs(logs=None, secret_values=None):
-    """[(log path, secret)] for every registered secret found in a daemon log."""
+    """[(log path, secret)] for every registered secret found in a log (by
+    default every log of the run)."""
     found = []
-    for log in list(logs if logs is not None else DAEMON_LOGS):
+    for log in list(logs if logs is not None else all_logs()):
         try:
             text = Path(log).read_text(errors="replace")
         except FileNotFoundError:

@@ -159,7 +159,7 @@ def test_check_names_file_and_line_of_a_config_error(inst, tmp_path, case):
         i = _line_of(lines, "request_timeout =")
         lines[i] = "request_timeout = soon"
     bad = tmp_path / f"{case}.cfg"
-    bad.write_text("\n".join(lines) + "\n")
+    harness.write_private(bad, "\n".join(lines) + "\n")
     r = inst.cli("check", config=bad)
     assert r.returncode != 0 and "configuration OK" not in r.stdout, repr(r)
     assert f"{bad}:{i + 1}:" in r.stderr, f"expected '{bad}:{i + 1}: ...' on stderr: {r!r}"
@@ -170,7 +170,7 @@ def test_check_fails_when_the_key_store_directory_is_missing(inst, tmp_path):
     i = _line_of(lines, "database =")
     lines[i] = f"database = {tmp_path}/no/such/dir/keys.sqlite"
     bad = tmp_path / "nodir.cfg"
-    bad.write_text("\n".join(lines) + "\n")
+    harness.write_private(bad, "\n".join(lines) + "\n")
     r = inst.cli("check", config=bad)
     assert r.returncode != 0 and f"{tmp_path}/no/such/dir" in r.stderr, repr(r)
     assert "configuration OK" not in r.stdout
@@ -181,7 +181,7 @@ def test_check_warns_about_a_quoted_secret_without_printing_it(inst, tmp_path):
     i = _line_of(lines, "secret =")
     lines[i] = 'secret = "quoted-secret-copied-from-prosody"'
     cfg = tmp_path / "quoted.cfg"
-    cfg.write_text("\n".join(lines) + "\n")
+    harness.write_private(cfg, "\n".join(lines) + "\n")
     r = inst.cli("check", config=cfg)
     assert r.returncode == 0 and "in quotes" in r.stderr, repr(r)
     assert "quoted-secret-copied-from-prosody" not in r.stderr + r.stdout

@@ -3,8 +3,11 @@
 #include "src/config.h"
 #include "unit.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char path[64];
@@ -304,13 +307,278 @@ static void test_sample_matches_defaults(void)
 	CU_ASSERT_STRING_EQUAL(sample.http.cors_origin, minimal.http.cors_origin);
 	CU_ASSERT_EQUAL(sample.http.max_connections, minimal.http.max_connections);
 	CU_ASSERT_EQUAL(sample.http.connection_timeout_s, minimal.http.connection_timeout_s);
+	CU_ASSERT_EQUAL(sample.http.request_deadline_s, minimal.http.request_deadline_s);
+	CU_ASSERT_EQUAL(sample.http.max_connections_per_ip, minimal.http.max_connections_per_ip);
+	CU_ASSERT_EQUAL(sample.http.auth_failure_burst, minimal.http.auth_failure_burst);
+	CU_ASSERT_EQUAL(sample.http.auth_failure_rate, minimal.http.auth_failure_rate);
+	CU_ASSERT_EQUAL(sample.http.n_trusted_proxies, 0);
+	CU_ASSERT_EQUAL(minimal.http.n_trusted_proxies, 0);
 	CU_ASSERT_STRING_EQUAL(sample.keys.database, minimal.keys.database);
 	config_finish(&sample);
 	config_finish(&minimal);
 }
 
+/* A file holding content with mode; its name in file (size 64). */
+static void write_file(char *file, const char *content, size_t len, mode_t mode)
+{
+	strcpy(file, "/tmp/test_config_file.XXXXXX");
+	int fd = mkstemp(file);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(write(fd, content, len) == (ssize_t)len);
+	close(fd);
+	CU_ASSERT_FATAL(chmod(file, mode) == 0);
+}
+
+/* Load MINIMAL's jid and hosts with "secret_file = <a file of content>". */
+static int load_secret_file(const char *content, size_t len, char **secret, char *err,
+                            size_t err_size)
+{
+	char file[64], text[256];
+	struct config cfg;
+	write_file(file, content, len, 0600);
+	snprintf(text, sizeof(text),
+	         "[component]\njid = invites.example.com\nsecret_file = %s\nhosts = e.com\n", file);
+	int rc = load(text, &cfg, err, err_size);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	CU_ASSERT_PTR_NULL(cfg.component.secret);
+	CU_ASSERT_STRING_EQUAL(cfg.component.secret_file, file);
+	rc = config_secret(&cfg, secret, err, err_size);
+	config_finish(&cfg);
+	unlink(file);
+	return rc;
+}
+
+static void test_secret_file(void)
+{
+	char err[512] = "";
+	char *secret = NULL;
+	static const struct {
+		const char *content;
+		size_t len;
+		const char *secret;
+	} good[] = {
+	    {"s3cret\n", 7, "s3cret"},
+	    {"s3cret", 6, "s3cret"},
+	    {"s3cret\r\n", 8, "s3cret"},
+	    {"  spaced out  \n", 15, "  spaced out  "},
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		CU_ASSERT_EQUAL_FATAL(
+		    load_secret_file(good[i].content, good[i].len, &secret, err, sizeof(err)), 0);
+		CU_ASSERT_STRING_EQUAL(secret, good[i].secret);
+		config_secret_free(secret);
+	}
+	static const struct {
+		const char *content;
+		size_t len;
+		const char *reason;
+	} bad[] = {
+	    {"", 0, "is empty"},
+	    {"\n", 1, "is empty"},
+	    {"two\nlines-secret\n", 17, "more than one line"},
+	    {"nul\0inside-secret", 18, "control characters"},
+	    {"tab\tinside-secret", 18, "control characters"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		secret = NULL;
+		CU_ASSERT_EQUAL(
+		    load_secret_file(bad[i].content, bad[i].len, &secret, err, sizeof(err)), -1);
+		CU_ASSERT_PTR_NULL(secret);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].reason));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "secret_file /tmp/test_config_file."));
+		CU_ASSERT_PTR_NULL(strstr(err, "-secret")); /* never the content */
+	}
+	char big[1100];
+	memset(big, 'x', sizeof(big));
+	CU_ASSERT_EQUAL(load_secret_file(big, sizeof(big), &secret, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "longer than 1024 bytes"));
+}
+
+static void test_secret_file_missing(void)
+{
+	struct config cfg;
+	char err[512] = "";
+	char *secret = NULL;
+	CU_ASSERT_EQUAL_FATAL(load("[component]\njid = j\nhosts = h\n"
+	                           "secret_file = /nonexistent/secret\n",
+	                           &cfg, err, sizeof(err)),
+	                      0);
+	CU_ASSERT_EQUAL(config_secret(&cfg, &secret, err, sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err, "[component] secret_file /nonexistent/secret: No such file or "
+	                            "directory");
+	config_finish(&cfg);
+}
+
+static void test_exactly_one_secret_and_tls_pairs(void)
+{
+	static const struct {
+		const char *text;
+		const char *reason;
+	} cases[] = {
+	    {"[component]\njid = j\nhosts = h\nsecret = x\nsecret_file = /s\n",
+	     "has both secret and secret_file"},
+	    {"[component]\njid = j\nhosts = h\n", "[component] secret is required (or secret_file"},
+	    {"[component]\njid = j\nhosts = h\nsecret_file = relative/s\n",
+	     "invalid value for secret_file: expected an absolute file path"},
+	    {MINIMAL "[http]\ntls_certificate = /c.pem\n", "set both or neither"},
+	    {MINIMAL "[http]\ntls_key = /k.pem\n", "set both or neither"},
+	    {MINIMAL "[http]\ntls_key = k.pem\ntls_certificate = /c.pem\n",
+	     "invalid value for tls_key"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config cfg;
+		char err[256] = "";
+		CU_ASSERT_EQUAL(load(cases[i].text, &cfg, err, sizeof(err)), -1);
+		if (strstr(err, cases[i].reason) == NULL) {
+			fprintf(stderr, "\n  case %zu: got \"%s\"\n", i, err);
+			CU_FAIL("error message");
+		}
+	}
+	struct config cfg;
+	char err[256] = "";
+	CU_ASSERT_EQUAL_FATAL(load(MINIMAL "[http]\ntls_certificate = /c.pem\ntls_key = /k.pem\n",
+	                           &cfg, err, sizeof(err)),
+	                      0);
+	CU_ASSERT_STRING_EQUAL(cfg.http.tls_certificate, "/c.pem");
+	CU_ASSERT_STRING_EQUAL(cfg.http.tls_key, "/k.pem");
+	config_finish(&cfg);
+	CU_ASSERT_EQUAL_FATAL(load(MINIMAL, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_PTR_NULL(cfg.http.tls_certificate);
+	CU_ASSERT_PTR_NULL(cfg.http.tls_key);
+	CU_ASSERT_PTR_NULL(cfg.component.secret_file);
+	config_finish(&cfg);
+}
+
+static void test_private_files(void)
+{
+	static const struct {
+		mode_t mode;
+		const char *reason; /* NULL: accepted */
+	} cases[] = {
+	    {0600, NULL},
+	    {0400, NULL},
+	    {0640, NULL}, /* the file's group is ours: a group made for the service */
+	    {0644, "can be read by every user (mode 0644)"},
+	    {0604, "can be read by every user"},
+	    {0602, "can be changed by every user"},
+	    {0660, "can be changed by its group"},
+	    {0601, "every user"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char file[64], err[512] = "";
+		write_file(file, "x\n", 2, cases[i].mode);
+		int rc = config_check_private(file, "secret file", err, sizeof(err));
+		if (cases[i].reason == NULL) {
+			CU_ASSERT_EQUAL(rc, 0);
+		} else {
+			char fix[128];
+			snprintf(fix, sizeof(fix), "fix with: chmod 600 %s", file);
+			CU_ASSERT_EQUAL(rc, -1);
+			CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].reason));
+			CU_ASSERT_PTR_NOT_NULL(strstr(err, fix));
+			CU_ASSERT_EQUAL(strncmp(err, "secret file /tmp/", 17), 0);
+		}
+		unlink(file);
+	}
+	char err[512];
+	CU_ASSERT_EQUAL(config_check_private("/nonexistent/f", "tls_key", err, sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err, "tls_key /nonexistent/f: No such file or directory");
+}
+
+/* A group-readable file of a group this process is not in is refused. */
+static void test_group_readable_by_another_group(void)
+{
+	char file[64], err[512] = "";
+	gid_t other = getegid() == 0 ? 65534 : 0; /* nogroup, or root */
+	write_file(file, "x\n", 2, 0640);
+	if (chown(file, (uid_t)-1, other) != 0) {
+		unlink(file);
+		return; /* not allowed to give a file away: nothing to test here */
+	}
+	gid_t groups[256];
+	int n = getgroups(256, groups);
+	for (int i = 0; i < n; i++) {
+		if (groups[i] == other) {
+			unlink(file);
+			return; /* we are in that group after all */
+		}
+	}
+	CU_ASSERT_EQUAL(config_check_private(file, "config file", err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "can be read by group"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "which this service is not in"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "chmod 600"));
+	unlink(file);
+}
+
+static void test_check_files_covers_config_secret_and_key(void)
+{
+	char secret_file[64], key_file[64], text[512], err[512] = "";
+	struct config cfg;
+	write_file(secret_file, "s3cret\n", 7, 0600);
+	write_file(key_file, "key\n", 4, 0600);
+	snprintf(text, sizeof(text),
+	         "[component]\njid = j\nhosts = h\nsecret_file = %s\n"
+	         "[http]\ntls_certificate = /c.pem\ntls_key = %s\n",
+	         secret_file, key_file);
+	write_cfg(text);
+	CU_ASSERT_FATAL(chmod(path, 0600) == 0);
+	CU_ASSERT_EQUAL_FATAL(config_load(&cfg, path, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(config_check_files(&cfg, path, err, sizeof(err)), 0);
+
+	CU_ASSERT_FATAL(chmod(key_file, 0644) == 0);
+	CU_ASSERT_EQUAL(config_check_files(&cfg, path, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(strncmp(err, "[http] tls_key ", 15), 0);
+	CU_ASSERT_FATAL(chmod(secret_file, 0604) == 0);
+	CU_ASSERT_EQUAL(config_check_files(&cfg, path, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(strncmp(err, "[component] secret_file ", 24), 0);
+	CU_ASSERT_FATAL(chmod(path, 0644) == 0);
+	CU_ASSERT_EQUAL(config_check_files(&cfg, path, err, sizeof(err)), -1);
+	CU_ASSERT_EQUAL(strncmp(err, "config file ", 12), 0);
+
+	config_finish(&cfg);
+	unlink(path);
+	unlink(secret_file);
+	unlink(key_file);
+}
+
+/* [http] trusted_proxies: addresses and CIDR prefixes, over several lines. */
+static void test_trusted_proxies(void)
+{
+	struct config cfg;
+	char err[256] = "";
+	static const char base[] = "[component]\njid = invites.example.com\nsecret = s\n"
+	                           "hosts = example.com\n[http]\n";
+	char text[512];
+
+	snprintf(text, sizeof(text),
+	         "%strusted_proxies = 127.0.0.1, 10.0.0.0/8\n"
+	         "trusted_proxies = ::1 2001:db8::/32\n",
+	         base);
+	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(cfg.http.n_trusted_proxies, 4);
+	CU_ASSERT_STRING_EQUAL(cfg.http.trusted_proxies[1], "10.0.0.0/8");
+	CU_ASSERT_STRING_EQUAL(cfg.http.trusted_proxies[3], "2001:db8::/32");
+	config_finish(&cfg);
+
+	static const char *const bad[] = {"10.0.0.0/33", "::/129",     "proxy.example",
+	                                  "10.0.0.0/",   "10.0.0.0/x", "1.2.3.4:80"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%strusted_proxies = %s\n", base, bad[i]);
+		CU_ASSERT_EQUAL(load(text, &cfg, err, sizeof(err)), -1);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "trusted_proxies"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i]));
+	}
+	snprintf(text, sizeof(text), "%sauth_failure_rate = 0\n", base);
+	CU_ASSERT_EQUAL(load(text, &cfg, err, sizeof(err)), -1);
+	snprintf(text, sizeof(text), "%sauth_failure_burst = 0\n", base);
+	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(cfg.http.auth_failure_burst, 0);
+	config_finish(&cfg);
+}
+
 static const struct unit_test tests[] = {
     {"sample config documents the defaults", test_sample_matches_defaults},
+    {"trusted proxies", test_trusted_proxies},
     {"minimal config gets defaults", test_minimal_gets_defaults},
     {"every option set", test_full_config},
     {"hosts over several lines", test_hosts_on_several_lines},
@@ -323,6 +591,13 @@ static const struct unit_test tests[] = {
     {"database must be an absolute path", test_database_must_be_absolute},
     {"hosts with ports or escapes refused", test_hosts_with_ports_or_escapes_refused},
     {"missing file", test_missing_file},
+    {"secret_file: first line, newline stripped, empty refused", test_secret_file},
+    {"secret_file missing", test_secret_file_missing},
+    {"exactly one secret, both TLS files or none", test_exactly_one_secret_and_tls_pairs},
+    {"files holding secrets must be private", test_private_files},
+    {"group-readable by a group we are not in", test_group_readable_by_another_group},
+    {"config, secret_file and tls_key are all checked",
+     test_check_files_covers_config_secret_and_key},
     {NULL, NULL},
 };
 

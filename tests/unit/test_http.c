@@ -24,11 +24,12 @@
 #include "http/http.h"
 #include "unit.h"
 
-#define DEADLINE_MS  5000
-#define API_PATH     "/invites_api"
-#define KEY          "k1/s3cret"
-#define MAX_PENDING  64
-#define MAX_REQUESTS 2
+#define DEADLINE_MS           5000
+#define API_PATH              "/invites_api"
+#define KEY                   "k1/s3cret"
+#define MAX_PENDING           64
+#define MAX_REQUESTS          2
+#define HTTP_TARGET_TEST_SIZE 10000
 
 enum mode {
 	MODE_DEFER_AUTO,   /* suspend; the loop answers on its next turn */
@@ -240,15 +241,17 @@ struct client {
 	char *requests[MAX_REQUESTS];
 	size_t request_lens[MAX_REQUESTS];
 	int nrequests;
-	bool head;    /* responses carry no body */
-	bool hang_up; /* close right after sending, read nothing */
+	bool head;          /* responses carry no body */
+	bool hang_up;       /* close right after sending, read nothing */
+	int trickle_ms;     /* send the one request a byte at a time, this far apart */
+	const char *source; /* local address to connect from (127.0.0.x), or NULL */
 	struct response responses[MAX_REQUESTS];
 	int answered; /* responses read */
 	bool closed;  /* the server closed the connection (checked after the last) */
 	atomic_bool done;
 };
 
-static int client_connect(int family, unsigned short port)
+static int client_connect(int family, unsigned short port, const char *source)
 {
 	int fd = socket(family, SOCK_STREAM, 0);
 	struct timeval tv = {DEADLINE_MS / 1000, 0};
@@ -259,6 +262,14 @@ static int client_connect(int family, unsigned short port)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (source != NULL) {
+		struct sockaddr_in local = {.sin_family = AF_INET};
+		inet_pton(AF_INET, source, &local.sin_addr);
+		if (bind(fd, (struct sockaddr *)&local, sizeof(local)) != 0) {
+			close(fd);
+			return -1;
+		}
+	}
 	inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
 	inet_pton(AF_INET6, "::1", &in6.sin6_addr);
 	int rc = family == AF_INET ? connect(fd, (struct sockaddr *)&in, sizeof(in))
@@ -322,12 +333,38 @@ static int read_response(int fd, struct response *r, bool head)
 	return 0;
 }
 
+/* A slow client: the request line at once, then one byte at a time until the
+ * server answers or hangs up. */
+static void trickle(struct client *c, int fd)
+{
+	const char *eol = strstr(c->requests[0], "\r\n");
+	size_t i = eol != NULL ? (size_t)(eol + 2 - c->requests[0]) : 0;
+
+	if (send_all(fd, c->requests[0], i) != 0)
+		return;
+	for (; i < c->request_lens[0]; i++) {
+		char byte;
+		if (recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
+			break; /* an answer, or the end */
+		if (send(fd, c->requests[0] + i, 1, MSG_NOSIGNAL) != 1)
+			break;
+		usleep((useconds_t)c->trickle_ms * 1000);
+	}
+	if (read_response(fd, &c->responses[0], false) == 0)
+		c->answered++;
+	char byte;
+	c->closed = recv(fd, &byte, 1, 0) <= 0;
+}
+
 static void *client_main(void *arg)
 {
 	struct client *c = arg;
-	int fd = client_connect(c->family, c->port);
+	int fd = client_connect(c->family, c->port, c->source);
 
-	if (fd >= 0 && c->hang_up) {
+	if (fd >= 0 && c->trickle_ms > 0) {
+		trickle(c, fd);
+		close(fd);
+	} else if (fd >= 0 && c->hang_up) {
 		send_all(fd, c->requests[0], c->request_lens[0]);
 		close(fd);
 	} else if (fd >= 0) {
@@ -654,13 +691,13 @@ static void test_unauthorized(void)
 	exchange(&r, "GET " API_PATH "?key= HTTP/1.1");
 	assert_answer(&r, 401, "missing key\n");
 
-	static const char *const bad[] = {"k1/wrong", "nobody/s3cret", "garbage", "k1%2Fs3cret%00"};
+	static const char *const bad[] = {"k1/wrong", "nobody/s3cret", "garbage", "k1%2Fs3cret%01"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		exchange(&r, "GET " API_PATH "?key=%s HTTP/1.1", bad[i]);
 		assert_answer(&r, 401, "invalid key\n");
 		assert_header(&r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
 	}
-	CU_ASSERT_EQUAL(fx.last_credential_len, strlen(KEY) + 1); /* NUL passed on */
+	CU_ASSERT_EQUAL(fx.last_credential_len, strlen(KEY) + 1); /* passed on as it is */
 	exchange(&r, "GET " API_PATH " HTTP/1.1\r\nAuthorization: Bearer k2/wrong");
 	assert_answer(&r, 401, "invalid key\n");
 	exchange(&r, "GET " API_PATH " HTTP/1.1\r\nAuthorization: Bearer");
@@ -1043,7 +1080,7 @@ static void test_quiesce(void)
 	http_api_quiesce(fx.api);
 	http_api_quiesce(fx.api);
 	errno = 0;
-	CU_ASSERT_EQUAL(client_connect(AF_INET, fx.port), -1);
+	CU_ASSERT_EQUAL(client_connect(AF_INET, fx.port, NULL), -1);
 	CU_ASSERT_EQUAL(errno, ECONNREFUSED);
 	stop();
 }
@@ -1124,9 +1161,9 @@ static void test_log_line(void)
 	char *log = capture_end(&cap);
 	stop();
 
-	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info GET " API_PATH " 303 key=k1 "));
-	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info GET /x%0Ay 404 key=- "));
-	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info POST " API_PATH " 401 key=- "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info 127.0.0.1 GET " API_PATH " 303 key=k1 "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info 127.0.0.1 GET /x%0Ay 404 key=- "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info 127.0.0.1 POST " API_PATH " 401 key=- "));
 	CU_ASSERT_PTR_NULL(strstr(log, "s3cret"));
 	CU_ASSERT_PTR_NULL(strstr(log, "leak"));
 	CU_ASSERT_PTR_NULL(strstr(log, "wrongsecret"));
@@ -1140,6 +1177,253 @@ static void test_log_line(void)
 		lines++;
 	}
 	CU_ASSERT_EQUAL(lines, 3);
+}
+
+/* --- tests: hostile clients ---------------------------------------------- */
+
+static void test_request_deadline(void)
+{
+	struct http_api_config cfg = {.bind = "127.0.0.1",
+	                              .path = API_PATH,
+	                              .connection_timeout_s = 30,
+	                              .request_deadline_s = 1};
+	struct client slow = {.trickle_ms = 50}, silent = {0};
+	struct response r;
+	char request[512];
+
+	/* 400 bytes at 50 ms each would take 20 s; the idle timeout never
+	 * fires, the deadline does. */
+	int n = snprintf(request, sizeof(request),
+	                 "GET " API_PATH "?key=" KEY " HTTP/1.1\r\n"
+	                 "Host: localhost\r\nX-Slow: ");
+	memset(request + n, 'a', sizeof(request) - (size_t)n - 1);
+	request[sizeof(request) - 1] = '\0';
+	fx.mode = MODE_DEFER_AUTO;
+	start_with(&cfg);
+	int64_t begin = now_ms();
+	client_add(&slow, request, strlen(request));
+	client_start(&slow);
+	client_start(&silent);                                 /* connects, sends nothing */
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1"); /* served meanwhile */
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_TRUE(loop_until(client_done, &slow));
+	CU_ASSERT_TRUE(loop_until(client_done, &silent));
+	int64_t took = now_ms() - begin;
+	pthread_join(slow.thread, NULL);
+	pthread_join(silent.thread, NULL);
+	free(slow.requests[0]);
+
+	CU_ASSERT_EQUAL(slow.answered, 1);
+	assert_answer(&slow.responses[0], 408, "request not received in time\n");
+	assert_header(&slow.responses[0], "Connection", "close");
+	CU_ASSERT_TRUE(slow.closed);
+	CU_ASSERT_TRUE(silent.closed); /* no request begun: closed without a word */
+	CU_ASSERT_EQUAL(silent.answered, 0);
+	CU_ASSERT_TRUE(took >= 900 && took < 3000);
+	CU_ASSERT_EQUAL(fx.create_calls, 1);
+	stop();
+}
+
+static void test_deadline_after_keep_alive(void)
+{
+	struct http_api_config cfg = {.bind = "127.0.0.1",
+	                              .path = API_PATH,
+	                              .connection_timeout_s = 30,
+	                              .request_deadline_s = 1};
+	struct client c = {0};
+
+	fx.mode = MODE_DEFER_AUTO;
+	start_with(&cfg);
+	/* Two requests on one connection, 1.5 s apart in total: each gets its
+	 * own deadline, counted from the previous answer. */
+	client_addf(&c, "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nHost: localhost\r\n\r\n");
+	client_addf(&c, "GET " API_PATH "?key=" KEY " HTTP/1.1\r\nHost: localhost\r\n\r\n");
+	int64_t begin = now_ms();
+	client_start(&c);
+	CU_ASSERT_TRUE(loop_until(client_done, &c));
+	pthread_join(c.thread, NULL);
+	for (int i = 0; i < c.nrequests; i++)
+		free(c.requests[i]);
+	CU_ASSERT_EQUAL(c.answered, 2);
+	CU_ASSERT_TRUE(c.closed); /* then idle past the deadline */
+	CU_ASSERT_TRUE(now_ms() - begin >= 900);
+	stop();
+}
+
+/* One raw request of len bytes (may hold NUL) on its own connection. */
+static void exchange_raw(struct response *r, const char *data, size_t len)
+{
+	struct client c = {0};
+	client_add(&c, data, len);
+	client_start(&c);
+	client_finish(&c);
+	*r = c.responses[0];
+}
+
+static void test_hostile_targets(void)
+{
+	struct response r;
+	static char target[HTTP_TARGET_TEST_SIZE];
+
+	start(MODE_DEFER_AUTO);
+	/* Too many parameters: MHD would run out of memory parsing them and
+	 * leave the client without an answer; refused before it does. */
+	size_t n = (size_t)snprintf(target, sizeof(target), API_PATH "?key=" KEY);
+	for (int i = 0; i < 150; i++)
+		n += (size_t)snprintf(target + n, sizeof(target) - n, "&p%d=1", i);
+	exchange(&r, "GET %s HTTP/1.1", target);
+	assert_answer(&r, 414, "too many query parameters\n");
+	memset(target, '&', 5000);
+	target[5000] = '\0';
+	exchange(&r, "GET " API_PATH "?%s HTTP/1.1", target);
+	assert_answer(&r, 414, "too many query parameters\n");
+	memset(target, 'a', 9000);
+	target[9000] = '\0';
+	exchange(&r, "GET " API_PATH "?key=%s HTTP/1.1", target);
+	assert_answer(&r, 414, "URL too long\n");
+
+	exchange(&r, "GET " API_PATH "?key=k1%%zz HTTP/1.1");
+	assert_answer(&r, 400, "malformed percent-encoding in the URL\n");
+	exchange(&r, "GET " API_PATH "%%2 HTTP/1.1");
+	assert_answer(&r, 400, "malformed percent-encoding in the URL\n");
+	exchange(&r, "GET " API_PATH "%%00x?key=" KEY " HTTP/1.1");
+	assert_answer(&r, 400, "NUL byte (%00) in the URL\n");
+	exchange(&r, "GET " API_PATH "?key=" KEY "%%00 HTTP/1.1");
+	assert_answer(&r, 400, "NUL byte (%00) in the URL\n");
+	static const char raw_nul[] = "GET " API_PATH "\0x?key=" KEY " HTTP/1.1\r\n"
+	                              "Host: localhost\r\nConnection: close\r\n\r\n";
+	exchange_raw(&r, raw_nul, sizeof(raw_nul) - 1);
+	assert_answer(&r, 400, "NUL byte in the request line\n");
+
+	exchange(&r, "GET " API_PATH "?key=" KEY "&key=" KEY " HTTP/1.1");
+	assert_answer(&r, 400, "more than one key parameter\n");
+	exchange(&r, "GET " API_PATH "?key=" KEY "&KEY=x HTTP/1.1");
+	assert_answer(&r, 400, "more than one key parameter\n");
+	exchange(&r, "GET " API_PATH " HTTP/1.1\r\nAuthorization: Bearer " KEY
+	             "\r\nAuthorization: Bearer " KEY);
+	assert_answer(&r, 400, "more than one Authorization header\n");
+	exchange_body(&r, "ab",
+	              "POST " API_PATH "?key=" KEY " HTTP/1.1\r\n"
+	              "Content-Length: 2\r\nContent-Length: 2");
+	assert_answer(&r, 400,
+	              "more than one Content-Length, or Content-Length with Transfer-Encoding\n");
+	assert_header(&r, "Connection", "close");
+	exchange_body(&r, "0\r\n\r\n",
+	              "POST " API_PATH "?key=" KEY " HTTP/1.1\r\n"
+	              "Content-Length: 5\r\nTransfer-Encoding: chunked");
+	CU_ASSERT_EQUAL(r.status, 400);
+	/* Without a length MHD would wait for the end of the connection. */
+	exchange(&r, "POST " API_PATH "?key=" KEY " HTTP/1.1\r\nTransfer-Encoding: gzip");
+	assert_answer(&r, 501, "Transfer-Encoding other than chunked\n");
+	assert_header(&r, "Connection", "close");
+	CU_ASSERT_EQUAL(fx.auth_calls, 0);
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1"); /* still serving */
+	assert_invite(&r, 201, "k1");
+	stop();
+}
+
+/* A request from source (127.0.0.x) with extra header lines. */
+static void exchange_from(struct response *r, const char *source, const char *key,
+                          const char *extra)
+{
+	struct client c = {.source = source};
+	client_addf(&c,
+	            "GET " API_PATH "?key=%s HTTP/1.1\r\nHost: localhost\r\n%s"
+	            "Connection: close\r\n\r\n",
+	            key, extra);
+	client_start(&c);
+	client_finish(&c);
+	*r = c.responses[0];
+}
+
+static void test_throttle(void)
+{
+	struct http_api_config cfg = {.bind = "127.0.0.1",
+	                              .path = API_PATH,
+	                              .auth_failure_burst = 2,
+	                              .auth_failure_rate = 60};
+	struct response r;
+
+	fx.mode = MODE_DEFER_AUTO;
+	start_with(&cfg);
+	for (int i = 0; i < 2; i++) {
+		exchange_from(&r, "127.0.0.2", "k1/wrong", "");
+		assert_answer(&r, 401, "invalid key\n");
+	}
+	unsigned calls = fx.auth_calls;
+	exchange_from(&r, "127.0.0.2", "k1/wrong", "");
+	assert_answer(&r, 429, "too many failed authentications from this address\n");
+	assert_header(&r, "Retry-After", "1");
+	exchange_from(&r, "127.0.0.2", KEY, ""); /* the right key waits too */
+	CU_ASSERT_EQUAL(r.status, 429);
+	CU_ASSERT_EQUAL(fx.auth_calls, calls);          /* not even looked at */
+	exchange_from(&r, "127.0.0.3", "k1/wrong", ""); /* another client */
+	CU_ASSERT_EQUAL(r.status, 401);
+	exchange_from(&r, "127.0.0.3", KEY, "");
+	assert_invite(&r, 201, "k1");
+	loop_for(1100);
+	exchange_from(&r, "127.0.0.2", KEY, "");
+	assert_invite(&r, 201, "k1");
+	/* Successes cost nothing. */
+	for (int i = 0; i < 5; i++) {
+		exchange_from(&r, "127.0.0.4", KEY, "");
+		CU_ASSERT_EQUAL(r.status, 201);
+	}
+	stop();
+}
+
+static void test_forwarded_for(void)
+{
+	static const char *const proxies[] = {"127.0.0.2", "10.0.0.0/8"};
+	struct http_api_config cfg = {.bind = "127.0.0.1",
+	                              .path = API_PATH,
+	                              .auth_failure_burst = 1,
+	                              .auth_failure_rate = 1,
+	                              .trusted_proxies = proxies,
+	                              .n_trusted_proxies = 2};
+	struct capture cap;
+	struct response r;
+
+	fx.mode = MODE_DEFER_AUTO;
+	start_with(&cfg);
+	capture_start(&cap);
+	/* Behind the trusted proxy, each forwarded client has its own bucket. */
+	exchange_from(&r, "127.0.0.2", "k1/wrong", "X-Forwarded-For: 192.0.2.1\r\n");
+	CU_ASSERT_EQUAL(r.status, 401);
+	exchange_from(&r, "127.0.0.2", "k1/wrong", "X-Forwarded-For: 192.0.2.1, 10.1.1.1\r\n");
+	CU_ASSERT_EQUAL(r.status, 429);
+	exchange_from(&r, "127.0.0.2", "k1/wrong", "X-Forwarded-For: 192.0.2.2\r\n");
+	CU_ASSERT_EQUAL(r.status, 401);
+	/* An untrusted peer's header is ignored: its own address counts. */
+	exchange_from(&r, "127.0.0.3", "k1/wrong", "X-Forwarded-For: 198.51.100.1\r\n");
+	CU_ASSERT_EQUAL(r.status, 401);
+	exchange_from(&r, "127.0.0.3", "k1/wrong", "X-Forwarded-For: 198.51.100.2\r\n");
+	CU_ASSERT_EQUAL(r.status, 429);
+	char *log = capture_end(&cap);
+	stop();
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, " 192.0.2.1 GET " API_PATH " 401 "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, " 192.0.2.1 GET " API_PATH " 429 "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, " 192.0.2.2 GET " API_PATH " 401 "));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, " 127.0.0.3 GET " API_PATH " 429 "));
+	CU_ASSERT_PTR_NULL(strstr(log, "198.51.100"));
+}
+
+static void test_bad_limits_config(void)
+{
+	static const char *const bad_proxy[] = {"10.0.0.0/33"};
+	struct http_api_config cfg = {.bind = "127.0.0.1", .path = API_PATH};
+
+	cfg.trusted_proxies = bad_proxy;
+	cfg.n_trusted_proxies = 1;
+	assert_create_fails(&cfg);
+	cfg.n_trusted_proxies = 0;
+	cfg.auth_failure_burst = 5; /* with no rate */
+	assert_create_fails(&cfg);
+	cfg.auth_failure_burst = 0;
+	cfg.max_connections_per_ip = 901;
+	assert_create_fails(&cfg);
 }
 
 static const struct unit_test tests[] = {
@@ -1167,6 +1451,12 @@ static const struct unit_test tests[] = {
     {"quiesce", test_quiesce},
     {"IPv6", test_ipv6},
     {"idle connection timeout", test_idle_timeout},
+    {"request deadline", test_request_deadline},
+    {"deadline after keep-alive", test_deadline_after_keep_alive},
+    {"hostile request targets", test_hostile_targets},
+    {"throttled authentication", test_throttle},
+    {"X-Forwarded-For", test_forwarded_for},
+    {"limits in the config", test_bad_limits_config},
     {"log line", test_log_line},
     {NULL, NULL},
 };

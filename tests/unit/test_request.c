@@ -343,6 +343,224 @@ static void test_log_escape(void)
 	assert_escaped("abc", true, 1, "");
 }
 
+static void test_uri_check(void)
+{
+	char big[HTTP_MAX_URI + 2];
+
+	CU_ASSERT_EQUAL(uri_check("/invites_api?key=k1/s3cret&redirect=1"), URI_OK);
+	CU_ASSERT_EQUAL(uri_check("/invites_api?key=k1%2Fs3cret%20%7e"), URI_OK);
+	CU_ASSERT_EQUAL(uri_check("/invites_api?key=%zz"), URI_BAD_ESCAPE);
+	CU_ASSERT_EQUAL(uri_check("/invites_api%"), URI_BAD_ESCAPE);
+	CU_ASSERT_EQUAL(uri_check("/invites_api?key=%4"), URI_BAD_ESCAPE);
+	CU_ASSERT_EQUAL(uri_check("/invites_api%00x"), URI_NUL);
+	CU_ASSERT_EQUAL(uri_check("/invites_api?key=k1%00"), URI_NUL);
+	CU_ASSERT_EQUAL(uri_check("/invites_api?key=k1%01"), URI_OK);
+
+	memset(big, 'a', sizeof(big) - 1);
+	big[0] = '/';
+	big[HTTP_MAX_URI] = '\0';
+	CU_ASSERT_EQUAL(uri_check(big), URI_OK);
+	big[HTTP_MAX_URI] = 'a';
+	big[HTTP_MAX_URI + 1] = '\0';
+	CU_ASSERT_EQUAL(uri_check(big), URI_TOO_LONG);
+
+	/* HTTP_MAX_PARAMS parameters pass, one more does not; a '&' in the
+	 * path does not count. */
+	char params[1024] = "/a&b&c?p";
+	for (int i = 1; i < HTTP_MAX_PARAMS; i++)
+		strcat(params, "&p");
+	CU_ASSERT_EQUAL(uri_check(params), URI_OK);
+	strcat(params, "&%zz");
+	CU_ASSERT_EQUAL(uri_check(params), URI_TOO_MANY); /* sizes first */
+}
+
+static struct net_addr addr(const char *text)
+{
+	struct net_addr a;
+	memset(&a, 0xee, sizeof(a));
+	CU_ASSERT_EQUAL_FATAL(address_parse(text, strlen(text), &a), 0);
+	return a;
+}
+
+static void assert_formatted(const char *text, const char *expected)
+{
+	char out[64];
+	struct net_addr a = addr(text);
+	address_format(&a, out, sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, expected);
+}
+
+static void test_addresses(void)
+{
+	struct net_addr a;
+
+	assert_formatted("192.0.2.1", "192.0.2.1");
+	assert_formatted("::ffff:192.0.2.1", "192.0.2.1"); /* the same client */
+	assert_formatted("2001:DB8::1", "2001:db8::1");
+	assert_formatted("[2001:db8::1]", "2001:db8::1");
+	static const char *const bad[] = {"",     "192.0.2",  "192.0.2.1:80", "host.example",
+	                                  "[::1", "1.2.3.4 ", "::1%lo"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CU_ASSERT_EQUAL(address_parse(bad[i], strlen(bad[i]), &a), -1);
+	CU_ASSERT_EQUAL(address_parse("1.2.3.4\0", 8, &a), -1);
+	CU_ASSERT_EQUAL(address_parse("1.2.3.4x", 7, &a), 0); /* length, not NUL, ends it */
+
+	/* IPv6 clients are grouped by /64, IPv4 ones not at all. */
+	struct net_addr g1, g2;
+	struct net_addr v6a = addr("2001:db8:1:2:aaaa::1"), v6b = addr("2001:db8:1:2:ffff::9");
+	address_group(&v6a, &g1);
+	address_group(&v6b, &g2);
+	CU_ASSERT_EQUAL(memcmp(&g1, &g2, sizeof(g1)), 0);
+	struct net_addr v6c = addr("2001:db8:1:3::1");
+	address_group(&v6c, &g2);
+	CU_ASSERT_NOT_EQUAL(memcmp(&g1, &g2, sizeof(g1)), 0);
+	struct net_addr v4a = addr("192.0.2.1"), v4b = addr("192.0.2.2");
+	address_group(&v4a, &g1);
+	address_group(&v4b, &g2);
+	CU_ASSERT_NOT_EQUAL(memcmp(&g1, &g2, sizeof(g1)), 0);
+}
+
+static bool in(const char *prefix, const char *address)
+{
+	struct net_prefix p;
+	CU_ASSERT_EQUAL_FATAL(prefix_parse(prefix, &p), 0);
+	struct net_addr a = addr(address);
+	return prefix_contains(&p, &a);
+}
+
+static void test_prefixes(void)
+{
+	struct net_prefix p;
+
+	CU_ASSERT_TRUE(in("10.0.0.0/8", "10.255.1.2"));
+	CU_ASSERT_FALSE(in("10.0.0.0/8", "11.0.0.1"));
+	CU_ASSERT_TRUE(in("10.1.2.3/8", "10.9.9.9")); /* host bits ignored */
+	CU_ASSERT_TRUE(in("192.0.2.1", "192.0.2.1"));
+	CU_ASSERT_FALSE(in("192.0.2.1", "192.0.2.2"));
+	CU_ASSERT_TRUE(in("192.0.2.0/25", "192.0.2.127"));
+	CU_ASSERT_FALSE(in("192.0.2.0/25", "192.0.2.128"));
+	CU_ASSERT_TRUE(in("0.0.0.0/0", "203.0.113.9"));
+	CU_ASSERT_FALSE(in("0.0.0.0/0", "2001:db8::1")); /* IPv4 only */
+	CU_ASSERT_TRUE(in("2001:db8::/32", "2001:db8:ffff::1"));
+	CU_ASSERT_FALSE(in("2001:db8::/32", "2001:db9::1"));
+	CU_ASSERT_TRUE(in("::1", "::1"));
+	static const char *const bad[] = {"10.0.0.0/33",  "::/129", "10.0.0.0/",   "10.0.0.0/x",
+	                                  "10.0.0.0/8/8", "/8",     "example.com", "10.0.0.0/-1"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CU_ASSERT_EQUAL(prefix_parse(bad[i], &p), -1);
+}
+
+/* The client forwarded_client() names, as text. */
+static const char *client_of(const char *peer, const char *const *lines, size_t n,
+                             const char *const *proxies, size_t n_proxies)
+{
+	static char out[64];
+	struct net_prefix prefixes[4];
+	size_t lens[4];
+	struct net_addr p = addr(peer), client;
+
+	for (size_t i = 0; i < n_proxies; i++)
+		CU_ASSERT_EQUAL_FATAL(prefix_parse(proxies[i], &prefixes[i]), 0);
+	for (size_t i = 0; i < n; i++)
+		lens[i] = strlen(lines[i]);
+	forwarded_client(&p, lines, lens, n, prefixes, n_proxies, &client);
+	address_format(&client, out, sizeof(out));
+	return out;
+}
+
+static void test_forwarded_for(void)
+{
+	static const char *const proxies[] = {"10.0.0.0/8", "::1"};
+	const char *one[] = {"198.51.100.7"};
+	const char *chain[] = {"203.0.113.1, 198.51.100.7, 10.0.0.2"};
+	const char *lines[] = {"203.0.113.1", "198.51.100.7,10.0.0.2"};
+	const char *spoofed[] = {"10.9.9.9, 1.1.1.1"};
+	const char *junk[] = {"1.1.1.1, junk, 10.0.0.3"};
+	const char *all_trusted[] = {"10.0.0.5, 10.0.0.3"};
+	const char *empty[] = {""};
+	const char *v6[] = {"[2001:db8::5]"};
+
+	/* An untrusted peer's header is ignored. */
+	CU_ASSERT_STRING_EQUAL(client_of("192.0.2.1", one, 1, proxies, 2), "192.0.2.1");
+	CU_ASSERT_STRING_EQUAL(client_of("192.0.2.1", one, 1, NULL, 0), "192.0.2.1");
+	/* From a trusted proxy: the rightmost untrusted hop. */
+	CU_ASSERT_STRING_EQUAL(client_of("10.0.0.1", one, 1, proxies, 2), "198.51.100.7");
+	CU_ASSERT_STRING_EQUAL(client_of("10.0.0.1", chain, 1, proxies, 2), "198.51.100.7");
+	CU_ASSERT_STRING_EQUAL(client_of("10.0.0.1", lines, 2, proxies, 2), "198.51.100.7");
+	CU_ASSERT_STRING_EQUAL(client_of("::1", v6, 1, proxies, 2), "2001:db8::5");
+	/* A client cannot hide behind a trusted-looking address it wrote. */
+	CU_ASSERT_STRING_EQUAL(client_of("10.0.0.1", spoofed, 1, proxies, 2), "1.1.1.1");
+	/* A hop that is no address ends the walk at the last trusted hop. */
+	CU_ASSERT_STRING_EQUAL(client_of("10.0.0.1", junk, 1, proxies, 2), "10.0.0.3");
+	CU_ASSERT_STRING_EQUAL(client_of("10.0.0.1", all_trusted, 1, proxies, 2), "10.0.0.5");
+	CU_ASSERT_STRING_EQUAL(client_of("10.0.0.1", empty, 1, proxies, 2), "10.0.0.1");
+	CU_ASSERT_STRING_EQUAL(client_of("10.0.0.1", NULL, 0, proxies, 2), "10.0.0.1");
+}
+
+static void test_throttle_bucket(void)
+{
+	struct net_addr a = addr("192.0.2.1"), b = addr("192.0.2.2");
+	/* 3 at once, then one more every 10 s (6 per minute). */
+	struct throttle *t = throttle_create(3, 6, 64);
+	int64_t now = 1000000;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_EQUAL(throttle_wait_s(t, &a, now), 0);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(throttle_wait_s(t, &a, now), 0);
+		throttle_failure(t, &a, now);
+	}
+	CU_ASSERT_EQUAL(throttle_wait_s(t, &a, now), 10);
+	CU_ASSERT_EQUAL(throttle_wait_s(t, &b, now), 0);        /* others unaffected */
+	CU_ASSERT_EQUAL(throttle_wait_s(t, &a, now + 2500), 8); /* 7.5 s, rounded up */
+	CU_ASSERT_EQUAL(throttle_wait_s(t, &a, now + 9999), 1);
+	CU_ASSERT_EQUAL(throttle_wait_s(t, &a, now + 10000), 0);
+	throttle_failure(t, &a, now + 10000);
+	CU_ASSERT_EQUAL(throttle_wait_s(t, &a, now + 10000), 10);
+	/* A long pause refills the bucket, never beyond the burst. */
+	now += 3600 * 1000;
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(throttle_wait_s(t, &a, now), 0);
+		throttle_failure(t, &a, now);
+	}
+	CU_ASSERT_NOT_EQUAL(throttle_wait_s(t, &a, now), 0);
+	CU_ASSERT_EQUAL(throttle_tracked(t, now), 1);
+	throttle_destroy(t);
+
+	/* Off: no table at all, nobody waits. */
+	CU_ASSERT_PTR_NULL(throttle_create(0, 6, 64));
+	CU_ASSERT_PTR_NULL(throttle_create(3, 0, 64));
+	throttle_failure(NULL, &a, now);
+	CU_ASSERT_EQUAL(throttle_wait_s(NULL, &a, now), 0);
+	throttle_destroy(NULL);
+}
+
+static void test_throttle_bounded(void)
+{
+	/* Far more addresses than entries: the table never grows, and an address
+	 * that keeps failing stays throttled while others come and go. */
+	struct throttle *t = throttle_create(2, 1, 256);
+	struct net_addr guesser = addr("198.51.100.1");
+	int64_t now = 5000;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_EQUAL(throttle_capacity(t), 256);
+	for (unsigned i = 0; i < 100000; i++) {
+		struct net_addr a;
+		memset(&a, 0, sizeof(a));
+		a.bytes[0] = 0x20;
+		memcpy(a.bytes + 4, &i, sizeof(i)); /* a different /64 each */
+		throttle_failure(t, &a, now);
+		if (i % 1000 == 0) {
+			throttle_failure(t, &guesser, now);
+			throttle_failure(t, &guesser, now);
+		}
+	}
+	CU_ASSERT_TRUE(throttle_tracked(t, now) <= 256);
+	CU_ASSERT_TRUE(throttle_wait_s(t, &guesser, now) > 0);
+	throttle_destroy(t);
+}
+
 static const struct unit_test tests[] = {
     {"method table", test_method_action},
     {"path matching", test_path_matches},
@@ -358,6 +576,12 @@ static const struct unit_test tests[] = {
     {"error bodies", test_body_error},
     {"long error reasons", test_body_error_long},
     {"log escaping", test_log_escape},
+    {"raw request targets", test_uri_check},
+    {"client addresses", test_addresses},
+    {"trusted proxy prefixes", test_prefixes},
+    {"X-Forwarded-For", test_forwarded_for},
+    {"throttle token bucket", test_throttle_bucket},
+    {"throttle table bounded", test_throttle_bounded},
     {NULL, NULL},
 };
 
