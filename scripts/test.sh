@@ -21,7 +21,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "==> unit tests"
 meson test -C build --suite unit --print-errorlogs
 echo "==> unit tests under valgrind"
-meson test -C build --suite unit --print-errorlogs \
+meson test -C build --suite unit --print-errorlogs --timeout-multiplier 4 \
     --wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite'
 echo "==> unit tests, sanitizer build"
 meson test -C build-asan --suite unit --print-errorlogs
