@@ -278,8 +278,16 @@ def test_cli_killed_at_random_points_leaves_no_half_key(prosody, make_instance):
         assert key_answers(inst, key) == (key_id in listed), \
             f"key {key_id} (delete killed) is {'' if key_id in listed else 'not '}listed " \
             f"but its key says otherwise"
-    # Every listed key is whole (list checks each column). A key whose create
-    # was killed between its commit and its output exists but nobody has it.
+    # Every stored key is whole (list checks each column too). A key whose
+    # create was killed between its commit and its output exists but nobody has it.
+    db = sqlite3.connect(f"file:{inst.database}?mode=ro", uri=True, timeout=5)
+    try:
+        broken = db.execute("SELECT id FROM api_keys WHERE id IS NULL OR host IS NULL OR"
+                            " name IS NULL OR typeof(secret_hash) != 'blob' OR"
+                            " length(secret_hash) != 32 OR created IS NULL").fetchall()
+    finally:
+        db.close()
+    assert not broken, f"half-written keys: {broken}"
     unseen = set(listed) - set(printed) - set(uncertain) - set(inst.keys)
     print(f"{len(printed)} printed keys work; {len(unseen)} committed but unseen")
     assert_created(inst.get_invite(anchor), inst)
