@@ -65,6 +65,7 @@ struct component {
 	unsigned busy;         /* > 0 while inside xmpp_run_once() */
 	uint64_t reconnect_at; /* ms, monotonic; 0: none scheduled */
 	unsigned backoff_ms;
+	unsigned replaced; /* times in a row another connection took over our JID */
 	uint64_t rng;
 
 	struct adhoc_request *head, *tail; /* FIFO, so ordered by deadline */
@@ -441,6 +442,12 @@ static void describe_disconnect(const struct component *comp, bool was_online, i
 		         "the server does not know component %s: declare Component \"%s\" in "
 		         "the server config",
 		         comp->jid, comp->jid);
+	} else if (se && se->type == XMPP_SE_CONFLICT && was_online) {
+		snprintf(buf, size,
+		         "the server let another connection take over component %s (%u time%s in "
+		         "a row): two instances with the same JID are taking turns; stop one, or "
+		         "give each its own component JID",
+		         comp->jid, comp->replaced, comp->replaced == 1 ? "" : "s");
 	} else if (se && se->type == XMPP_SE_CONFLICT) {
 		snprintf(buf, size,
 		         "another instance is connected as component %s: stop it or give this "
@@ -479,6 +486,19 @@ static void handle_disconnect(struct component *comp, int error, xmpp_stream_err
 			log_info("disconnected from %s:%u", comp->server, comp->port);
 		return;
 	}
+	/*
+	 * A server told to let a new connection replace the old one (Prosody's
+	 * component_conflict_resolve = "kick_old") makes two instances with one JID
+	 * throw each other out for ever. Quick reconnects after losing an
+	 * established stream are right otherwise; after being replaced, the
+	 * backoff keeps growing, so the turns slow down to one per 30 s.
+	 */
+	if (was_online && se && se->type == XMPP_SE_CONFLICT)
+		comp->replaced++;
+	else if (was_online) {
+		comp->replaced = 0;
+		comp->backoff_ms = BACKOFF_MIN_MS;
+	}
 	describe_disconnect(comp, was_online, error, se, cause, sizeof(cause));
 	unsigned delay = schedule_reconnect(comp);
 	log_warn("%s; retrying in %u.%u s", cause, delay / 1000, delay % 1000 / 100);
@@ -492,7 +512,6 @@ static void handle_connection(xmpp_conn_t *conn, xmpp_conn_event_t event, int er
 
 	if (event == XMPP_CONN_CONNECT) {
 		comp->online = true;
-		comp->backoff_ms = BACKOFF_MIN_MS;
 		log_info("connected to %s:%u as component %s", comp->server, comp->port, comp->jid);
 	} else if (event == XMPP_CONN_DISCONNECT || event == XMPP_CONN_FAIL) {
 		handle_disconnect(comp, error, stream_error);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -74,8 +75,19 @@ static void set_error(struct keystore *store, const char *reason)
 	snprintf(store->error, sizeof store->error, "key store %s: %s", store->path, reason);
 }
 
+/* SQLite's "disk I/O error" hides the cause (a full disk growing the WAL
+ * index, a file made immutable): add what the system said. */
 static void set_db_error(struct keystore *store)
 {
+	int code = sqlite3_extended_errcode(store->db);
+	int sys_errno = sqlite3_system_errno(store->db);
+	if ((code & 0xff) == SQLITE_IOERR && sys_errno != 0) {
+		char reason[256];
+		snprintf(reason, sizeof reason, "%s (%s)", sqlite3_errmsg(store->db),
+		         strerror(sys_errno));
+		set_error(store, reason);
+		return;
+	}
 	set_error(store, sqlite3_errmsg(store->db));
 }
 
@@ -121,12 +133,29 @@ static sqlite3_stmt *prepare(struct keystore *store, const char *sql)
 	return stmt;
 }
 
+/* Why the store cannot be opened for writing, for the errors an operator
+ * meets most: the directory missing, the file system read-only. */
+static void set_create_error(struct keystore *store, int err)
+{
+	char reason[PATH_MAX + 64];
+	char *dir = strdup(store->path);
+	if (err == ENOENT && dir != NULL)
+		snprintf(reason, sizeof reason, "directory %s does not exist", dirname(dir));
+	else if (err == EROFS)
+		snprintf(reason, sizeof reason, "%s (the key store must be writable)",
+		         strerror(err));
+	else
+		snprintf(reason, sizeof reason, "%s", strerror(err));
+	free(dir);
+	set_error(store, reason);
+}
+
 /* Create the file ourselves: SQLite would apply the umask to 0644. */
 static int create_file(struct keystore *store)
 {
 	int fd = open(store->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		set_error(store, strerror(errno));
+		set_create_error(store, errno);
 		return -1;
 	}
 	if (close(fd) < 0) {

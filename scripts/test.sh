@@ -2,7 +2,7 @@
 # Install what the tests need, build, and run every test: the CUnit unit tests
 # (also under valgrind), then the same unit tests and the integration suite
 # against a real Prosody in an AddressSanitizer+UBSan build, then the
-# integration suite against the normal build.
+# integration suite against the normal build, and part of it under valgrind.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 echo "==> unit tests"
 meson test -C build --suite unit --print-errorlogs
 echo "==> unit tests under valgrind"
-meson test -C build --suite unit --print-errorlogs \
+meson test -C build --suite unit --print-errorlogs --timeout-multiplier 4 \
     --wrapper 'valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite'
 echo "==> unit tests, sanitizer build"
 meson test -C build-asan --suite unit --print-errorlogs
@@ -32,3 +32,7 @@ echo "==> integration tests, sanitizer build"
 INVITES_API=$PWD/build-asan/src/invites-api /usr/bin/python3 -m pytest -q tests/integration
 echo "==> integration tests"
 INVITES_API=$PWD/build/src/invites-api /usr/bin/python3 -m pytest -v tests/integration
+echo "==> integration tests under valgrind: the HTTP API and the ad-hoc commands (~2 min)"
+INVITES_API_WRAPPER='valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite' \
+    INVITES_API=$PWD/build/src/invites-api /usr/bin/python3 -m pytest -q \
+    tests/integration/test_http_api.py tests/integration/test_adhoc.py

@@ -33,6 +33,7 @@
 #define STOP_TIMEOUT_MS       2000
 #define FLUSH_DELAY_MS        5000 /* usage counters reach the disk at most this late */
 #define STORE_BUSY_TIMEOUT_MS 100
+#define FLUSH_WARN_EVERY_MS   60000 /* while usage cannot be written, say so this often */
 
 struct daemon {
 	struct adhoc_keys adhoc_keys;
@@ -42,6 +43,8 @@ struct daemon {
 	struct http_api *http;
 	struct usage *usage;
 	uint64_t flush_at; /* when usage must be written, ms monotonic; 0: nothing to write */
+	bool flush_failing;
+	uint64_t flush_warned_at; /* last warning while flush_failing */
 	int signal_fd;
 	bool stopping;
 };
@@ -224,15 +227,26 @@ static void create_invite(void *userdata, struct http_api_request *req,
 	}
 }
 
-/* Write usage counters in batches, off the requests' path. */
+/* Write usage counters in batches, off the requests' path. A full disk or a
+ * store that became read-only fails every attempt: that is said when it
+ * starts, then once a minute, and when it is over. */
 static void flush_usage(struct daemon *d)
 {
 	const char *errstr = NULL;
+	uint64_t now = now_ms();
 	if (usage_flush(d->usage, d->keys, &errstr) != KEYS_OK) {
-		log_warn("cannot record key usage (will retry): %s", errstr);
-		d->flush_at = now_ms() + FLUSH_DELAY_MS;
+		if (!d->flush_failing || now - d->flush_warned_at >= FLUSH_WARN_EVERY_MS) {
+			log_warn("cannot record key usage (retrying every %d s): %s",
+			         FLUSH_DELAY_MS / 1000, errstr);
+			d->flush_warned_at = now;
+		}
+		d->flush_failing = true;
+		d->flush_at = now + FLUSH_DELAY_MS;
 		return;
 	}
+	if (d->flush_failing)
+		log_info("key usage recorded again");
+	d->flush_failing = false;
 	d->flush_at = 0;
 }
 
@@ -386,8 +400,9 @@ static void shut_down(struct daemon *d)
 		if (run_once(d, (int)(deadline - now)) < 0)
 			break;
 	}
-	if (usage_dirty(d->usage))
-		flush_usage(d);
+	const char *errstr = NULL;
+	if (usage_dirty(d->usage) && usage_flush(d->usage, d->keys, &errstr) != KEYS_OK)
+		log_warn("key usage since the last write is lost: %s", errstr);
 }
 
 int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **argv)

@@ -147,3 +147,13 @@ def no_secret_in_any_daemon_log():
     yield
     leaked = harness.secrets_in_logs()
     assert not leaked, ("secrets found in the run's logs (log, secret): " + repr(leaked))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_wrapper_errors():
+    """With INVITES_API_WRAPPER=valgrind...: no daemon or CLI run reported an
+    error or a definite leak."""
+    yield
+    found = harness.wrapper_errors()
+    assert not found, "valgrind found errors:\n" + "\n\n".join(
+        f"--- {path}\n{text}" for path, text in found)

@@ -12,12 +12,14 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import socket
 import sqlite3
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -91,6 +93,58 @@ def write_private(path, text):
 
 def binary_path():
     return os.environ.get("INVITES_API", DEFAULT_BINARY)
+
+
+# --------------------------------------------------------------------------
+# An optional wrapper for every daemon and CLI run by Instance, e.g.
+#   INVITES_API_WRAPPER="valgrind --error-exitcode=99 --leak-check=full
+#                        --errors-for-leak-kinds=definite"
+# With valgrind, each process writes its report to a file of its own in
+# INVITES_API_WRAPPER_LOGS (default: a new temporary directory), and
+# wrapper_errors() lists the reports that found errors (conftest checks them at
+# the end of the session). A daemon that found errors exits 99 on SIGTERM,
+# which its teardown reports. Wrapped programs are slower: start timeouts are
+# multiplied by WRAPPER_SLOWDOWN.
+
+WRAPPER = shlex.split(os.environ.get("INVITES_API_WRAPPER", ""))
+WRAPPER_SLOWDOWN = 6 if WRAPPER else 1
+_wrapper_logs = []
+
+
+def _wrapper_log_dir():
+    if not _wrapper_logs:
+        d = os.environ.get("INVITES_API_WRAPPER_LOGS") or \
+            tempfile.mkdtemp(prefix="invites-api-wrapper-")
+        os.makedirs(d, exist_ok=True)
+        _wrapper_logs.append(Path(d))
+    return _wrapper_logs[0]
+
+
+def wrapped(argv, name):
+    """argv behind INVITES_API_WRAPPER, if set; name labels valgrind's report."""
+    if not WRAPPER:
+        return list(argv)
+    extra = []
+    if os.path.basename(WRAPPER[0]) == "valgrind":
+        extra = [f"--log-file={_wrapper_log_dir()}/{name}.%p.log"]
+    return WRAPPER + extra + list(argv)
+
+
+def wrapper_errors():
+    """[(report path, summary)] for every valgrind report with errors (definite
+    leaks count as errors with --errors-for-leak-kinds=definite)."""
+    found = []
+    for d in _wrapper_logs:
+        for log in sorted(d.glob("*.log")):
+            text = log.read_text(errors="replace")
+            m = re.search(r"ERROR SUMMARY: (\d+) errors", text)
+            # a process killed before its summary still has its error reports
+            reported = re.search(r"^==\d+== (Invalid |Conditional jump|Use of uninitialised|"
+                                 r"Syscall param|Mismatched free|Source and destination)",
+                                 text, re.MULTILINE)
+            if (m and int(m.group(1)) > 0) or reported:
+                found.append((str(log), "\n".join(text.splitlines()[:60])))
+    return found
 
 
 def free_port():
@@ -497,8 +551,10 @@ class Instance:
     def cli(self, *args, config=None, timeout=20):
         """Run the CLI. Any ID/SECRET it prints is registered as a secret, and its
         stderr is kept (cli.stderr) for the log hygiene check."""
-        argv = [binary_path(), "-c", str(config or self.config), *args]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+        argv = wrapped([binary_path(), "-c", str(config or self.config), *args],
+                       f"cli-{args[0] if args else 'none'}")
+        proc = subprocess.run(argv, capture_output=True, text=True,
+                              timeout=timeout * WRAPPER_SLOWDOWN,
                               stdin=subprocess.DEVNULL)
         for line in proc.stdout.splitlines():
             m = KEY_RE.match(line.strip())
@@ -560,8 +616,10 @@ class Instance:
         offset = len(self.log_text())
         err = open(self.log, "ab")
         out = open(self.stdout_log, "ab")
-        self.proc = _spawn([binary_path(), "-c", str(self.config), "serve"],
+        self.proc = _spawn(wrapped([binary_path(), "-c", str(self.config), "serve"],
+                                   f"daemon-{self.dir.parent.name}-{self.dir.name}"),
                            stdout=out, stderr=err)
+        timeout *= WRAPPER_SLOWDOWN
         err.close()
         out.close()
         self.wait_log("listening on http", timeout, start_offset=offset)
@@ -595,7 +653,7 @@ class Instance:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout=timeout)
+                self.proc.wait(timeout=timeout * WRAPPER_SLOWDOWN)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)

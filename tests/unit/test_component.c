@@ -500,6 +500,49 @@ static void test_drop_with_pending(void)
 	harness_finish(&h);
 }
 
+/* The server throws the stream out with a conflict, as Prosody does to the
+ * old connection when another one for the same JID arrives
+ * (component_conflict_resolve = "kick_old"); returns how long the component
+ * took to be online again. */
+static uint64_t replaced_then_back(struct harness *h, bool conflict)
+{
+	if (conflict)
+		fake_send(&h->fake, "<stream:error><conflict "
+		                    "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text "
+		                    "xmlns='urn:ietf:params:xml:ns:xmpp-streams'>Replaced by a new "
+		                    "connection</text></stream:error></stream:stream>");
+	fake_close(&h->fake);
+	uint64_t dropped = now_ms();
+	uint64_t deadline = within(500);
+	while (component_online(h->comp) && pump(h, deadline))
+		;
+	CU_ASSERT_FALSE_FATAL(component_online(h->comp));
+	deadline = within(4000);
+	while (!component_online(h->comp) && pump(h, deadline))
+		;
+	CU_ASSERT_TRUE_FATAL(component_online(h->comp));
+	return now_ms() - dropped;
+}
+
+/* Two instances with one JID on a kick_old server would throw each other out
+ * every second for ever: after being replaced the backoff keeps growing. A
+ * plain drop of an established stream reconnects quickly again. */
+static void test_replaced_backs_off(void)
+{
+	struct harness h;
+
+	harness_init(&h, false, 1000);
+	wait_online(&h);
+	uint64_t gap1 = replaced_then_back(&h, true);
+	uint64_t gap2 = replaced_then_back(&h, true);
+	uint64_t gap3 = replaced_then_back(&h, false);
+	CU_ASSERT(gap1 >= 750 && gap1 <= 1400);
+	CU_ASSERT(gap2 >= 1550 && gap2 <= 2600);
+	CU_ASSERT(gap3 >= 750 && gap3 <= 1400);
+	CU_ASSERT_EQUAL(h.fake.accepts, 4);
+	harness_finish(&h);
+}
+
 static void test_rejected_secret(void)
 {
 	struct harness h;
@@ -689,6 +732,7 @@ static const struct unit_test tests[] = {
     {"error reply", test_error_reply},
     {"server drops the stream with requests pending", test_drop_with_pending},
     {"secret rejected: offline, retrying with backoff", test_rejected_secret},
+    {"replaced by another connection: backoff keeps growing", test_replaced_backs_off},
     {"stop with requests pending", test_stop_with_pending},
     {"destroy with requests pending", test_destroy_with_pending},
     {"incoming iqs", test_incoming_iqs},
