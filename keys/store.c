@@ -51,8 +51,8 @@ static const char *const migrations[] = {
      * looking up a key ID is one B-tree search whether the ID exists or not
      * (through the primary-key index, a known ID also searched the table:
      * a wrong secret took measurably longer to refuse than an unknown ID). */
-    "CREATE INDEX api_keys_verify ON api_keys (id, host, secret_hash, expires, max_invites,"
-    "  period_s, window_start, window_count);",
+    ("CREATE INDEX api_keys_verify ON api_keys (id, host, secret_hash, expires, max_invites,"
+     "  period_s, window_start, window_count);"),
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
