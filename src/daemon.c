@@ -352,19 +352,13 @@ static int run_once(struct daemon *d, int max_wait_ms)
 	    min_timeout(component_next_timeout(d->component), http_api_next_timeout(d->http));
 	timeout = min_timeout(timeout, max_wait_ms);
 
-	int ready = poll(fds, comp_fd >= 0 ? 3 : 2, timeout);
-	if (ready < 0 && errno != EINTR) {
+	if (poll(fds, comp_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
 		log_error("poll: %s", strerror(errno));
 		return -1;
 	}
 	if (fds[0].revents & POLLIN)
 		read_signals(d);
-	/* The XMPP side has work only when its socket is ready, output is queued,
-	 * one of its deadlines is due or the wait ended (its housekeeping): skipping
-	 * it otherwise saves two system calls a round, most rounds under HTTP load. */
-	if ((ready == 0 && timeout != 0) || ready < 0 || comp_fd < 0 || fds[2].revents != 0 ||
-	    component_wants_write(d->component) || component_next_timeout(d->component) == 0)
-		component_run(d->component);
+	component_run(d->component);
 	http_api_run(d->http);
 	/* Send what the HTTP handlers just queued without another round. */
 	if (component_wants_write(d->component))
