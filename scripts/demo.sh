@@ -31,8 +31,10 @@ BIN=$(realpath "$BUILD")/src/invites-api
 DIR=$(mktemp -d /tmp/invites-api-demo.XXXXXX)
 SECRET=$(head -c 24 /dev/urandom | base64 | tr '+/' '-_')
 cleanup() {
-    [ -n "${DAEMON_PID:-}" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-    [ -n "${PROSODY_PID:-}" ] && kill "$PROSODY_PID" 2>/dev/null && wait "$PROSODY_PID" 2>/dev/null
+    # Never stop before rm: the directory holds the secrets (set -e is on, and
+    # a process killed by the signal exits non-zero).
+    if [ -n "${DAEMON_PID:-}" ]; then kill "$DAEMON_PID" 2>/dev/null || true; wait "$DAEMON_PID" 2>/dev/null || true; fi
+    if [ -n "${PROSODY_PID:-}" ]; then kill "$PROSODY_PID" 2>/dev/null || true; wait "$PROSODY_PID" 2>/dev/null || true; fi
     rm -rf "$DIR"
 }
 trap cleanup EXIT

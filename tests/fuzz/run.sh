@@ -19,7 +19,11 @@ fi
 if [ ! -f build-fuzz/build.ninja ]; then
     CC=clang meson setup build-fuzz -Dwerror=true -Dfuzz=true -Dtests=false >/dev/null
 fi
-ninja -C build-fuzz $(for t in $targets; do echo "tests/fuzz/fuzz_$t"; done) >/dev/null
+if ! out=$(ninja -C build-fuzz $(for t in $targets; do echo "tests/fuzz/fuzz_$t"; done) 2>&1); then
+    echo "$out" | tail -n 40 >&2
+    echo "fuzz: building the targets failed" >&2
+    exit 1
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/invites-api-fuzz.XXXXXX")
 for t in $targets; do
