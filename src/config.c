@@ -432,11 +432,8 @@ static int apply_defaults(struct parse_state *st)
  * rest as another line (a long secret would be cut): refuse them with a
  * clear reason instead. Returns the first long line's number, 0 if none. */
 #define INI_LINE_MAX 200
-static int find_long_line(const char *path)
+static int find_long_line(FILE *f)
 {
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0; /* ini_parse() reports it */
 	int line = 1, found = 0;
 	size_t len = 0;
 	for (int c; (c = getc(f)) != EOF && found == 0;) {
@@ -447,8 +444,54 @@ static int find_long_line(const char *path)
 			found = line;
 		}
 	}
-	fclose(f);
+	rewind(f);
 	return found;
+}
+
+/*
+ * Opening a FIFO for reading waits for a writer, forever if none comes, and
+ * a FIFO at a configured path would freeze the daemon or the CLI: open
+ * without waiting, then refuse anything but a regular file. The fd, or -1
+ * with errno set, or -2 for a file that is not a regular one.
+ */
+static int open_regular(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0)
+		goto err;
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -2;
+	}
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		goto err;
+	return fd;
+
+err:;
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+static FILE *open_config(const char *path, char *err, size_t err_size)
+{
+	int fd = open_regular(path);
+	if (fd == -2) {
+		snprintf(err, err_size, "%s is not a regular file", path);
+		return NULL;
+	}
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (f == NULL) {
+		snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	return f;
 }
 
 int config_load(struct config *cfg, const char *path, char *err, size_t err_size)
@@ -456,17 +499,18 @@ int config_load(struct config *cfg, const char *path, char *err, size_t err_size
 	struct parse_state st = {.cfg = cfg};
 	memset(cfg, 0, sizeof(*cfg));
 
-	int long_line = find_long_line(path);
+	FILE *f = open_config(path, err, err_size);
+	if (f == NULL)
+		return -1;
+	int long_line = find_long_line(f);
 	if (long_line > 0) {
 		snprintf(err, err_size, "%s:%d: line too long (at most %d characters)", path,
 		         long_line, INI_LINE_MAX - 2);
+		fclose(f);
 		return -1;
 	}
-	int line = ini_parse(path, on_ini_entry, &st);
-	if (line == -1) {
-		snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
-		goto err;
-	}
+	int line = ini_parse_file(f, on_ini_entry, &st);
+	fclose(f);
 	if (line == -2) {
 		snprintf(err, err_size, "%s: out of memory", path);
 		goto err;
@@ -556,6 +600,10 @@ int config_check_private(const char *path, const char *what, char *err, size_t e
 		snprintf(err, err_size, "%s %s: %s", what, path, strerror(errno));
 		return -1;
 	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, err_size, "%s %s is not a regular file", what, path);
+		return -1;
+	}
 	unsigned mode = (unsigned)st.st_mode & 07777;
 	if ((mode & (S_IRWXO | S_IWGRP)) != 0) {
 		snprintf(err, err_size,
@@ -596,7 +644,11 @@ static int read_secret_file(const char *path, char **secret, char *err, size_t e
 {
 	char buf[SECRET_FILE_MAX + 2];
 	size_t len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_regular(path);
+	if (fd == -2) {
+		snprintf(err, err_size, "[component] secret_file %s is not a regular file", path);
+		return -1;
+	}
 	if (fd < 0) {
 		snprintf(err, err_size, "[component] secret_file %s: %s", path, strerror(errno));
 		return -1;

@@ -541,6 +541,39 @@ static void test_check_files_covers_config_secret_and_key(void)
 	unlink(key_file);
 }
 
+/* A FIFO at the config path or at secret_file is refused at once: opening
+ * one for reading would wait for a writer (the test dies by SIGALRM if so). */
+static void test_fifo_refused(void)
+{
+	char fifo[64], text[256], err[512] = "";
+	struct config cfg;
+	snprintf(fifo, sizeof(fifo), "/tmp/test_config_fifo.%d", (int)getpid());
+	CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+	alarm(10);
+
+	CU_ASSERT_EQUAL(config_load(&cfg, fifo, err, sizeof(err)), -1);
+	char want[128];
+	snprintf(want, sizeof(want), "%s is not a regular file", fifo);
+	CU_ASSERT_STRING_EQUAL(err, want);
+
+	snprintf(text, sizeof(text), "[component]\njid = j\nhosts = h\nsecret_file = %s\n", fifo);
+	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
+	char *secret = NULL;
+	CU_ASSERT_EQUAL(config_secret(&cfg, &secret, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NULL(secret);
+	snprintf(want, sizeof(want), "[component] secret_file %s is not a regular file", fifo);
+	CU_ASSERT_STRING_EQUAL(err, want);
+	CU_ASSERT_EQUAL(config_check_private(fifo, "[http] tls_key", err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "[http] tls_key %s is not a regular file", fifo);
+	CU_ASSERT_STRING_EQUAL(err, want);
+	config_finish(&cfg);
+
+	CU_ASSERT_EQUAL(config_load(&cfg, "/tmp", err, sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err, "/tmp is not a regular file");
+	alarm(0);
+	unlink(fifo);
+}
+
 /* [http] trusted_proxies: addresses and CIDR prefixes, over several lines. */
 static void test_trusted_proxies(void)
 {
@@ -591,6 +624,7 @@ static const struct unit_test tests[] = {
     {"database must be an absolute path", test_database_must_be_absolute},
     {"hosts with ports or escapes refused", test_hosts_with_ports_or_escapes_refused},
     {"missing file", test_missing_file},
+    {"a FIFO or directory is refused without waiting", test_fifo_refused},
     {"secret_file: first line, newline stripped, empty refused", test_secret_file},
     {"secret_file missing", test_secret_file_missing},
     {"exactly one secret, both TLS files or none", test_exactly_one_secret_and_tls_pairs},
