@@ -6,11 +6,13 @@
 #include <grp.h>
 #include <ini.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 enum option_type {
@@ -593,6 +595,48 @@ static bool in_our_groups(gid_t gid)
 	return false;
 }
 
+/*
+ * The mode bits do not tell everything: a POSIX ACL (system.posix_acl_access,
+ * shown as a '+' after the mode) can let named users and groups read a 0600
+ * file. An entry for this service's own user or one of its groups is what a
+ * group-readable mode would allow too; any other named entry that grants
+ * something through the mask is refused. Layout (Linux posix_acl_xattr): a
+ * le32 version 2, then entries of le16 tag, le16 perm, le32 id.
+ */
+enum { ACL_USER_ENTRY = 0x02, ACL_GROUP_ENTRY = 0x08, ACL_MASK_ENTRY = 0x10 };
+
+static unsigned le16_at(const uint8_t *p)
+{
+	return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
+
+static uint32_t le32_at(const uint8_t *p)
+{
+	return le16_at(p) | (uint32_t)le16_at(p + 2) << 16;
+}
+
+static bool acl_grants_others(const char *path)
+{
+	uint8_t acl[4 + 8 * 64];
+	ssize_t len = getxattr(path, "system.posix_acl_access", acl, sizeof(acl));
+	if (len < 0)
+		return errno == ERANGE; /* more than 64 entries: not just ours */
+	unsigned mask = 07;
+	for (size_t at = 4; at + 8 <= (size_t)len; at += 8)
+		if (le16_at(acl + at) == ACL_MASK_ENTRY)
+			mask = le16_at(acl + at + 2);
+	for (size_t at = 4; at + 8 <= (size_t)len; at += 8) {
+		unsigned tag = le16_at(acl + at), id = le32_at(acl + at + 4);
+		if ((le16_at(acl + at + 2) & mask) == 0)
+			continue;
+		if (tag == ACL_USER_ENTRY && id != geteuid())
+			return true;
+		if (tag == ACL_GROUP_ENTRY && !in_our_groups(id))
+			return true;
+	}
+	return false;
+}
+
 int config_check_private(const char *path, const char *what, char *err, size_t err_size)
 {
 	struct stat st;
@@ -620,6 +664,13 @@ int config_check_private(const char *path, const char *what, char *err, size_t e
 		         "in: it holds a secret; fix with: chmod 600 %s (or chgrp it to the "
 		         "service's own group)",
 		         what, path, gr != NULL ? gr->gr_name : "?", mode, path);
+		return -1;
+	}
+	if (acl_grants_others(path)) {
+		snprintf(err, err_size,
+		         "%s %s has an access control list (ACL) granting access to others: it "
+		         "holds a secret; fix with: setfacl -b %s",
+		         what, path, path);
 		return -1;
 	}
 	return 0;
