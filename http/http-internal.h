@@ -77,6 +77,11 @@ char *body_error(const char *reason, bool json, size_t *len);
  * never reaches the log even when a decoded path contains one. */
 void log_escape(char *dst, size_t size, const char *src, bool field);
 
+/* MHD names the request's path in some of its messages ("... the request for
+ * `/path'. Error: ..."): replace that path, in place, by "(path not logged)",
+ * as a client may have pasted its key into it. */
+void mhd_message_redact(char *message, size_t size);
+
 /* tls.c: fresh copies of tls's chain and key for one TLS session, for
  * GnuTLS to free (GNUTLS_CERT_RETR_DEINIT_ALL). 0, or -1 (out of memory). */
 int tls_session_credentials(const struct http_api_tls *tls, gnutls_pcert_st **certs,

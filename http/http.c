@@ -69,6 +69,7 @@ struct http_api_request {
 	bool json;     /* answer in JSON (Accept) */
 	bool redirect; /* answer an invite with 303 */
 	size_t body_bytes;
+	size_t target_bytes; /* the raw target's length, for the log */
 	bool answered;
 	unsigned status;               /* valid once answered */
 	struct MHD_Response *response; /* answer not yet queued */
@@ -602,7 +603,8 @@ static void *on_target(void *cls, const char *uri, struct MHD_Connection *connec
 
 	if (req == NULL)
 		return NULL;
-	req->raw_target_end = uri + strlen(uri);
+	req->target_bytes = strlen(uri);
+	req->raw_target_end = uri + req->target_bytes;
 	/* For the log until the decoded path is known: an escaped '?' (%3F)
 	 * could start a key, so the raw path is cut at the first '%' too. */
 	char raw_path[sizeof(req->path)];
@@ -679,6 +681,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
 	}
 }
 
+/*
+ * Only the configured path and the methods HTTP defines are logged as sent:
+ * a client that pastes its key into the path (/invites_api/ID/SECRET) or
+ * into the method would otherwise put the secret in the log.
+ */
+static const char *log_method(const char *method)
+{
+	static const char *const known[] = {"CONNECT", "DELETE", "GET", "HEAD",  "OPTIONS",
+	                                    "PATCH",   "POST",   "PUT", "TRACE", "-"};
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(method, known[i]) == 0)
+			return known[i];
+	return "OTHER";
+}
+
 static void request_log(const struct http_api_request *req, enum MHD_RequestTerminationCode toe)
 {
 	char status[16] = "-", key_id[sizeof(req->key.id)] = "-";
@@ -705,8 +722,14 @@ static void request_log(const struct http_api_request *req, enum MHD_RequestTerm
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	long ms = (long)(now.tv_sec - req->start.tv_sec) * 1000 +
 	          (now.tv_nsec - req->start.tv_nsec) / 1000000;
-	log_info("%s %s %s %s key=%s %ldms%s", req->client, req->method, req->path, status, key_id,
-	         ms, note);
+	char other[64] = "";
+	const char *path = req->path;
+	if (!path_matches(req->path, req->api->path)) {
+		snprintf(other, sizeof(other), " (not the API path, %zu bytes)", req->target_bytes);
+		path = "-";
+	}
+	log_info("%s %s %s %s key=%s %ldms%s%s", req->client, log_method(req->method), path, status,
+	         key_id, ms, note, other);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **req_cls,
@@ -755,6 +778,7 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 	size_t n = strlen(message);
 	while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == ' '))
 		message[--n] = '\0';
+	mhd_message_redact(message, sizeof(message));
 	log_escape(line, sizeof(line), message, false);
 	log_warn("http: %s", line);
 }

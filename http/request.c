@@ -1,6 +1,7 @@
 #include "http-internal.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -329,6 +330,22 @@ void log_escape(char *dst, size_t size, const char *src, bool field)
 		dst[n++] = hex[c & 0xF];
 	}
 	dst[n] = '\0';
+}
+
+void mhd_message_redact(char *message, size_t size)
+{
+	static const char lead[] = "request for ", error[] = ". Error: ";
+	char *path = strstr(message, lead);
+	if (path == NULL)
+		return;
+	path += sizeof(lead) - 1;
+	/* The error text comes last: its mark is the last one. */
+	const char *tail = NULL;
+	for (const char *p = strstr(path, error); p != NULL; p = strstr(p + 1, error))
+		tail = p;
+	char rest[256];
+	snprintf(rest, sizeof(rest), "%s", tail != NULL ? tail : ".");
+	snprintf(path, size - (size_t)(path - message), "(path not logged)%s", rest);
 }
 
 static bool is_hex(char c)

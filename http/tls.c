@@ -37,7 +37,10 @@ struct http_api_tls {
 static int read_pem(const char *path, const char *what, gnutls_datum_t *out, char *err,
                     size_t err_size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer
+	 * forever, and the daemon with it. It means nothing for the regular
+	 * file that is read below. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st;
 
 	out->data = NULL;
@@ -46,9 +49,12 @@ static int read_pem(const char *path, const char *what, gnutls_datum_t *out, cha
 		snprintf(err, err_size, "%s %s: cannot read: %s", what, path, strerror(errno));
 		goto err;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size > PEM_FILE_MAX) {
-		snprintf(err, err_size, "%s %s: not a PEM file (%s)", what, path,
-		         S_ISREG(st.st_mode) ? "larger than 1 MiB" : "not a regular file");
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, err_size, "%s %s is not a regular file", what, path);
+		goto err;
+	}
+	if (st.st_size > PEM_FILE_MAX) {
+		snprintf(err, err_size, "%s %s: not a PEM file (larger than 1 MiB)", what, path);
 		goto err;
 	}
 	out->data = gnutls_malloc((size_t)st.st_size + 1);

@@ -41,15 +41,41 @@ static struct keystore *open_store(const struct config *cfg, const char *cfg_pat
 	return store;
 }
 
+const char *cli_shown(char dst[CLI_SHOWN_MAX], const char *src)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = 0;
+	for (; *src != '\0'; src++) {
+		unsigned char c = (unsigned char)*src;
+		bool plain = c >= 0x20 && c < 0x7f;
+		if (n + (plain ? 1 : 4) > CLI_SHOWN_MAX - 4) {
+			memcpy(dst + n, "...", 3);
+			n += 3;
+			break;
+		}
+		if (plain) {
+			dst[n++] = (char)c;
+			continue;
+		}
+		dst[n++] = '\\';
+		dst[n++] = 'x';
+		dst[n++] = hex[c >> 4];
+		dst[n++] = hex[c & 0xF];
+	}
+	dst[n] = '\0';
+	return dst;
+}
+
 /* The host as [component] hosts spells it, or NULL after telling the user. */
 static const char *served_host(const struct config *cfg, const char *cfg_path, const char *host)
 {
 	const char *canonical = config_host(cfg, host);
+	char shown[CLI_SHOWN_MAX], shown_path[CLI_SHOWN_MAX];
 	if (canonical == NULL)
 		fprintf(stderr,
 		        "invites-api: host \"%s\" is not served by this component "
 		        "(not in [component] hosts of %s)\n",
-		        host, cfg_path);
+		        cli_shown(shown, host), cli_shown(shown_path, cfg_path));
 	return canonical;
 }
 
@@ -374,7 +400,8 @@ int cmd_delete(const struct config *cfg, const char *cfg_path, const struct comm
 	const char *id = argv[1];
 	if (strchr(id, '/') != NULL) {
 		/* Someone pasted the whole ID/SECRET: never echo it back. */
-		fprintf(stderr, "invites-api: give the key ID only, the part before the '/'\n");
+		fprintf(stderr, "invites-api: give the key ID, not ID/SECRET (the ID is the part "
+		                "before the '/')\n");
 		return EXIT_FAILURE;
 	}
 	struct keystore *store = open_store(cfg, cfg_path);
@@ -389,7 +416,10 @@ int cmd_delete(const struct config *cfg, const char *cfg_path, const struct comm
 		status = flush_stdout() == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 		break;
 	case KEYS_NOT_FOUND:
-		fprintf(stderr, "invites-api: no key \"%s\" for host %s\n", id, host);
+		/* Not echoed: a pasted secret alone looks like an ID. */
+		fprintf(stderr,
+		        "invites-api: no key with that ID for host %s (see: invites-api list %s)\n",
+		        host, host);
 		break;
 	default:
 		fprintf(stderr, "invites-api: cannot delete key: %s\n", errstr);
@@ -462,8 +492,9 @@ int cmd_import(const struct config *cfg, const char *cfg_path, const struct comm
 		return EXIT_FAILURE;
 	struct import_source source;
 	char err[PATH_MAX + 256];
+	char shown[CLI_SHOWN_MAX];
 	if (import_find(argv[1], host, &source, err, sizeof err) < 0) {
-		fprintf(stderr, "invites-api: cannot import: %s\n", err);
+		fprintf(stderr, "invites-api: cannot import: %s\n", cli_shown(shown, err));
 		return EXIT_FAILURE;
 	}
 	struct import_run run = {.host = host};
@@ -474,12 +505,12 @@ int cmd_import(const struct config *cfg, const char *cfg_path, const struct comm
 	int status = EXIT_FAILURE;
 	int found = import_read(&source, host, import_key, &run, err, sizeof err);
 	if (found < 0)
-		fprintf(stderr, "invites-api: cannot import: %s\n", err);
+		fprintf(stderr, "invites-api: cannot import: %s\n", cli_shown(shown, err));
 	else if (!run.failed)
 		printf("%u imported, %u skipped, from %s %s\n", run.imported, run.skipped,
 		       source.kind == IMPORT_SQL ? "Prosody SQL database"
 		                                 : "Prosody internal storage",
-		       source.path);
+		       cli_shown(shown, source.path));
 	if (flush_stdout() == 0 && found >= 0 && !run.failed)
 		status = EXIT_SUCCESS;
 	keystore_close(run.store);

@@ -23,6 +23,12 @@ struct command_options {
 	bool json;               /* --json */
 };
 
+/* src fit for a message on a terminal: control and non-ASCII bytes become
+ * \xHH (an escape sequence in an argument or a file name must not reach the
+ * terminal raw), cut with "..." to fit CLI_SHOWN_MAX. Returns dst. */
+#define CLI_SHOWN_MAX 512
+const char *cli_shown(char dst[CLI_SHOWN_MAX], const char *src);
+
 int cmd_check(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
               int argc, char **argv);
 int cmd_create(const struct config *cfg, const char *cfg_path, const struct command_options *opts,

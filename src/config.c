@@ -6,11 +6,13 @@
 #include <grp.h>
 #include <ini.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 enum option_type {
@@ -432,11 +434,8 @@ static int apply_defaults(struct parse_state *st)
  * rest as another line (a long secret would be cut): refuse them with a
  * clear reason instead. Returns the first long line's number, 0 if none. */
 #define INI_LINE_MAX 200
-static int find_long_line(const char *path)
+static int find_long_line(FILE *f)
 {
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0; /* ini_parse() reports it */
 	int line = 1, found = 0;
 	size_t len = 0;
 	for (int c; (c = getc(f)) != EOF && found == 0;) {
@@ -447,8 +446,54 @@ static int find_long_line(const char *path)
 			found = line;
 		}
 	}
-	fclose(f);
+	rewind(f);
 	return found;
+}
+
+/*
+ * Opening a FIFO for reading waits for a writer, forever if none comes, and
+ * a FIFO at a configured path would freeze the daemon or the CLI: open
+ * without waiting, then refuse anything but a regular file. The fd, or -1
+ * with errno set, or -2 for a file that is not a regular one.
+ */
+static int open_regular(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	struct stat st;
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0)
+		goto err;
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -2;
+	}
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		goto err;
+	return fd;
+
+err:;
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+static FILE *open_config(const char *path, char *err, size_t err_size)
+{
+	int fd = open_regular(path);
+	if (fd == -2) {
+		snprintf(err, err_size, "%s is not a regular file", path);
+		return NULL;
+	}
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (f == NULL) {
+		snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	return f;
 }
 
 int config_load(struct config *cfg, const char *path, char *err, size_t err_size)
@@ -456,17 +501,18 @@ int config_load(struct config *cfg, const char *path, char *err, size_t err_size
 	struct parse_state st = {.cfg = cfg};
 	memset(cfg, 0, sizeof(*cfg));
 
-	int long_line = find_long_line(path);
+	FILE *f = open_config(path, err, err_size);
+	if (f == NULL)
+		return -1;
+	int long_line = find_long_line(f);
 	if (long_line > 0) {
 		snprintf(err, err_size, "%s:%d: line too long (at most %d characters)", path,
 		         long_line, INI_LINE_MAX - 2);
+		fclose(f);
 		return -1;
 	}
-	int line = ini_parse(path, on_ini_entry, &st);
-	if (line == -1) {
-		snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
-		goto err;
-	}
+	int line = ini_parse_file(f, on_ini_entry, &st);
+	fclose(f);
 	if (line == -2) {
 		snprintf(err, err_size, "%s: out of memory", path);
 		goto err;
@@ -549,11 +595,57 @@ static bool in_our_groups(gid_t gid)
 	return false;
 }
 
+/*
+ * The mode bits do not tell everything: a POSIX ACL (system.posix_acl_access,
+ * shown as a '+' after the mode) can let named users and groups read a 0600
+ * file. An entry for this service's own user or one of its groups is what a
+ * group-readable mode would allow too; any other named entry that grants
+ * something through the mask is refused. Layout (Linux posix_acl_xattr): a
+ * le32 version 2, then entries of le16 tag, le16 perm, le32 id.
+ */
+enum { ACL_USER_ENTRY = 0x02, ACL_GROUP_ENTRY = 0x08, ACL_MASK_ENTRY = 0x10 };
+
+static unsigned le16_at(const uint8_t *p)
+{
+	return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
+
+static uint32_t le32_at(const uint8_t *p)
+{
+	return le16_at(p) | (uint32_t)le16_at(p + 2) << 16;
+}
+
+static bool acl_grants_others(const char *path)
+{
+	uint8_t acl[4 + 8 * 64];
+	ssize_t len = getxattr(path, "system.posix_acl_access", acl, sizeof(acl));
+	if (len < 0)
+		return errno == ERANGE; /* more than 64 entries: not just ours */
+	unsigned mask = 07;
+	for (size_t at = 4; at + 8 <= (size_t)len; at += 8)
+		if (le16_at(acl + at) == ACL_MASK_ENTRY)
+			mask = le16_at(acl + at + 2);
+	for (size_t at = 4; at + 8 <= (size_t)len; at += 8) {
+		unsigned tag = le16_at(acl + at), id = le32_at(acl + at + 4);
+		if ((le16_at(acl + at + 2) & mask) == 0)
+			continue;
+		if (tag == ACL_USER_ENTRY && id != geteuid())
+			return true;
+		if (tag == ACL_GROUP_ENTRY && !in_our_groups(id))
+			return true;
+	}
+	return false;
+}
+
 int config_check_private(const char *path, const char *what, char *err, size_t err_size)
 {
 	struct stat st;
 	if (stat(path, &st) < 0) {
 		snprintf(err, err_size, "%s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, err_size, "%s %s is not a regular file", what, path);
 		return -1;
 	}
 	unsigned mode = (unsigned)st.st_mode & 07777;
@@ -572,6 +664,13 @@ int config_check_private(const char *path, const char *what, char *err, size_t e
 		         "in: it holds a secret; fix with: chmod 600 %s (or chgrp it to the "
 		         "service's own group)",
 		         what, path, gr != NULL ? gr->gr_name : "?", mode, path);
+		return -1;
+	}
+	if (acl_grants_others(path)) {
+		snprintf(err, err_size,
+		         "%s %s has an access control list (ACL) granting access to others: it "
+		         "holds a secret; fix with: setfacl -b %s",
+		         what, path, path);
 		return -1;
 	}
 	return 0;
@@ -596,7 +695,11 @@ static int read_secret_file(const char *path, char **secret, char *err, size_t e
 {
 	char buf[SECRET_FILE_MAX + 2];
 	size_t len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_regular(path);
+	if (fd == -2) {
+		snprintf(err, err_size, "[component] secret_file %s is not a regular file", path);
+		return -1;
+	}
 	if (fd < 0) {
 		snprintf(err, err_size, "[component] secret_file %s: %s", path, strerror(errno));
 		return -1;

@@ -65,8 +65,9 @@ void config_secret_free(char *secret);
 /* Refuse a file holding a secret (what names it in the message) that others
  * can read or anyone but its owner can change. Group-readable is accepted
  * only for a group this process is in (a group made for the service, e.g.
- * root:invites-api 0640, or Debian's ssl-cert for keys). 0, or -1 with a
- * reason that says how to fix it (chmod 600 FILE). */
+ * root:invites-api 0640, or Debian's ssl-cert for keys), and so are POSIX
+ * ACL entries: only for this process's user and groups. It must be a regular
+ * file. 0, or -1 with a reason that says how to fix it (chmod 600 FILE). */
 int config_check_private(const char *path, const char *what, char *err, size_t err_size);
 
 /* config_check_private() on the config file, secret_file and tls_key. */

@@ -118,13 +118,12 @@ static void set_option(struct command_options *opts, int opt, const char *value)
  * typed --key=ID/SECRET). */
 static void unknown_option(const struct command *cmd, const char *arg)
 {
-	int len = (int)strcspn(arg, "=/");
-	if (len > 40)
-		len = 40;
+	char name[41], shown[CLI_SHOWN_MAX];
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(arg, "=/"), arg);
 	fprintf(stderr,
-	        "invites-api: %s: unknown option %.*s (put -- before an argument that "
+	        "invites-api: %s: unknown option %s (put -- before an argument that "
 	        "starts with --)\n",
-	        cmd->name, len, arg);
+	        cmd->name, cli_shown(shown, name));
 }
 
 /* The long option arg names ("--name" or "--name=value"), or NULL. */
@@ -233,7 +232,9 @@ int main(int argc, char **argv)
 
 	const struct command *cmd = find_command(argv[optind]);
 	if (cmd == NULL) {
-		fprintf(stderr, "invites-api: unknown command \"%s\"\n", argv[optind]);
+		char shown[CLI_SHOWN_MAX];
+		fprintf(stderr, "invites-api: unknown command \"%s\"\n",
+		        cli_shown(shown, argv[optind]));
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -250,7 +251,8 @@ int main(int argc, char **argv)
 	struct config cfg;
 	char err[512];
 	if (config_load(&cfg, cfg_path, err, sizeof(err)) < 0) {
-		fprintf(stderr, "invites-api: %s\n", err);
+		char shown[CLI_SHOWN_MAX];
+		fprintf(stderr, "invites-api: %s\n", cli_shown(shown, err));
 		return EXIT_FAILURE;
 	}
 	int status = cmd->run(&cfg, cfg_path, &opts, n_args, args);

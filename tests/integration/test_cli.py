@@ -196,3 +196,51 @@ def test_check_on_a_missing_file_fails(inst, tmp_path):
 def test_unknown_command_fails(inst):
     r = inst.cli("frobnicate")
     assert r.returncode != 0 and r.stderr.strip() and r.stdout == "", repr(r)
+
+
+# -- what the CLI echoes -----------------------------------------------------------
+
+def test_delete_with_a_pasted_id_slash_secret_never_echoes_the_secret(inst):
+    key = inst.create_key(MAIN_HOST, "pasted")
+    key_id, secret = key.split("/")
+    for arg in (key, secret, key_id + secret):     # ID/SECRET, the secret, run together
+        r = inst.cli("delete", MAIN_HOST, arg)
+        assert r.returncode == 1 and r.stdout == "", repr(r)
+        assert secret not in r.stderr and key_id + secret not in r.stderr, repr(r)
+    r = inst.cli("delete", MAIN_HOST, key)
+    assert "give the key ID, not ID/SECRET" in r.stderr, repr(r)
+    r = inst.cli("delete", MAIN_HOST, secret)
+    assert f"no key with that ID for host {MAIN_HOST}" in r.stderr, repr(r)
+    assert key_id in listed(inst, MAIN_HOST)[0], "the key must survive"
+
+
+ESCAPE = "\x1b]0;owned\x07\x1b[2J\r\x9b1m"   # set the title, clear the screen, CR, C1 CSI
+
+
+def _assert_shown_escaped(r):
+    assert r.returncode != 0 and r.stdout == "", repr(r)
+    raw = [c for c in r.stderr if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) < 0xa0]
+    assert not raw, f"control characters reached the terminal: {r.stderr!r}"
+    assert "\\x1B]0;owned\\x07\\x1B[2J\\x0D" in r.stderr, repr(r)
+
+
+@pytest.mark.parametrize("case", ["delete id", "delete host", "create host", "import path",
+                                  "unknown command", "unknown option", "config path"])
+def test_control_characters_in_arguments_are_escaped(inst, tmp_path, case):
+    if case == "delete id":
+        r = inst.cli("delete", MAIN_HOST, "AAAA" + ESCAPE)
+        assert r.returncode == 1 and "\x1b" not in r.stderr, repr(r)
+        return      # the ID is not echoed at all
+    if case == "delete host":
+        r = inst.cli("delete", "host" + ESCAPE, "AAAA")
+    elif case == "create host":
+        r = inst.cli("create", "host" + ESCAPE, "name")
+    elif case == "import path":
+        r = inst.cli("import", MAIN_HOST, str(tmp_path / ("prosody" + ESCAPE)))
+    elif case == "unknown command":
+        r = inst.cli("frob" + ESCAPE)
+    elif case == "unknown option":
+        r = inst.cli("list", "--x" + ESCAPE, MAIN_HOST)
+    else:
+        r = inst.cli("check", config=tmp_path / ("cfg" + ESCAPE))
+    _assert_shown_escaped(r)

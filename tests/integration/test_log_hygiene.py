@@ -42,3 +42,32 @@ def test_no_secret_in_the_log_after_every_kind_of_request(fresh_prosody, make_in
               inst.component_secret):
         assert s not in text, f"secret {s[:4]}... found in the daemon log:\n{inst.describe()}"
     assert not secrets_in_logs([inst.log, inst.stdout_log])
+
+
+def test_no_secret_in_the_log_when_the_key_is_sent_in_the_path(fresh_prosody, make_instance):
+    """A key pasted into the path (or the method) is answered 404/400/414/405
+    and the log line names neither the path nor the secret."""
+    inst = make_instance(fresh_prosody)
+    key = inst.create_key(MAIN_HOST, "pasted")
+    key_id, secret = key.split("/")
+    register_secret(secret)
+    inst.start()
+    expected = {
+        f"{inst.path}&key={key}": 404,
+        f"{inst.path}/{key}": 404,
+        f"{inst.path};key={key}": 404,
+        f"/{key}": 404,
+        f"/{key}/": 404,
+        f"/{key}%zz": 400,                          # bad escape, refused from the raw target
+        f"/{key}?" + "&".join(["a=1"] * 200): 414,  # too many parameters, ditto
+    }
+    for path, status in expected.items():
+        r = inst.request("GET", path=path)
+        assert r.status == status, f"{path[:40]}: {r!r}\n{inst.describe()}"
+    r = inst.request(secret[:15], query=f"key={key}")
+    assert r.status in (400, 405, 501), f"{r!r}\n{inst.describe()}"
+    assert inst.terminate(signal.SIGTERM, timeout=5) == 0, inst.describe()
+    text = inst.log_text()
+    assert text.count("(not the API path") >= len(expected) - 1, text
+    assert secret[:15] not in text, f"a secret's start is in the daemon log:\n{text}"
+    assert not secrets_in_logs([inst.log, inst.stdout_log])

@@ -6,6 +6,7 @@ run wrote, daemons, Prosody and CLI stderr, for every secret it registered.)"""
 import grp
 import os
 import re
+import struct
 import subprocess
 from pathlib import Path
 
@@ -119,6 +120,40 @@ def test_files_others_can_read_are_refused(make_instance, case):
     assert r.returncode == 0 and "warning:" in r.stderr, repr(r)
 
     os.chmod(path, 0o600)   # the fix the message gives works
+    r = inst.cli("check")
+    assert r.returncode == 0 and r.stderr == "", repr(r)
+
+
+def posix_acl(*entries):
+    """system.posix_acl_access bytes (Linux posix_acl_xattr: le32 version 2,
+    then le16 tag, le16 perm, le32 id per entry, sorted by tag)."""
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+def test_config_with_an_acl_granting_others_is_refused(make_instance):
+    """chmod 600 plus `setfacl -m u:nobody:r`: the mode shows -rw-r-----+ and
+    nobody can read the file; check and serve refuse it."""
+    inst = make_instance()
+    path = inst.config
+    nobody = 65534
+    owner = 0xFFFFFFFF   # ACL_UNDEFINED_ID
+    try:
+        os.setxattr(path, "system.posix_acl_access",
+                    posix_acl((0x01, 6, owner), (0x02, 4, nobody), (0x04, 0, owner),
+                              (0x10, 4, owner), (0x20, 0, owner)))
+    except OSError as e:
+        pytest.skip(f"no POSIX ACLs on this filesystem: {e}")
+    assert os.stat(path).st_mode & 0o777 == 0o640    # the mask shows as group bits
+    expected = (f"config file {path} has an access control list (ACL) granting access to "
+                f"others: it holds a secret; fix with: setfacl -b {path}")
+
+    r = inst.cli("check")
+    assert r.returncode == 1 and expected in r.stderr, repr(r)
+    assert "configuration OK" not in r.stdout
+    assert expected in serve_fails(inst)
+
+    os.removexattr(path, "system.posix_acl_access")   # what setfacl -b does here
+    os.chmod(path, 0o600)
     r = inst.cli("check")
     assert r.returncode == 0 and r.stderr == "", repr(r)
 

@@ -262,7 +262,8 @@ def test_sighup_serves_the_new_certificate_and_xmpp_stays_connected(pki, prosody
     assert inst.proc.poll() is None
 
 
-BAD_RELOADS = ["mismatched key", "not a certificate", "key missing", "key readable by all"]
+BAD_RELOADS = ["mismatched key", "not a certificate", "key missing", "key readable by all",
+               "certificate is a FIFO", "key is a FIFO"]
 
 
 @pytest.mark.parametrize("case", BAD_RELOADS)
@@ -287,6 +288,12 @@ def test_sighup_with_bad_files_keeps_the_old_certificate(pki, prosody, make_inst
         install(*new, cert_path, key_path)
         key_path.unlink()
         expected = "No such file or directory"
+    elif case.endswith("FIFO"):   # opening one for reading would wait for a writer
+        install(*new, cert_path, key_path)
+        fifo = cert_path if case.startswith("certificate") else key_path
+        fifo.unlink()
+        os.mkfifo(fifo, 0o600)
+        expected = f"{fifo} is not a regular file"
     else:
         install(*new, cert_path, key_path)
         os.chmod(key_path, 0o644)

@@ -3,11 +3,14 @@
 #include "src/config.h"
 #include "unit.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 static char path[64];
@@ -485,6 +488,17 @@ static void test_private_files(void)
 	CU_ASSERT_STRING_EQUAL(err, "tls_key /nonexistent/f: No such file or directory");
 }
 
+static bool in_group(gid_t gid)
+{
+	gid_t groups[256];
+	int n = getgroups(256, groups);
+	for (int i = 0; i < n; i++) {
+		if (groups[i] == gid)
+			return true;
+	}
+	return gid == getegid();
+}
+
 /* A group-readable file of a group this process is not in is refused. */
 static void test_group_readable_by_another_group(void)
 {
@@ -508,6 +522,77 @@ static void test_group_readable_by_another_group(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "which this service is not in"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "chmod 600"));
 	unlink(file);
+}
+
+/* A POSIX ACL in the Linux xattr layout: version 2, then (tag, perm, id)
+ * entries, all little-endian. */
+static size_t acl_entry(uint8_t *acl, size_t at, unsigned tag, unsigned perm, uint32_t id)
+{
+	const uint8_t entry[8] = {tag & 0xff, tag >> 8,         perm & 0xff,       perm >> 8,
+	                          id & 0xff,  (id >> 8) & 0xff, (id >> 16) & 0xff, id >> 24};
+	memcpy(acl + at, entry, sizeof(entry));
+	return at + sizeof(entry);
+}
+
+/* Give file (0600) an ACL with one named entry (tag 2 user, 8 group) and a
+ * mask: setfacl -m u:ID:r (or g:ID:r) and -m m::MASK. false if the filesystem
+ * takes no ACLs. */
+static bool set_acl(const char *file, unsigned tag, uint32_t id, unsigned mask)
+{
+	uint8_t acl[4 + 5 * 8] = {2, 0, 0, 0};
+	size_t n = acl_entry(acl, 4, 0x01, 6, UINT32_MAX); /* owner rw */
+	if (tag == 0x02)
+		n = acl_entry(acl, n, tag, 4, id);  /* named user: r */
+	n = acl_entry(acl, n, 0x04, 0, UINT32_MAX); /* owning group: - */
+	if (tag == 0x08)
+		n = acl_entry(acl, n, tag, 4, id);     /* named group: r (entries sorted by tag) */
+	n = acl_entry(acl, n, 0x10, mask, UINT32_MAX); /* mask */
+	n = acl_entry(acl, n, 0x20, 0, UINT32_MAX);    /* others: - */
+	if (setxattr(file, "system.posix_acl_access", acl, n, 0) == 0)
+		return true;
+	CU_ASSERT_FATAL(errno == ENOTSUP || errno == EOPNOTSUPP);
+	return false;
+}
+
+static void test_acl_granting_others_refused(void)
+{
+	static const struct {
+		unsigned tag;
+		uint32_t id;
+		unsigned mask;
+		bool refused;
+	} cases[] = {
+	    {0x02, 65534, 4, true},  /* user nobody may read */
+	    {0x08, 65534, 4, true},  /* group nogroup may read */
+	    {0x02, 65534, 0, false}, /* ... but the mask takes it away */
+	    {0x02, UINT32_MAX, 4, false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char file[64], err[512] = "", fix[256];
+		uint32_t id = cases[i].id == UINT32_MAX ? (uint32_t)geteuid() : cases[i].id;
+		if (cases[i].tag == 0x08 && in_group((gid_t)id))
+			continue;
+		write_file(file, "x\n", 2, 0600);
+		if (!set_acl(file, cases[i].tag, id, cases[i].mask)) {
+			fprintf(stderr, "(no ACLs on /tmp: skipped) ");
+			unlink(file);
+			return;
+		}
+		int rc = config_check_private(file, "config file", err, sizeof(err));
+		if (!cases[i].refused) {
+			CU_ASSERT_EQUAL(rc, 0);
+		} else {
+			snprintf(fix, sizeof(fix),
+			         "config file %s has an access control list (ACL) "
+			         "granting access to others",
+			         file);
+			CU_ASSERT_EQUAL(rc, -1);
+			CU_ASSERT_EQUAL(strncmp(err, fix, strlen(fix)), 0);
+			snprintf(fix, sizeof(fix), "; fix with: setfacl -b %s", file);
+			CU_ASSERT_PTR_NOT_NULL(strstr(err, fix));
+		}
+		unlink(file);
+	}
 }
 
 static void test_check_files_covers_config_secret_and_key(void)
@@ -539,6 +624,39 @@ static void test_check_files_covers_config_secret_and_key(void)
 	unlink(path);
 	unlink(secret_file);
 	unlink(key_file);
+}
+
+/* A FIFO at the config path or at secret_file is refused at once: opening
+ * one for reading would wait for a writer (the test dies by SIGALRM if so). */
+static void test_fifo_refused(void)
+{
+	char fifo[64], text[256], err[512] = "";
+	struct config cfg;
+	snprintf(fifo, sizeof(fifo), "/tmp/test_config_fifo.%d", (int)getpid());
+	CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+	alarm(10);
+
+	CU_ASSERT_EQUAL(config_load(&cfg, fifo, err, sizeof(err)), -1);
+	char want[128];
+	snprintf(want, sizeof(want), "%s is not a regular file", fifo);
+	CU_ASSERT_STRING_EQUAL(err, want);
+
+	snprintf(text, sizeof(text), "[component]\njid = j\nhosts = h\nsecret_file = %s\n", fifo);
+	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
+	char *secret = NULL;
+	CU_ASSERT_EQUAL(config_secret(&cfg, &secret, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NULL(secret);
+	snprintf(want, sizeof(want), "[component] secret_file %s is not a regular file", fifo);
+	CU_ASSERT_STRING_EQUAL(err, want);
+	CU_ASSERT_EQUAL(config_check_private(fifo, "[http] tls_key", err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "[http] tls_key %s is not a regular file", fifo);
+	CU_ASSERT_STRING_EQUAL(err, want);
+	config_finish(&cfg);
+
+	CU_ASSERT_EQUAL(config_load(&cfg, "/tmp", err, sizeof(err)), -1);
+	CU_ASSERT_STRING_EQUAL(err, "/tmp is not a regular file");
+	alarm(0);
+	unlink(fifo);
 }
 
 /* [http] trusted_proxies: addresses and CIDR prefixes, over several lines. */
@@ -591,11 +709,13 @@ static const struct unit_test tests[] = {
     {"database must be an absolute path", test_database_must_be_absolute},
     {"hosts with ports or escapes refused", test_hosts_with_ports_or_escapes_refused},
     {"missing file", test_missing_file},
+    {"a FIFO or directory is refused without waiting", test_fifo_refused},
     {"secret_file: first line, newline stripped, empty refused", test_secret_file},
     {"secret_file missing", test_secret_file_missing},
     {"exactly one secret, both TLS files or none", test_exactly_one_secret_and_tls_pairs},
     {"files holding secrets must be private", test_private_files},
     {"group-readable by a group we are not in", test_group_readable_by_another_group},
+    {"an ACL granting others access is refused", test_acl_granting_others_refused},
     {"config, secret_file and tls_key are all checked",
      test_check_files_covers_config_secret_and_key},
     {NULL, NULL},

@@ -343,6 +343,30 @@ static void test_log_escape(void)
 	assert_escaped("abc", true, 1, "");
 }
 
+static void assert_redacted(const char *message, const char *expected)
+{
+	char buf[512];
+	snprintf(buf, sizeof(buf), "%s", message);
+	mhd_message_redact(buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, expected);
+}
+
+static void test_mhd_message_redact(void)
+{
+	assert_redacted("Failed to send the response headers for the request for "
+	                "`/invites_api/k1/s3cret'. Error: Broken pipe",
+	                "Failed to send the response headers for the request for "
+	                "(path not logged). Error: Broken pipe");
+	assert_redacted("Failed to send data in request for /k1/s3cret.",
+	                "Failed to send data in request for (path not logged).");
+	assert_redacted("Failed to send the footers for the request for `/a. Error: x'. Error: "
+	                "Connection reset",
+	                "Failed to send the footers for the request for (path not logged). Error: "
+	                "Connection reset");
+	assert_redacted("Error processing request (HTTP response code is 400 ('Bad Request')).",
+	                "Error processing request (HTTP response code is 400 ('Bad Request')).");
+}
+
 static void test_uri_check(void)
 {
 	char big[HTTP_MAX_URI + 2];
@@ -576,6 +600,7 @@ static const struct unit_test tests[] = {
     {"error bodies", test_body_error},
     {"long error reasons", test_body_error_long},
     {"log escaping", test_log_escape},
+    {"MHD messages without the path", test_mhd_message_redact},
     {"raw request targets", test_uri_check},
     {"client addresses", test_addresses},
     {"trusted proxy prefixes", test_prefixes},

@@ -265,7 +265,20 @@ static void test_load_errors(void)
 	             "tls_certificate /nonexistent/cert.pem: cannot read: No such file");
 	expect_error(a.cert_path, "/nonexistent/key.pem",
 	             "tls_key /nonexistent/key.pem: cannot read: No such file");
-	expect_error("/tmp", a.key_path, "not a regular file");
+	expect_error("/tmp", a.key_path, "tls_certificate /tmp is not a regular file");
+
+	/* A FIFO would block open() for a writer that never comes: the test
+	 * dies by SIGALRM if it does. */
+	char fifo[64];
+	snprintf(fifo, sizeof(fifo), "/tmp/test_tls_fifo.%d", (int)getpid());
+	CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+	alarm(10);
+	snprintf(msg, sizeof(msg), "tls_certificate %s is not a regular file", fifo);
+	expect_error(fifo, a.key_path, msg);
+	snprintf(msg, sizeof(msg), "tls_key %s is not a regular file", fifo);
+	expect_error(a.cert_path, fifo, msg);
+	alarm(0);
+	unlink(fifo);
 
 	/* two certificates, the issuer first: out of order */
 	char both[64];
