@@ -662,8 +662,11 @@ int config_check_private(const char *path, const char *what, char *err, size_t e
 		snprintf(err, err_size,
 		         "%s %s can be read by group %s (mode %04o), which this service is not "
 		         "in: it holds a secret; fix with: chmod 600 %s (or chgrp it to the "
-		         "service's own group)",
-		         what, path, gr != NULL ? gr->gr_name : "?", mode, path);
+		         "service's own group)%s",
+		         what, path, gr != NULL ? gr->gr_name : "?", mode, path,
+		         geteuid() == 0 ? "; running as root: run this as the service user, "
+		                          "e.g. runuser -u invites-api -- invites-api ..."
+		                        : "");
 		return -1;
 	}
 	if (acl_grants_others(path)) {
