@@ -257,6 +257,11 @@ bind = 127.0.0.1
 port = {http_port}
 path = /invites_api
 max_connections = {max_connections}
+; the wrong-key figures measure refusing a key, not the 429 of throttling (every
+; load tool here connects from 127.0.0.1), and the held connections of the
+; memory measurement must outlive the request deadline
+auth_failure_burst = 0
+request_deadline = 3600
 
 [keys]
 database = {dir}/keys.sqlite
