@@ -10,6 +10,8 @@
 
 #include "http-internal.h"
 
+#include "file.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/abstract.h>
@@ -37,20 +39,17 @@ struct http_api_tls {
 static int read_pem(const char *path, const char *what, gnutls_datum_t *out, char *err,
                     size_t err_size)
 {
-	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer
-	 * forever, and the daemon with it. It means nothing for the regular
-	 * file that is read below. */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	int fd = open_regular(path); /* a FIFO would block the daemon */
 	struct stat st;
 
 	out->data = NULL;
 	out->size = 0;
+	if (fd == -2) {
+		snprintf(err, err_size, "%s %s is not a regular file", what, path);
+		return -1;
+	}
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		snprintf(err, err_size, "%s %s: cannot read: %s", what, path, strerror(errno));
-		goto err;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, err_size, "%s %s is not a regular file", what, path);
 		goto err;
 	}
 	if (st.st_size > PEM_FILE_MAX) {

@@ -1,4 +1,5 @@
 #include "config.h"
+#include "file.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -448,36 +449,6 @@ static int find_long_line(FILE *f)
 	}
 	rewind(f);
 	return found;
-}
-
-/*
- * Opening a FIFO for reading waits for a writer, forever if none comes, and
- * a FIFO at a configured path would freeze the daemon or the CLI: open
- * without waiting, then refuse anything but a regular file. The fd, or -1
- * with errno set, or -2 for a file that is not a regular one.
- */
-static int open_regular(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	struct stat st;
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) < 0)
-		goto err;
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return -2;
-	}
-	int flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
-		goto err;
-	return fd;
-
-err:;
-	int saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
 }
 
 static FILE *open_config(const char *path, char *err, size_t err_size)
