@@ -6,6 +6,8 @@ growing backoff and answers 503 meanwhile."""
 import re
 import time
 
+import pytest
+
 import harness
 from harness import MAIN_HOST, assert_created
 
@@ -97,6 +99,7 @@ def test_second_instance_is_refused_and_the_first_keeps_working(fresh_prosody, m
     assert_created(second.get_invite(second.key), second)
 
 
+@pytest.mark.prosody_only("Prosody's component_conflict_resolve option")
 def test_two_instances_on_a_kick_old_server_slow_down_and_say_so(fresh_prosody,
                                                                  make_instance):
     """With component_conflict_resolve = "kick_old", each new connection throws

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import harness
+import servers
 from harness import MAIN_HOST, assert_created
 
 SHM = Path("/dev/shm")
@@ -31,7 +32,7 @@ def fast_prosody(tmp_path):
     """A Prosody of this test's own with SQL storage in RAM (see the module doc)."""
     base = Path(tempfile.mkdtemp(prefix="invites-api-faults-", dir=SHM)) \
         if SHM.is_dir() and os.access(SHM, os.W_OK) else tmp_path
-    p = harness.Prosody(base / "prosody", sql=True)
+    p = servers.make_server(base / "prosody", sql=True)
     p.start()
     yield p
     p.stop()
