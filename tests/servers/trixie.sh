@@ -18,8 +18,10 @@ TRIXIE_MIRROR=${INVITES_API_TRIXIE_MIRROR:-http://deb.debian.org/debian}
 # Servers (trixie-backports) and the build dependencies of the Debian 13 build
 # check. Part of the stamp: a change here rebuilds the tree.
 TRIXIE_BPO_PKGS="prosody prosody-modules lua-dbi-sqlite3 ejabberd erlang-p1-sqlite3"
+# zlib1g-dev: trixie's libstrophe.pc lists zlib in Requires.private (XEP-0138),
+# but libstrophe-dev does not depend on zlib1g-dev: pkg-config fails without it.
 TRIXIE_PKGS="gcc libc6-dev meson ninja-build pkg-config libstrophe-dev libexpat1-dev libmicrohttpd-dev
-libgnutls28-dev libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev"
+libgnutls28-dev libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev zlib1g-dev"
 TRIXIE_STAMP_TEXT="trixie recipe 1
 backports: $TRIXIE_BPO_PKGS
 packages: $(echo $TRIXIE_PKGS)"
@@ -43,6 +45,15 @@ _trixie_end_processes() {
 # bind mount of a test dir would be deleted with it).
 _trixie_mounted_below() {
     awk -v r="$1/" 'index($5 "/", r) == 1 { print $5 }' /proc/self/mountinfo
+}
+
+# Processes running in a tree (test servers of a run in progress): a rebuild
+# would delete the files under their feet.
+_trixie_users() {
+    local pid
+    for pid in /proc/[0-9]*; do
+        [ "$(readlink "$pid/root" 2>/dev/null)" = "$1" ] && echo "${pid#/proc/}"
+    done
 }
 
 _trixie_build_into() {
@@ -84,6 +95,10 @@ trixie_tree() {
             echo "trixie tree unavailable: cannot rebuild $d, still mounted: $m" >&2; return 1
         fi
     done
+    m=$(_trixie_users "$TRIXIE_ROOT" | tr '\n' ' ')
+    if [ -n "$m" ]; then
+        echo "trixie tree unavailable: cannot rebuild $TRIXIE_ROOT, in use by pids $m" >&2; return 1
+    fi
     _trixie_say "building $TRIXIE_ROOT (debootstrap trixie + trixie-backports servers; ~1-2 min)"
     rm -rf "$new" && mkdir -p "$new" || return 1
     local start=$SECONDS
@@ -101,12 +116,13 @@ trixie_tree() {
     _trixie_say "built in $((SECONDS - start)) s: $(du -sh "$TRIXIE_ROOT" | cut -f1)"
 }
 
-# The Debian 13 build check: the source (this checkout, bind-mounted read-only
-# at /src in the tree) configured with meson, built with ninja (warnings are
-# errors) and its unit tests run, against Debian 13's libraries.
+# The Debian 13 build check: the source ($1, default this checkout,
+# bind-mounted read-only at /src in the tree) configured with meson, built with
+# ninja (warnings are errors) and its unit tests run, against Debian 13's
+# libraries. The build directory is /build/invites-api in the tree, made anew.
 trixie_build_check() {
-    local root=$TRIXIE_TREE src rc=0
-    src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    local root=${TRIXIE_TREE:-$TRIXIE_ROOT} src=${1:-} rc=0
+    [ -n "$src" ] || src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     mkdir -p "$root/src" "$root/build"
     mount --bind "$src" "$root/src" || return 1
     mount -o remount,bind,ro "$root/src" || { umount "$root/src"; return 1; }
