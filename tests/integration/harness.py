@@ -149,11 +149,21 @@ def wrapper_errors():
     return found
 
 
+_ports_given = set()
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago, and not given out before
+    in this session (a server that binds four of them later must not get one
+    twice)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with _registry_lock:
+            if port not in _ports_given:
+                _ports_given.add(port)
+                return port
 
 
 def port_accepts(port, host="127.0.0.1"):

@@ -20,7 +20,6 @@ mounted in the cached tree, and concurrent runs cannot disturb each other).
 """
 
 import os
-import pwd
 import re
 import secrets
 import shutil
@@ -99,6 +98,9 @@ class Server:
     kind = None
     name = None   # for messages: "Prosody 0.12"
     chrooted = True   # runs in the Debian 13 tree (see in_tree())
+    # A user's stanza with a from other than the user: Prosody stamps the real
+    # sender over it, ejabberd closes the stream (invalid-from).
+    stamps_forged_from = True
     page_texts = ("You have been invited", "Invite expired")   # (valid, invalid)
 
     def __init__(self, directory):
@@ -141,6 +143,7 @@ class Server:
         if self.chrooted:   # by now the first process has entered its namespace
             self.mnt_ns = os.readlink(f"/proc/{self.proc.pid}/ns/mnt")
             assert self.mnt_ns != os.readlink("/proc/self/ns/mnt"), "unshare did not happen"
+            _CHROOTED.append(self)
 
     def _members(self):
         """The pids of the server: every process in its mount namespace when it has
@@ -465,11 +468,14 @@ sql_database: "{dir}/ejabberd.sqlite"
 sql_schema_multihost: true   # a server_host column: one database for both hosts
 auth_method: [sql]
 listen:
+  # max_stanza_size: as large as Prosody's limits (the default 64 KiB closes the
+  # stream of test_hostile_xmpp's user, who sends 200 KB)
   - {{port: {c2s_port}, ip: "127.0.0.1", module: ejabberd_c2s, starttls: false,
-     starttls_required: false}}
+     starttls_required: false, max_stanza_size: 1048576}}
   - port: {component_port}
     ip: "127.0.0.1"
     module: ejabberd_service
+    max_stanza_size: 1048576
     hosts:
       {component_jid}: {{password: "{component_secret}"}}
   - port: {http_port}
@@ -527,6 +533,7 @@ class Ejabberd(Server):
 
     kind = "ejabberd"
     name = "ejabberd 26"
+    stamps_forged_from = False
 
     def __init__(self, directory, invite_page=True, extra_modules=(), sql=False):
         super().__init__(directory)
@@ -634,6 +641,19 @@ def _remove_ejabberd_homes():
             link.unlink()
             shutil.copytree(home / "log", link, dirs_exist_ok=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+_CHROOTED = []   # servers started in the tree
+
+
+@harness.atexit.register
+def _kill_chrooted_leftovers():
+    """harness kills the processes it started when Python exits; a server's other
+    processes (ejabberd's beam, in a session of its own) die here."""
+    for server in _CHROOTED:
+        if server._members():
+            server._signal(signal.SIGCONT)
+            server._signal(signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ import subprocess
 
 import pytest
 
-import harness
 from harness import MAIN_HOST
 
 

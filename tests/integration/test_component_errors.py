@@ -68,6 +68,8 @@ def test_rejected_secret_is_one_line_with_the_fix_and_retries(fresh_prosody, mak
                    'match component_secret of Component "invites.localhost"')
 
 
+@pytest.mark.prosody_only("ejabberd answers an unknown component JID with not-authorized, "
+                         "as it answers a wrong secret")
 def test_unknown_component_jid_is_one_line_with_the_fix_and_retries(fresh_prosody,
                                                                    make_instance):
     inst = make_instance(fresh_prosody)
@@ -79,6 +81,8 @@ def test_unknown_component_jid_is_one_line_with_the_fix_and_retries(fresh_prosod
                    'declare Component "nobody.localhost"')
 
 
+@pytest.mark.prosody_only("ejabberd accepts a second connection for the same component JID "
+                         "(and routes each stanza to one of them): nothing refuses it")
 def test_second_instance_is_refused_and_the_first_keeps_working(fresh_prosody, make_instance):
     """Prosody's default (component_conflict_resolve = "kick_new"): the second
     connection is refused, the first one stays."""
