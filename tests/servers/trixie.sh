@@ -116,23 +116,26 @@ trixie_tree() {
     _trixie_say "built in $((SECONDS - start)) s: $(du -sh "$TRIXIE_ROOT" | cut -f1)"
 }
 
-# The Debian 13 build check: the source ($1, default this checkout,
-# bind-mounted read-only at /src in the tree) configured with meson, built with
-# ninja (warnings are errors) and its unit tests run, against Debian 13's
-# libraries. The build directory is /build/invites-api in the tree, made anew.
+# The Debian 13 build check: the source ($1, default this checkout) configured
+# with meson, built with ninja (warnings are errors) and its unit tests run,
+# against Debian 13's libraries. The source is bind-mounted read-only at /src
+# in a mount namespace of the build's own (with proc), so the mounts vanish
+# with it and concurrent checks do not meet; the build directory is a new one
+# under /build in the tree, removed afterwards.
 trixie_build_check() {
-    local root=${TRIXIE_TREE:-$TRIXIE_ROOT} src=${1:-} rc=0
+    local root=${TRIXIE_TREE:-$TRIXIE_ROOT} src=${1:-} build rc=0
     [ -n "$src" ] || src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-    mkdir -p "$root/src" "$root/build"
-    mount --bind "$src" "$root/src" || return 1
-    mount -o remount,bind,ro "$root/src" || { umount "$root/src"; return 1; }
-    (
-        trap 'umount "$root/src"' EXIT
-        rm -rf "$root/build/invites-api"
-        chroot "$root" sh -c 'meson setup -Dwerror=true /build/invites-api /src >/build/setup.log 2>&1 \
-                || { cat /build/setup.log; exit 1; }
-            ninja -C /build/invites-api && meson test -C /build/invites-api --suite unit --print-errorlogs'
-    ) || rc=1
+    mkdir -p "$root/src" "$root/build" || return 1
+    build=$(mktemp -d "$root/build/invites-api.XXXXXX") || return 1
+    unshare --mount --propagation private sh -c '
+        r=$1 src=$2 b=$3
+        mount --bind "$src" "$r/src" && mount -o remount,bind,ro "$r/src" &&
+            mount -t proc proc "$r/proc" || exit 1
+        exec chroot "$r" sh -c "meson setup -Dwerror=true $b /src >$b.setup.log 2>&1 ||
+                { cat $b.setup.log; exit 1; }
+            ninja -C $b && meson test -C $b --suite unit --print-errorlogs"' \
+        trixie-build "$root" "$src" "${build#"$root"}" || rc=1
+    rm -rf "$build" "$build.setup.log"
     return $rc
 }
 
