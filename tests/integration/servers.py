@@ -583,9 +583,10 @@ class Ejabberd(Server):
         except sqlite3.OperationalError:
             return set()
         try:
-            # every invite of the host, as Prosody's invite_token store holds them
-            rows = db.execute("SELECT token FROM invite_token WHERE server_host = ?",
-                              (host,)).fetchall()
+            # the host's unused invites (a used one keeps its row, with the
+            # invitee's JID), as Prosody's invite_token store holds them
+            rows = db.execute("SELECT token FROM invite_token WHERE server_host = ? "
+                              "AND invitee = ''", (host,)).fetchall()
         except sqlite3.OperationalError:   # no table yet
             return set()
         finally:

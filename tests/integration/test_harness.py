@@ -6,7 +6,7 @@ import pytest
 
 import harness
 import servers
-from xmpp_probe import ComponentProbe
+from xmpp_probe import ComponentProbe, register_with_token
 
 
 def test_invite_page_check_tells_valid_from_invalid(prosody):
@@ -63,6 +63,25 @@ def test_ejabberd_runs_the_commands_for_privileged_iqs_only(prosody):
     assert "type='error'" in plain and "<item-not-found" in plain, plain
     assert "<privilege xmlns='urn:xmpp:privilege:2'>" in granted, granted
     assert "ns='http://jabber.org/protocol/commands'" in granted, granted
+
+
+@pytest.mark.skipif(servers.KIND != "ejabberd", reason="ejabberd only")
+def test_ejabberd_registers_an_account_with_an_invite_token_once(prosody):
+    """The other way ejabberd validates a token: in-band registration after a
+    XEP-0401 <preauth/> (mod_register with allow_modules: [mod_invites]). A used
+    invite is no longer among the stored ones, as on Prosody."""
+    token = prosody.generate_invite()
+    pre, _ = register_with_token(prosody.c2s_port, harness.MAIN_HOST, token[::-1] + "x",
+                                 "nobody1", "pw-0123456789")
+    assert "type='error'" in pre, pre
+    pre, reg = register_with_token(prosody.c2s_port, harness.MAIN_HOST, token,
+                                   "invited1", "pw-0123456789")
+    assert "type='result'" in pre and reg is not None and "type='result'" in reg, (pre, reg)
+    assert token not in prosody.stored_tokens()
+    assert harness.invite_page_state(prosody.page_url(token)) == "invalid"
+    pre, reg = register_with_token(prosody.c2s_port, harness.MAIN_HOST, token,
+                                   "invited2", "pw-0123456789")
+    assert "type='error'" in pre or "type='error'" in (reg or ""), (pre, reg)
 
 
 def test_prosody_restart_keeps_ports_and_invites(fresh_prosody):

@@ -86,3 +86,44 @@ class ComponentProbe:
             self.sock.sendall(b"</stream:stream>")
         finally:
             self.sock.close()
+
+
+C2S_OPEN = ("<?xml version='1.0'?><stream:stream to='{host}' xmlns='jabber:client' "
+            "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")
+
+
+def register_with_token(port, host, token, username, password, timeout=5):
+    """In-band registration (XEP-0077) on a fresh c2s stream, after presenting an
+    invite token (XEP-0401's <preauth/>): (raw preauth reply, raw register reply,
+    or None when the preauth was refused)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    buf = [""]
+
+    def read_until(pattern):
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, buf[0], re.S)
+            if m:
+                return m.group(0)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {pattern!r} in {buf[0]!r}")
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError(f"stream closed: {buf[0]!r}")
+            buf[0] += data.decode()
+
+    def iq(iq_id, payload):
+        sock.sendall(f"<iq type='set' id='{iq_id}'>{payload}</iq>".encode())
+        return read_until(r"<iq[^>]*id='%s'[^>]*(/>|>.*?</iq>)" % iq_id)
+    try:
+        sock.sendall(C2S_OPEN.format(host=host).encode())
+        read_until(r"</stream:features>")
+        preauth = iq("pa", f"<preauth xmlns='urn:xmpp:pars:0' token='{token}'/>")
+        if "type='result'" not in preauth:
+            return preauth, None
+        register = iq("reg", "<query xmlns='jabber:iq:register'>"
+                             f"<username>{username}</username>"
+                             f"<password>{password}</password></query>")
+        return preauth, register
+    finally:
+        sock.close()
