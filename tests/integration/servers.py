@@ -161,8 +161,7 @@ class Server:
                     fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
                     if fields[2] != str(self.proc.pid):
                         continue
-                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append(int(entry.name))
+                found.append(int(entry.name))
             except OSError:
                 continue
         return found
@@ -184,6 +183,11 @@ class Server:
             self.proc.wait(timeout=timeout)
             wait_until(lambda: not self._group_alive(), timeout,
                        what=f"{self.name}'s processes to exit")
+            # A leader whose other threads are still exiting has left its
+            # namespace already (no ns links): wait for its sockets too.
+            wait_until(lambda: not any(port_accepts(p) for p in
+                                       (self.component_port, self.c2s_port, self.http_port)),
+                       timeout, what=f"{self.name}'s ports to close")
             return True
         except (subprocess.TimeoutExpired, TimeoutError):
             return False
