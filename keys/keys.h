@@ -152,6 +152,13 @@ enum keys_status keystore_delete(struct keystore *store, const char *host, const
 enum keys_status keystore_verify(struct keystore *store, const char *credential, size_t len,
                                  int64_t now, struct api_key_match *match, const char **errstr);
 
+/* Answer keystore_verify() from an in-memory copy of the keys, kept current
+ * by watching the store's directory (inotify): for a long-lived process that
+ * verifies on every request. It sees every change committed before the
+ * request came, as reading the file does. 0, or -1 when the directory cannot
+ * be watched (verification then reads the file, as without this call). */
+int keystore_cache_verification(struct keystore *store);
+
 /* Write the usage of n keys in one transaction: adds invites, moves last_used
  * forward only, stores the rate window as given. Keys deleted meanwhile are
  * skipped. On KEYS_ERROR nothing was written. */

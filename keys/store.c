@@ -19,6 +19,7 @@
 #define BUSY_TIMEOUT_MS 5000
 #define CREATE_ATTEMPTS 3
 #define ERROR_SIZE      (PATH_MAX + 256)
+#define PATH_CHECK_MS   1000 /* see path_moved() */
 
 /*
  * Schema migrations: migrations[i] takes the database from user_version i to
@@ -58,7 +59,9 @@ static const char *const migrations[] = {
 
 struct keystore {
 	sqlite3 *db;
-	sqlite3_stmt *verify; /* kept prepared: verification runs on every request */
+	sqlite3_stmt *verify;    /* kept prepared: verification runs on every request */
+	struct key_cache *cache; /* NULL unless keystore_cache_verification() */
+	int64_t path_checked_ms; /* CLOCK_MONOTONIC; see path_moved() */
 	char *path;
 	dev_t dev; /* the file opened, to notice it replaced (see refresh()) */
 	ino_t ino;
@@ -317,6 +320,7 @@ void keystore_close(struct keystore *store)
 {
 	if (store == NULL)
 		return;
+	key_cache_destroy(store->cache);
 	sqlite3_finalize(store->verify);
 	sqlite3_close(store->db);
 	free(store->path);
@@ -669,10 +673,9 @@ static const unsigned char dummy_hash[KEYS_HASH_BYTES];
 
 /* Copy the row's host, hash, limits and rate window into *match and hash.
  * 1 on success, -1 if the row is unusable. */
-static int copy_row(struct keystore *store, struct api_key_match *match,
+static int copy_row(struct keystore *store, sqlite3_stmt *row, struct api_key_match *match,
                     unsigned char hash[KEYS_HASH_BYTES])
 {
-	sqlite3_stmt *row = store->verify;
 	const unsigned char *text = sqlite3_column_text(row, 0);
 	size_t host_len = (size_t)sqlite3_column_bytes(row, 0);
 	const void *blob = sqlite3_column_blob(row, 1);
@@ -708,7 +711,8 @@ static int lookup(struct keystore *store, const char *id, size_t id_len,
 		bool exists = sqlite3_column_int(store->verify, 7) != 0;
 		struct api_key_match decoy;
 		unsigned char decoy_hash[KEYS_HASH_BYTES];
-		found = exists ? copy_row(store, match, hash) : copy_row(store, &decoy, decoy_hash);
+		found = exists ? copy_row(store, store->verify, match, hash)
+		               : copy_row(store, store->verify, &decoy, decoy_hash);
 		if (found > 0 && !exists)
 			found = 0;
 	} else {
@@ -719,10 +723,139 @@ static int lookup(struct keystore *store, const char *id, size_t id_len,
 	return found;
 }
 
+/* ---- the verification cache (see cache.c) ---- */
+
+/* Every key's row, in the column order of store->verify, then the ID. */
+static int load_rows(struct keystore *store, struct key_cache_row **rows, size_t *n)
+{
+	sqlite3_stmt *all = prepare(
+	    store, "SELECT host, secret_hash, expires, coalesce(max_invites, 0),"
+	           " coalesce(period_s, 0), coalesce(window_start, 0), coalesce(window_count, 0),"
+	           " 1, id FROM api_keys");
+	if (all == NULL)
+		return -1;
+	size_t used = 0, size = 0;
+	struct key_cache_row *got = NULL;
+	int rc;
+	while ((rc = sqlite3_step(all)) == SQLITE_ROW) {
+		if (used == size) {
+			size_t grown = size ? size * 2 : 16;
+			struct key_cache_row *bigger = realloc(got, grown * sizeof *got);
+			if (bigger == NULL) {
+				set_error(store, "out of memory");
+				goto err;
+			}
+			got = bigger;
+			size = grown;
+		}
+		struct key_cache_row *row = &got[used];
+		const unsigned char *id = sqlite3_column_text(all, 8);
+		size_t id_len = (size_t)sqlite3_column_bytes(all, 8);
+		if (id == NULL || id_len > KEYS_ID_MAX) {
+			set_error(store, "malformed key record");
+			goto err;
+		}
+		if (copy_row(store, all, &row->match, row->hash) < 0)
+			goto err;
+		memcpy(row->match.id, id, id_len + 1);
+		used++;
+	}
+	if (rc != SQLITE_DONE) {
+		set_db_error(store);
+		goto err;
+	}
+	sqlite3_finalize(all);
+	*rows = got;
+	*n = used;
+	return 0;
+
+err:
+	sqlite3_finalize(all);
+	free(got);
+	return -1;
+}
+
+int keystore_cache_verification(struct keystore *store)
+{
+	if (store->cache != NULL)
+		return 0;
+	store->cache = key_cache_create(store->path);
+	return store->cache != NULL ? 0 : -1;
+}
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* At most once a second, whether the path still names the file open. The
+ * directory watch sees what happens inside the directory, not an ancestor
+ * renamed or replaced; this bounds how long such a change goes unseen. */
+static bool path_moved(struct keystore *store)
+{
+	int64_t now = monotonic_ms();
+	if (now - store->path_checked_ms < PATH_CHECK_MS)
+		return false;
+	store->path_checked_ms = now;
+	struct stat st;
+	return stat(store->path, &st) != 0 || st.st_dev != store->dev || st.st_ino != store->ino;
+}
+
+/* Whether to verify from the cache: it is watched and, reloaded if need be,
+ * current. Otherwise the file is read, as without a cache. */
+static bool cache_usable(struct keystore *store)
+{
+	if (store->cache == NULL)
+		return false;
+	if (path_moved(store))
+		key_cache_rewatch(store->cache);
+	switch (key_cache_check(store->cache)) {
+	case KEY_CACHE_CURRENT:
+		return true;
+	case KEY_CACHE_UNWATCHED:
+		refresh(store); /* reopens a file that is back at the path */
+		if (store->gone_reported)
+			return false;
+		key_cache_rewatch(store->cache);
+		if (key_cache_check(store->cache) == KEY_CACHE_UNWATCHED)
+			return false;
+		break;
+	case KEY_CACHE_STALE:
+		refresh(store);
+		break;
+	}
+	struct key_cache_row *rows = NULL;
+	size_t n = 0;
+	if (load_rows(store, &rows, &n) < 0)
+		return false;
+	key_cache_set_rows(store->cache, rows, n);
+	return true;
+}
+
+/* lookup() from the cache: an unknown ID copies a decoy row instead, as the
+ * SQL lookup does. */
+static int cache_lookup(struct keystore *store, const char *id, size_t id_len,
+                        struct api_key_match *match, unsigned char hash[KEYS_HASH_BYTES])
+{
+	static const struct key_cache_row decoy_row;
+	const struct key_cache_row *row = key_cache_find(store->cache, id, id_len);
+	struct api_key_match decoy;
+	unsigned char decoy_hash[KEYS_HASH_BYTES];
+	const struct key_cache_row *from = row != NULL ? row : &decoy_row;
+	struct api_key_match *to = row != NULL ? match : &decoy;
+	memcpy(to, &from->match, sizeof *to);
+	memcpy(row != NULL ? hash : decoy_hash, from->hash, KEYS_HASH_BYTES);
+	return row != NULL;
+}
+
 enum keys_status keystore_verify(struct keystore *store, const char *credential, size_t len,
                                  int64_t now, struct api_key_match *match, const char **errstr)
 {
-	refresh(store);
+	bool cached = cache_usable(store);
+	if (!cached)
+		refresh(store);
 	struct api_key_parts parts;
 	bool parsed = keys_parse(credential, len, &parts);
 	if (!parsed)
@@ -732,7 +865,8 @@ enum keys_status keystore_verify(struct keystore *store, const char *credential,
 	struct api_key_match row = {0};
 	memcpy(stored, dummy_hash, sizeof stored);
 	keys_hash_secret(parts.secret, parts.secret_len, presented);
-	int found = lookup(store, parts.id, parts.id_len, &row, stored);
+	int found = cached ? cache_lookup(store, parts.id, parts.id_len, &row, stored)
+	                   : lookup(store, parts.id, parts.id_len, &row, stored);
 	bool equal = crypto_verify_32(presented, stored) == 0;
 	bool live = !keys_expired(&row.limits, now); /* an unknown ID has no expiry */
 	sodium_memzero(presented, sizeof presented);

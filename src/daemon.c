@@ -436,6 +436,10 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	/* The loop must not stall while the CLI writes: a usage flush that finds
 	 * the store locked is retried later; an ad-hoc change reports the error. */
 	keystore_set_busy_timeout(d.keys, STORE_BUSY_TIMEOUT_MS);
+	if (keystore_cache_verification(d.keys) < 0)
+		log_warn("cannot watch the key store's directory (inotify: %s): every request "
+		         "reads the key store",
+		         strerror(errno));
 	d.usage = usage_create();
 	if (d.usage == NULL) {
 		log_error("out of memory");

@@ -50,6 +50,9 @@ static struct keystore *open_store(const struct fixture *fx)
 	const char *err = NULL;
 	struct keystore *store = keystore_open(fx->path, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(store);
+#ifdef STORE_CACHED /* test_store_cached: every test again, verifying from memory */
+	CU_ASSERT_EQUAL_FATAL(keystore_cache_verification(store), 0);
+#endif
 	return store;
 }
 
