@@ -352,6 +352,7 @@ static int run_once(struct daemon *d, int max_wait_ms)
 	    min_timeout(component_next_timeout(d->component), http_api_next_timeout(d->http));
 	timeout = min_timeout(timeout, max_wait_ms);
 
+	log_flush(); /* what this round logged, before waiting */
 	if (poll(fds, comp_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
 		log_error("poll: %s", strerror(errno));
 		return -1;
@@ -498,7 +499,9 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 		log_error("component: cannot start the XMPP connection");
 		goto err_http;
 	}
+	log_set_buffered(true); /* flushed before every wait, and when turned off */
 	int loop_status = run_loop(&d);
+	log_set_buffered(false);
 	shut_down(&d);
 	status = loop_status == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 err_http:
