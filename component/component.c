@@ -585,6 +585,28 @@ static bool valid_jid(const char *jid)
 	return jid && *jid && strlen(jid) <= HOST_MAX && strcspn(jid, "@/ \t\r\n") == strlen(jid);
 }
 
+/*
+ * xmpp_initialize() sets up sockets (nothing to do on POSIX), c-ares (when
+ * libstrophe was built with it) and OpenSSL. A component never speaks TLS,
+ * and OpenSSL's initialisation alone brings about 1.8 MiB of libcrypto and
+ * libssl pages into the daemon's resident memory (bench/RESULTS.md). So it
+ * is called only when libstrophe links c-ares (meson.build checks), whose
+ * initialisation is needed. Nothing else in libstrophe depends on it.
+ */
+static void library_init(void)
+{
+#ifdef STROPHE_WITH_CARES
+	xmpp_initialize();
+#endif
+}
+
+static void library_shutdown(void)
+{
+#ifdef STROPHE_WITH_CARES
+	xmpp_shutdown();
+#endif
+}
+
 struct component *component_create(const struct component_config *cfg, const char **errstr)
 {
 	const char *why = "out of memory";
@@ -616,7 +638,7 @@ struct component *component_create(const struct component_config *cfg, const cha
 	if (!comp->jid || !comp->server)
 		goto err_comp;
 
-	xmpp_initialize();
+	library_init();
 	comp->ctx = xmpp_ctx_new(NULL, &comp->strophe_log);
 	if (!comp->ctx)
 		goto err_init;
@@ -641,7 +663,7 @@ err_conn:
 err_ctx:
 	xmpp_ctx_free(comp->ctx);
 err_init:
-	xmpp_shutdown();
+	library_shutdown();
 err_comp:
 	free(comp->server);
 	free(comp->jid);
@@ -692,7 +714,7 @@ void component_destroy(struct component *comp)
 	xmpp_conn_release(comp->conn);
 	iq_responder_finish(&comp->responder);
 	xmpp_ctx_free(comp->ctx);
-	xmpp_shutdown();
+	library_shutdown();
 	free(comp->server);
 	free(comp->jid);
 	free(comp);
