@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +28,8 @@
 #define THROTTLE_CAPACITY            16384 /* client address groups tracked at most */
 #define MAX_FORWARDED_LINES          16    /* X-Forwarded-For lines read (the last ones) */
 #define SHUTDOWN_FLUSH_MS            2000
-#define CONNECTION_MEMORY            (48 * 1024) /* per connection: request + answer */
+#define THROTTLED_HOLD_NS            (1000 * 1000000LL) /* a throttled client is answered this late */
+#define CONNECTION_MEMORY            (48 * 1024)        /* per connection: request + answer */
 #define HTTP_MAX_REQUEST_HEADERS     (16 * 1024) /* URL, query and headers; see request_begin() */
 #define POOL_BYTES_PER_ENTRY         64 /* MHD's struct MHD_HTTP_Header (48) and alignment */
 #define ALLOWED_METHODS              "GET, POST, OPTIONS"
@@ -40,11 +42,14 @@
  * create_invite handler) -> WAITING (connection suspended until the daemon
  * answers) -> RESUMED (answer stored, MHD will call us again) -> SENT.
  * Requests answered before create_invite returns skip WAITING and RESUMED.
+ * A throttled request goes RECEIVING -> DELAYED (suspended, answer stored
+ * until a fixed time after the request began) -> RESUMED -> SENT.
  */
 enum request_state {
 	REQUEST_RECEIVING,
 	REQUEST_CREATING,
 	REQUEST_WAITING,
+	REQUEST_DELAYED,
 	REQUEST_RESUMED,
 	REQUEST_SENT,
 };
@@ -55,6 +60,7 @@ struct http_api_request {
 	struct http_conn *conn;               /* its deadline; NULL when out of memory */
 	struct http_api_request *prev, *next; /* api->waiting, while WAITING */
 	enum request_state state;
+	struct delayed delay; /* in api->delayed, while DELAYED */
 	struct timespec start;
 	char method[16]; /* escaped for the log */
 	char path[128];  /* escaped for the log, never with a query */
@@ -81,7 +87,9 @@ struct http_api {
 	void *userdata;
 	char *path;
 	char *cors_origin;
-	int epoll_fd;
+	int epoll_fd; /* MHD's */
+	int loop_fd;  /* what the daemon watches: MHD's epoll fd and the delay timer */
+	struct delay_queue delayed;
 	unsigned short port;
 	bool quiesced;
 	bool shutting_down;
@@ -301,6 +309,49 @@ static enum MHD_Result answer_fixed(struct http_api_request *req, enum answer wh
 	return answer_fixed_retry(req, which, 0);
 }
 
+static int64_t timespec_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+/*
+ * A throttled client (too many failed authentications from its address) is
+ * answered THROTTLED_HOLD_NS after its request began. Answering at once
+ * would cost next to nothing per answer, but a client that keeps guessing
+ * on many connections would get as many answers as the CPU can make, all of
+ * it taken from the invites others are waiting for. Held, each connection
+ * gets one answer a second, so a guessing address (at most
+ * max_connections_per_ip connections) costs almost nothing. The connection
+ * is suspended meanwhile; the loop never sleeps for it.
+ */
+static enum MHD_Result answer_throttled(struct http_api_request *req, unsigned retry_after_s)
+{
+	const struct fixed_answer *a = &fixed_answers[ANSWER_THROTTLED];
+
+	request_store(req, a->status, error_response(req, a->reason, retry_after_s));
+	if (req->api->shutting_down)
+		return request_send(req);
+	req->state = REQUEST_DELAYED;
+	delay_add(&req->api->delayed, &req->delay, timespec_ns(&req->start) + THROTTLED_HOLD_NS);
+	MHD_suspend_connection(req->connection);
+	return MHD_YES;
+}
+
+/* Resume the delayed answers due at now_ns (every one: INT64_MAX). */
+static void release_delayed(struct http_api *api, int64_t now_ns)
+{
+	struct delayed *d;
+
+	while ((d = delay_pop_due(&api->delayed, now_ns)) != NULL) {
+		struct http_api_request *req =
+		    (struct http_api_request *)(void *)((char *)d -
+		                                        offsetof(struct http_api_request, delay));
+		req->state = REQUEST_RESUMED;
+		api->resumed++;
+		MHD_resume_connection(req->connection);
+	}
+}
+
 static enum MHD_Result answer_preflight(struct http_api_request *req)
 {
 	struct MHD_Response *response =
@@ -372,7 +423,7 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	address_group(&req->client_addr, &group);
 	unsigned wait_s = throttle_wait_s(api->throttle, &group, monotonic_ms());
 	if (wait_s > 0)
-		return answer_fixed_retry(req, ANSWER_THROTTLED, wait_s);
+		return answer_throttled(req, wait_s);
 	enum credential_result found = request_credential(req, &credential, &len);
 	if (found == CREDENTIAL_MALFORMED)
 		throttle_failure(api->throttle, &group, monotonic_ms());
@@ -751,6 +802,10 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
 		log_error("http: a waiting request was closed");
 		waiting_remove(api, req);
 	}
+	if (req->state == REQUEST_DELAYED) {
+		log_error("http: a delayed request was closed");
+		delay_remove(&api->delayed, &req->delay);
+	}
 	if (req->state == REQUEST_RESUMED)
 		api->resumed--;
 	if (req->answered)
@@ -1002,6 +1057,23 @@ static int daemon_info(struct http_api *api)
 	return 0;
 }
 
+/* One fd for the daemon to watch: an epoll set holding MHD's epoll fd (a
+ * nested epoll only reports it readable, it does not consume its events) and
+ * the delay timer. */
+static int watch_fds(struct http_api *api)
+{
+	struct epoll_event mhd = {.events = EPOLLIN, .data.fd = api->epoll_fd};
+	struct epoll_event timer = {.events = EPOLLIN, .data.fd = api->delayed.timer_fd};
+
+	api->loop_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (api->loop_fd < 0)
+		return -1;
+	if (epoll_ctl(api->loop_fd, EPOLL_CTL_ADD, api->epoll_fd, &mhd) != 0 ||
+	    epoll_ctl(api->loop_fd, EPOLL_CTL_ADD, api->delayed.timer_fd, &timer) != 0)
+		return -1;
+	return 0;
+}
+
 /* "Name: value\r\n" lines of the CORS headers, for answers written outside
  * MHD. malloc'd; NULL when out of memory. */
 static char *own_headers(const char *cors_origin)
@@ -1053,6 +1125,8 @@ static const char *prepare_api(struct http_api *api, const struct http_api_confi
 		return "out of memory";
 	conn_table_init(&api->conns, deadline_s * 1000, false, api->own_headers);
 	api->conns.limit = cfg->max_connections ? cfg->max_connections : DEFAULT_CONNECTION_LIMIT;
+	if (delay_init(&api->delayed) != 0)
+		return "cannot create a timer";
 	if (cfg->auth_failure_burst > 0) {
 		api->throttle = throttle_create(cfg->auth_failure_burst, cfg->auth_failure_rate,
 		                                THROTTLE_CAPACITY);
@@ -1064,6 +1138,9 @@ static const char *prepare_api(struct http_api *api, const struct http_api_confi
 
 static void free_api(struct http_api *api)
 {
+	if (api->loop_fd >= 0)
+		close(api->loop_fd);
+	delay_finish(&api->delayed);
 	free(api->path);
 	free(api->cors_origin);
 	free(api->own_headers);
@@ -1092,6 +1169,8 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 	api->tls = cfg->tls;
 	api->handlers = *handlers;
 	api->userdata = userdata;
+	api->loop_fd = -1;
+	api->delayed.timer_fd = -1;
 	*errstr = prepare_api(api, cfg);
 	if (*errstr != NULL)
 		goto err_strings;
@@ -1102,6 +1181,10 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 	}
 	if (daemon_info(api) != 0) {
 		*errstr = "cannot query the HTTP listener";
+		goto err_daemon;
+	}
+	if (watch_fds(api) != 0) {
+		*errstr = "cannot create the HTTP event set";
 		goto err_daemon;
 	}
 	if (api->tls != NULL)
@@ -1135,7 +1218,7 @@ static void flush_answers(struct http_api *api, int budget_ms)
 			timeout = (int)left;
 		/* poll(), not epoll_wait(): waiting on MHD's own epoll fd would
 		 * consume its edge-triggered events. */
-		struct pollfd pfd = {.fd = api->epoll_fd, .events = POLLIN};
+		struct pollfd pfd = {.fd = api->loop_fd, .events = POLLIN};
 		if (poll(&pfd, 1, timeout) < 0 && errno != EINTR) {
 			log_warn("http: poll at shutdown: %s", strerror(errno));
 			return;
@@ -1153,6 +1236,7 @@ void http_api_destroy(struct http_api *api)
 	while (api->waiting != NULL)
 		http_api_request_fail(api->waiting, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down",
 		                      0);
+	release_delayed(api, INT64_MAX);
 	flush_answers(api, SHUTDOWN_FLUSH_MS);
 	MHD_stop_daemon(api->daemon);
 	https_remove(api);
@@ -1184,7 +1268,7 @@ void http_api_quiesce(struct http_api *api)
 
 int http_api_fd(const struct http_api *api)
 {
-	return api->epoll_fd;
+	return api->loop_fd;
 }
 
 int http_api_next_timeout(const struct http_api *api)
@@ -1204,6 +1288,10 @@ int http_api_next_timeout(const struct http_api *api)
 
 void http_api_run(struct http_api *api)
 {
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	release_delayed(api, timespec_ns(&now));
 	/* Shut down late connections first: MHD sees them closed in this run. */
 	conn_expire(&api->conns, monotonic_ms());
 	if (MHD_run(api->daemon) != MHD_YES)

@@ -120,9 +120,9 @@ int http_api_set_tls(struct http_api *api, struct http_api_tls *tls);
 /* Stop accepting new connections (shutdown has begun). */
 void http_api_quiesce(struct http_api *api);
 
-/* MHD's epoll fd: readable means work. Watch it with poll() or add it to your
- * own epoll set; never epoll_wait() on it directly, which would consume MHD's
- * edge-triggered events and stall connections. */
+/* An fd that is readable when there is work (an epoll set holding MHD's own
+ * epoll fd and a timer). Watch it with poll() or add it to your own epoll
+ * set, then call http_api_run(). */
 int http_api_fd(const struct http_api *api);
 
 /* Milliseconds until libmicrohttpd has timed work, 0 if due now (also while an

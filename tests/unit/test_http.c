@@ -1350,7 +1350,7 @@ static void test_throttle(void)
 	struct http_api_config cfg = {.bind = "127.0.0.1",
 	                              .path = API_PATH,
 	                              .auth_failure_burst = 2,
-	                              .auth_failure_rate = 60};
+	                              .auth_failure_rate = 20}; /* a token every 3 s */
 	struct response r;
 
 	fx.mode = MODE_DEFER_AUTO;
@@ -1362,7 +1362,7 @@ static void test_throttle(void)
 	unsigned calls = fx.auth_calls;
 	exchange_from(&r, "127.0.0.2", "k1/wrong", "");
 	assert_answer(&r, 429, "too many failed authentications from this address\n");
-	assert_header(&r, "Retry-After", "1");
+	assert_header(&r, "Retry-After", "3"); /* answered a second later */
 	exchange_from(&r, "127.0.0.2", KEY, ""); /* the right key waits too */
 	CU_ASSERT_EQUAL(r.status, 429);
 	CU_ASSERT_EQUAL(fx.auth_calls, calls);          /* not even looked at */
@@ -1370,7 +1370,7 @@ static void test_throttle(void)
 	CU_ASSERT_EQUAL(r.status, 401);
 	exchange_from(&r, "127.0.0.3", KEY, "");
 	assert_invite(&r, 201, "k1");
-	loop_for(1100);
+	loop_for(1100); /* 3 s after the bucket ran dry: one token back */
 	exchange_from(&r, "127.0.0.2", KEY, "");
 	assert_invite(&r, 201, "k1");
 	/* Successes cost nothing. */
@@ -1433,6 +1433,50 @@ static void test_bad_limits_config(void)
 	assert_create_fails(&cfg);
 }
 
+/* A throttled client's 429 leaves a second after its request began; refused
+ * keys before that are answered at once. */
+static void test_throttled_is_answered_late(void)
+{
+	struct http_api_config cfg = {
+	    .bind = "127.0.0.1", .path = API_PATH, .auth_failure_burst = 1, .auth_failure_rate = 1};
+	struct response r;
+	struct client c = {0};
+
+	fx.mode = MODE_DEFER_AUTO;
+	start_with(&cfg);
+	int64_t begin = now_ms();
+	exchange_from(&r, "127.0.0.2", "k1/wrong", "");
+	assert_answer(&r, 401, "invalid key\n");
+	CU_ASSERT_TRUE(now_ms() - begin < 500);
+	static const char *const keys[] = {"k1/wrong", "garbage", KEY};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		begin = now_ms();
+		exchange_from(&r, "127.0.0.2", keys[i], "");
+		assert_answer(&r, 429, "too many failed authentications from this address\n");
+		CU_ASSERT_TRUE(now_ms() - begin >= 1000);
+		CU_ASSERT_TRUE(now_ms() - begin < 2000);
+	}
+	/* Others are answered at once meanwhile. */
+	begin = now_ms();
+	exchange_from(&r, "127.0.0.3", KEY, "");
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_TRUE(now_ms() - begin < 500);
+
+	/* At shutdown a held answer goes out at once. */
+	client_addf(&c, "GET " API_PATH "?key=k1/wrong HTTP/1.1\r\nHost: localhost\r\n"
+	                "Connection: close\r\n\r\n");
+	c.source = "127.0.0.2";
+	client_start(&c);
+	loop_for(300); /* received and held by now */
+	int64_t held = now_ms();
+	stop();
+	pthread_join(c.thread, NULL);
+	free(c.requests[0]);
+	CU_ASSERT_EQUAL(c.answered, 1);
+	CU_ASSERT_EQUAL(c.responses[0].status, 429);
+	CU_ASSERT_TRUE(now_ms() - held < 900);
+}
+
 static const struct unit_test tests[] = {
     {"create errors", test_create_errors},
     {"GET with query key", test_get_query_key},
@@ -1462,6 +1506,7 @@ static const struct unit_test tests[] = {
     {"deadline after keep-alive", test_deadline_after_keep_alive},
     {"hostile request targets", test_hostile_targets},
     {"throttled authentication", test_throttle},
+    {"throttled clients answered late", test_throttled_is_answered_late},
     {"X-Forwarded-For", test_forwarded_for},
     {"limits in the config", test_bad_limits_config},
     {"log line", test_log_line},
