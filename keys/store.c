@@ -53,6 +53,14 @@ static const char *const migrations[] = {
      * a wrong secret took measurably longer to refuse than an unknown ID). */
     ("CREATE INDEX api_keys_verify ON api_keys (id, host, secret_hash, expires, max_invites,"
      "  period_s, window_start, window_count);"),
+    /* 3 -> 4: what a key may ask for, KEYS_ALLOW_* bits. Keys made before
+     * could only make account invites, and still can only do that. The
+     * verification index is rebuilt with the column, so that verifying
+     * stays one index search. */
+    ("ALTER TABLE api_keys ADD COLUMN permissions INTEGER NOT NULL DEFAULT 1;"
+     "DROP INDEX api_keys_verify;"
+     "CREATE INDEX api_keys_verify ON api_keys (id, host, secret_hash, expires, max_invites,"
+     "  period_s, window_start, window_count, permissions);"),
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -277,7 +285,8 @@ struct keystore *keystore_open(const char *path, const char **errstr)
 	store->verify = prepare(
 	    store, "SELECT coalesce(k.host, ''), coalesce(k.secret_hash, zeroblob(32)), k.expires,"
 	           " coalesce(k.max_invites, 0), coalesce(k.period_s, 0),"
-	           " coalesce(k.window_start, 0), coalesce(k.window_count, 0), k.id IS NOT NULL"
+	           " coalesce(k.window_start, 0), coalesce(k.window_count, 0), k.id IS NOT NULL,"
+	           " coalesce(k.permissions, 1)"
 	           " FROM (SELECT ?1 AS wanted) LEFT JOIN api_keys AS k INDEXED BY api_keys_verify"
 	           " ON k.id = wanted");
 	if (store->verify == NULL)
@@ -398,14 +407,17 @@ static int bind_row(sqlite3_stmt *insert, const struct key_row *row)
 		rc = sqlite3_bind_int64(insert, 7, row->limits.max_invites);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(insert, 8, row->limits.period_s);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(
+		    insert, 9, row->limits.allow != 0 ? row->limits.allow : KEYS_ALLOW_ACCOUNT);
 	return rc;
 }
 
 static sqlite3_stmt *prepare_insert(struct keystore *store)
 {
 	return prepare(store, "INSERT INTO api_keys (id, host, name, created, secret_hash,"
-	                      " expires, max_invites, period_s)"
-	                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+	                      " expires, max_invites, period_s, permissions)"
+	                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
 }
 
 /* Insert one row in its own transaction. Returns 0 when committed, 1 when
@@ -563,7 +575,18 @@ static int column_limits(sqlite3_stmt *stmt, int first, struct api_key_limits *l
 	if (expires < 0 || max_invites < 0 || max_invites > UINT_MAX || period_s < 0 ||
 	    period_s > UINT_MAX)
 		return -1;
-	*limits = (struct api_key_limits){expires, (unsigned)max_invites, (unsigned)period_s};
+	*limits = (struct api_key_limits){expires, (unsigned)max_invites, (unsigned)period_s, 0};
+	return 0;
+}
+
+/* Read the permissions from column col into limits->allow; -1 unless it is
+ * a non-empty set of known bits. */
+static int column_allow(sqlite3_stmt *stmt, int col, struct api_key_limits *limits)
+{
+	int64_t allow = sqlite3_column_int64(stmt, col);
+	if (allow <= 0 || (allow & ~(int64_t)KEYS_ALLOW_ALL) != 0)
+		return -1;
+	limits->allow = (unsigned)allow;
 	return 0;
 }
 
@@ -581,7 +604,8 @@ static int list_row(struct keystore *store, sqlite3_stmt *list, keystore_list_cb
 		set_db_error(store); /* out of memory converting a column */
 		return -1;
 	}
-	if (column_limits(list, 4, &info.limits) < 0 || sqlite3_column_int64(list, 8) < 0) {
+	if (column_limits(list, 4, &info.limits) < 0 || column_allow(list, 9, &info.limits) < 0 ||
+	    sqlite3_column_int64(list, 8) < 0) {
 		set_error(store, "malformed key record");
 		return -1;
 	}
@@ -593,9 +617,10 @@ enum keys_status keystore_list(struct keystore *store, const char *host, keystor
 {
 	refresh(store);
 	int rc = SQLITE_OK, stop = 0;
-	sqlite3_stmt *list = prepare(store, "SELECT id, host, name, created, expires, max_invites,"
-	                                    " period_s, last_used, invites FROM api_keys"
-	                                    " WHERE host = ?1 ORDER BY created, rowid");
+	sqlite3_stmt *list =
+	    prepare(store, "SELECT id, host, name, created, expires, max_invites,"
+	                   " period_s, last_used, invites, permissions FROM api_keys"
+	                   " WHERE host = ?1 ORDER BY created, rowid");
 	if (list == NULL)
 		goto err;
 	if (sqlite3_bind_text(list, 1, host, -1, SQLITE_STATIC) != SQLITE_OK)
@@ -680,7 +705,8 @@ static int copy_row(struct keystore *store, struct api_key_match *match,
 	int64_t window_count = sqlite3_column_int64(row, 6);
 	if (text == NULL || host_len > KEYS_HOST_MAX || blob == NULL ||
 	    hash_len != KEYS_HASH_BYTES || column_limits(row, 2, &match->limits) < 0 ||
-	    window_count < 0 || window_count > UINT_MAX) {
+	    column_allow(row, 8, &match->limits) < 0 || window_count < 0 ||
+	    window_count > UINT_MAX) {
 		set_error(store, "malformed key record");
 		return -1;
 	}
