@@ -360,8 +360,17 @@ err:
 int component_create_invite(struct component *comp, const char *host, component_invite_cb cb,
                             void *userdata)
 {
+	const struct invite_params params = {.kind = INVITE_ACCOUNT};
+	return component_request_invite(comp, host, &params, cb, userdata);
+}
+
+int component_request_invite(struct component *comp, const char *host,
+                             const struct invite_params *params, component_invite_cb cb,
+                             void *userdata)
+{
 	if (!comp || !comp->online || comp->stopping || !host || !*host ||
-	    strlen(host) > HOST_MAX || !cb)
+	    strlen(host) > HOST_MAX || !cb || !params || params->kind != INVITE_ACCOUNT ||
+	    params->username)
 		return -1;
 
 	struct adhoc_request *req = calloc(1, sizeof(*req));
@@ -769,4 +778,32 @@ int component_commands_register(struct component *comp, const struct component_c
 int component_set_version(struct component *comp, const char *name, const char *version)
 {
 	return comp ? iq_responder_set_version(&comp->responder, name, version) : -1;
+}
+
+enum component_offer component_host_offers(const struct component *comp, const char *host,
+                                           enum invite_kind kind)
+{
+	(void)comp;
+	(void)host;
+	(void)kind;
+	return COMPONENT_OFFER_UNKNOWN;
+}
+
+bool component_host_discovered(const struct component *comp, const char *host)
+{
+	(void)comp;
+	(void)host;
+	return false;
+}
+
+void component_host_describe(const struct component *comp, const char *host, char *buf, size_t size)
+{
+	(void)comp;
+	snprintf(buf, size, "%s: commands unknown (not asked yet)", host);
+}
+
+const char *component_last_error(const struct component *comp)
+{
+	(void)comp;
+	return "";
 }
