@@ -176,6 +176,15 @@ static void on_invite(void *userdata, const struct component_result *res)
 		         res->reason);
 		http_api_request_fail(ir->req, 502, reason, 0);
 		break;
+	case COMPONENT_UNSUPPORTED:
+		snprintf(reason, sizeof(reason), "the XMPP server cannot do this: %s", res->reason);
+		http_api_request_fail(ir->req, 501, reason, 0);
+		break;
+	case COMPONENT_CONFLICT:
+		snprintf(reason, sizeof(reason), "the XMPP server refused the username: %s",
+		         res->reason);
+		http_api_request_fail(ir->req, 409, reason, 0);
+		break;
 	case COMPONENT_BAD_REPLY:
 		log_error("%s sent an unexpected reply: %s", ir->host, res->reason);
 		snprintf(reason, sizeof(reason), "unexpected reply from the XMPP server: %s",
