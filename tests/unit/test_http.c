@@ -46,6 +46,8 @@ struct pending {
 
 static struct fixture {
 	struct http_api *api;
+	struct http_api_invite_request last_invite; /* as create_invite saw it, strings copied */
+	char last_username[1024], last_jid[2048];
 	unsigned short port;
 	enum mode mode;
 	unsigned fail_status; /* non-zero: answer with http_api_request_fail */
@@ -60,14 +62,19 @@ static struct fixture {
 
 /* --- fake handlers ------------------------------------------------------- */
 
+#define MAY_BOTH (HTTP_API_MAY_ACCOUNT | HTTP_API_MAY_RESET)
+
 static const struct fake_key {
 	const char *credential;
 	enum http_api_auth result;
 	const char *id;
+	unsigned may;
 } fake_keys[] = {
-    {KEY, HTTP_API_AUTH_OK, "k1"},
-    {"k2/0ther", HTTP_API_AUTH_OK, "k2"},
-    {"broken/x", HTTP_API_AUTH_ERROR, NULL},
+    {KEY, HTTP_API_AUTH_OK, "k1", MAY_BOTH},
+    {"k2/0ther", HTTP_API_AUTH_OK, "k2", MAY_BOTH},
+    {"broken/x", HTTP_API_AUTH_ERROR, NULL, 0},
+    {"acct/only", HTTP_API_AUTH_OK, "acct", HTTP_API_MAY_ACCOUNT},
+    {"rset/only", HTTP_API_AUTH_OK, "rset", HTTP_API_MAY_RESET},
 };
 
 static enum http_api_auth fake_authenticate(void *userdata, const char *credential, size_t len,
@@ -86,6 +93,7 @@ static enum http_api_auth fake_authenticate(void *userdata, const char *credenti
 		if (k->result == HTTP_API_AUTH_OK) {
 			snprintf(key->id, sizeof(key->id), "%s", k->id);
 			snprintf(key->host, sizeof(key->host), "example.com");
+			key->may = k->may;
 		}
 		return k->result;
 	}
@@ -93,6 +101,7 @@ static enum http_api_auth fake_authenticate(void *userdata, const char *credenti
 	    memcmp(credential + len - mlen, multi, mlen) == 0) {
 		snprintf(key->id, sizeof(key->id), "%.*s", (int)(len - mlen), credential);
 		snprintf(key->host, sizeof(key->host), "example.com");
+		key->may = HTTP_API_MAY_ACCOUNT;
 		return HTTP_API_AUTH_OK;
 	}
 	return HTTP_API_AUTH_DENIED;
@@ -116,11 +125,21 @@ static void answer(struct http_api_request *req, const char *key_id)
 }
 
 static void fake_create_invite(void *userdata, struct http_api_request *req,
-                               const struct http_api_key *key)
+                               const struct http_api_key *key,
+                               const struct http_api_invite_request *invite)
 {
 	struct fixture *f = userdata;
 
 	f->create_calls++;
+	f->last_invite = *invite;
+	if (invite->username != NULL) {
+		snprintf(f->last_username, sizeof(f->last_username), "%s", invite->username);
+		f->last_invite.username = f->last_username;
+	}
+	if (invite->account_jid != NULL) {
+		snprintf(f->last_jid, sizeof(f->last_jid), "%s", invite->account_jid);
+		f->last_invite.account_jid = f->last_jid;
+	}
 	CU_ASSERT_STRING_EQUAL(key->host, "example.com");
 	switch (f->mode) {
 	case MODE_SYNC_INVITE:
