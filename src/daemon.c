@@ -451,12 +451,19 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 		goto err_keys;
 	}
 
+	/* The component discovers every host on each connect and logs one line each. */
+	struct component_host hosts[CONFIG_HOSTS_MAX];
+	for (size_t i = 0; i < cfg->component.n_hosts; i++)
+		hosts[i] = (struct component_host){cfg->component.hosts[i],
+		                                   config_act_as(cfg, cfg->component.hosts[i])};
 	struct component_config ccfg = {
 	    .jid = cfg->component.jid,
 	    .secret = secret,
 	    .server = cfg->component.server,
 	    .port = cfg->component.port,
 	    .request_timeout_ms = cfg->component.request_timeout_s * 1000,
+	    .hosts = hosts,
+	    .n_hosts = cfg->component.n_hosts,
 	};
 	d.component = component_create(&ccfg, &errstr);
 	if (d.component == NULL) {

@@ -22,6 +22,7 @@ enum {
 	OPT_LIMIT = 1 << 9,
 	OPT_MAX_PER_DAY = 1 << 10,
 	OPT_JSON = 1 << 11,
+	OPT_ONLINE = 1 << 12,
 };
 
 static const struct option long_options[] = {
@@ -29,6 +30,7 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"limit", required_argument, NULL, OPT_LIMIT},
     {"max-per-day", required_argument, NULL, OPT_MAX_PER_DAY},
+    {"online", no_argument, NULL, OPT_ONLINE},
     {NULL, 0, NULL, 0},
 };
 
@@ -53,7 +55,8 @@ static int serve(const struct config *cfg, const char *cfg_path, const struct co
 
 /* Sorted by name. */
 static const struct command commands[] = {
-    {"check", 0, 0, 0, "", "validate the configuration", cmd_check},
+    {"check", 0, 0, OPT_ONLINE, " [--online]",
+     "validate the configuration (--online: and what the server offers)", cmd_check},
     {"create", 2, 2, OPT_EXPIRES | OPT_LIMIT | OPT_MAX_PER_DAY,
      " HOST NAME [--expires DURATION] [--limit N/DURATION | --max-per-day N]",
      "create an API key for HOST and print it once", cmd_create},
@@ -110,6 +113,9 @@ static void set_option(struct command_options *opts, int opt, const char *value)
 		break;
 	case OPT_JSON:
 		opts->json = true;
+		break;
+	case OPT_ONLINE:
+		opts->online = true;
 		break;
 	}
 }
