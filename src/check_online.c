@@ -88,7 +88,8 @@ static void print_fix(const struct config *cfg, const char *host)
 		       "        admins = { \"%s\" }\n"
 		       "  fix (ejabberd): it runs invite commands only for its local JIDs: set\n"
 		       "    [host:%s]\n    access = privileged\n    act_as = invitebot@%s\n"
-		       "  in this config, and grant the permissions below\n",
+		       "  in this config, then run check --online again for the permissions "
+		       "ejabberd must grant\n",
 		       host, jid, host, host);
 		return;
 	}
