@@ -248,6 +248,7 @@ struct component {
 	struct adhoc_request *by_id[PENDING_BUCKETS];
 	unsigned pending;     /* requests in the table, discovery included */
 	unsigned discovering; /* of which disco#items queries */
+	uint64_t privileged_discovery_at; /* ms, monotonic; 0: none waiting (requests.c) */
 
 	struct iq_responder responder; /* answers others' IQs (iq.c) */
 };
@@ -260,9 +261,10 @@ int requests_init(struct component *comp, const struct component_host *hosts, si
 void requests_finish(struct component *comp);
 /* Fail every request (discovery included) with status and reason. */
 void requests_fail_all(struct component *comp, enum component_status status, const char *reason);
-/* Fail the requests due by now with COMPONENT_TIMEOUT. */
+/* Fail the requests due by now with COMPONENT_TIMEOUT; start the discovery
+ * of privileged hosts when due. */
 void requests_expire(struct component *comp, uint64_t now);
-/* The earliest deadline, or UINT64_MAX when nothing waits. */
+/* When requests_expire() is next due, or UINT64_MAX when nothing waits. */
 uint64_t requests_next_deadline(const struct component *comp);
 /* The stream is up: forget what discovery knew and ask every host again. */
 void discovery_start(struct component *comp);

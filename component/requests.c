@@ -25,7 +25,8 @@
 #include "component-internal.h"
 #include "log.h"
 
-#define STEPS_MAX 2 /* execute, then complete */
+#define STEPS_MAX         2    /* execute, then complete */
+#define PRIVILEGE_WAIT_MS 3000 /* see discovery_start() */
 
 /* What the timeout of a privileged IQ may mean: ejabberd drops IQs in
  * namespaces it did not grant, without an answer. */
@@ -260,15 +261,22 @@ static void fail_timed_out(struct component *comp, struct adhoc_request *req)
 	fail_request(req, COMPONENT_TIMEOUT, reason);
 }
 
+static void discover_privileged(struct component *comp);
+
 void requests_expire(struct component *comp, uint64_t now)
 {
 	while (comp->head && comp->head->deadline <= now)
 		fail_timed_out(comp, comp->head);
+	if (comp->online && comp->privileged_discovery_at && comp->privileged_discovery_at <= now)
+		discover_privileged(comp);
 }
 
 uint64_t requests_next_deadline(const struct component *comp)
 {
-	return comp->head ? comp->head->deadline : UINT64_MAX;
+	uint64_t due = comp->head ? comp->head->deadline : UINT64_MAX;
+	if (comp->online && comp->privileged_discovery_at && comp->privileged_discovery_at < due)
+		due = comp->privileged_discovery_at;
+	return due;
 }
 
 /* ---- sending ---------------------------------------------------------------- */
@@ -491,9 +499,16 @@ static void command_done(struct adhoc_request *req, struct adhoc_reply *reply)
 		fail_request(req, COMPONENT_BAD_REPLY, reason);
 		return;
 	}
+	enum component_status status =
+	    reply->status == COMPONENT_REMOTE_ERROR ? error_status(req, reply) : reply->status;
+	if (status == COMPONENT_UNSUPPORTED) {
+		snprintf(reason, sizeof(reason), "%.200s does not offer %s (%s: %.200s)", req->host,
+		         invite_commands[req->kind].what, reply->condition, reply->reason);
+		reason_copy(reply->reason, sizeof(reply->reason), reason);
+	}
+	/* the condition stays for CONFLICT and UNSUPPORTED too: what the server said */
 	struct component_result result = {
-	    .status =
-	        reply->status == COMPONENT_REMOTE_ERROR ? error_status(req, reply) : reply->status,
+	    .status = status,
 	    .invite = reply->status == COMPONENT_OK ? &reply->invite : NULL,
 	    .condition = reply->status == COMPONENT_REMOTE_ERROR ? reply->condition : NULL,
 	    .reason = reply->status == COMPONENT_OK ? NULL : reply->reason,
@@ -548,9 +563,10 @@ static void command_reply(struct adhoc_request *req, xmpp_stanza_t *iq)
 /*
  * The stanza that answers req, or NULL when stanza is not its answer (then
  * it is ignored, and req keeps waiting). Directly: from the host. Privileged:
- * from act_as, either an error about the privileged IQ itself or a result
- * carrying the host's reply, which must come from the host (anything else
- * fails req as a bad reply, and *why says so).
+ * from act_as, carrying the host's reply, which must come from the host;
+ * ejabberd wraps the host's errors too, in an outer error. An outer error
+ * without a forwarded reply is about the privileged IQ itself. Anything else
+ * fails req as a bad reply, and *why says so.
  */
 static xmpp_stanza_t *reply_of(struct adhoc_request *req, xmpp_stanza_t *stanza, const char *from,
                                const char *type, char *why, size_t why_size)
@@ -559,10 +575,10 @@ static xmpp_stanza_t *reply_of(struct adhoc_request *req, xmpp_stanza_t *stanza,
 		return from_is(from, req->host) ? stanza : NULL;
 	if (!from_is(from, req->act_as))
 		return NULL;
-	if (strcmp(type, "error") == 0)
-		return stanza;
 	xmpp_stanza_t *inner = privileged_unwrap(stanza);
 	const char *inner_from = inner ? xmpp_stanza_get_from(inner) : NULL;
+	if (!inner && strcmp(type, "error") == 0)
+		return stanza;
 	if (!inner)
 		snprintf(why, why_size, "the privileged reply carries no forwarded <iq/>");
 	else if (!inner_from || !from_is(inner_from, req->host))
@@ -626,14 +642,33 @@ static void discover(struct component *comp, size_t index)
 		xmpp_stanza_release(query);
 }
 
+/*
+ * ejabberd sets up a component's privileges after the handshake, and drops
+ * privileged IQs that arrive before, without an answer; its privilege
+ * message says they are in place. So privileged hosts are asked once that
+ * message came, or after PRIVILEGE_WAIT_MS from a server that sends none.
+ */
 void discovery_start(struct component *comp)
 {
+	comp->privileged_discovery_at = 0;
 	for (size_t i = 0; i < comp->n_hosts; i++) {
 		struct host_state *hs = &comp->hosts[i];
 		hs->discovered = hs->warned_username = false;
 		hs->offers[INVITE_ACCOUNT] = hs->offers[INVITE_RESET] = COMPONENT_OFFER_UNKNOWN;
 		hs->reason[0] = '\0';
-		discover(comp, i);
+		if (!hs->act_as)
+			discover(comp, i);
+		else
+			comp->privileged_discovery_at = monotonic_ms() + PRIVILEGE_WAIT_MS;
+	}
+}
+
+static void discover_privileged(struct component *comp)
+{
+	comp->privileged_discovery_at = 0;
+	for (size_t i = 0; i < comp->n_hosts; i++) {
+		if (comp->hosts[i].act_as)
+			discover(comp, i);
 	}
 }
 
@@ -705,6 +740,8 @@ int requests_handle_message(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *user
 		return 1; /* anyone may send us a message: only the server's counts */
 	log_info("privileges granted by %s: %s", from, got.summary);
 	warn_missing_privileges(comp, &got);
+	if (comp->privileged_discovery_at)
+		discover_privileged(comp);
 	return 1;
 }
 

@@ -149,7 +149,6 @@ static int check_tls(const struct config *cfg)
 int cmd_check(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
               int argc, char **argv)
 {
-	(void)opts;
 	(void)argc;
 	(void)argv;
 	char err[PATH_MAX * 2 + 256];
@@ -166,7 +165,9 @@ int cmd_check(const struct config *cfg, const char *cfg_path, const struct comma
 	printf("%s: configuration OK (component %s, %zu host%s, HTTP%s %s port %u)\n", cfg_path,
 	       cfg->component.jid, cfg->component.n_hosts, cfg->component.n_hosts == 1 ? "" : "s",
 	       cfg->http.tls_certificate != NULL ? "S" : "", cfg->http.bind, cfg->http.port);
-	return flush_stdout() == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	if (flush_stdout() != 0)
+		return EXIT_FAILURE;
+	return opts->online ? check_online(cfg) : EXIT_SUCCESS;
 }
 
 /* ---- create ---- */

@@ -490,10 +490,11 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 		goto err_keys;
 	}
 
-	/* Every host is discovered, so that a command it lacks is known at once. */
+	/* The component discovers every host on each connect and logs one line each. */
 	struct component_host hosts[CONFIG_HOSTS_MAX];
 	for (size_t i = 0; i < cfg->component.n_hosts; i++)
-		hosts[i] = (struct component_host){.name = cfg->component.hosts[i]};
+		hosts[i] = (struct component_host){cfg->component.hosts[i],
+		                                   config_act_as(cfg, cfg->component.hosts[i])};
 	struct component_config ccfg = {
 	    .jid = cfg->component.jid,
 	    .secret = secret,

@@ -22,7 +22,8 @@ enum {
 	OPT_LIMIT = 1 << 9,
 	OPT_MAX_PER_DAY = 1 << 10,
 	OPT_JSON = 1 << 11,
-	OPT_ALLOW = 1 << 12,
+	OPT_ONLINE = 1 << 12,
+	OPT_ALLOW = 1 << 13,
 };
 
 static const struct option long_options[] = {
@@ -31,6 +32,7 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, OPT_JSON},
     {"limit", required_argument, NULL, OPT_LIMIT},
     {"max-per-day", required_argument, NULL, OPT_MAX_PER_DAY},
+    {"online", no_argument, NULL, OPT_ONLINE},
     {NULL, 0, NULL, 0},
 };
 
@@ -55,7 +57,8 @@ static int serve(const struct config *cfg, const char *cfg_path, const struct co
 
 /* Sorted by name. */
 static const struct command commands[] = {
-    {"check", 0, 0, 0, "", "validate the configuration", cmd_check},
+    {"check", 0, 0, OPT_ONLINE, " [--online]",
+     "validate the configuration (--online: and what the server offers)", cmd_check},
     {"create", 2, 2, OPT_EXPIRES | OPT_LIMIT | OPT_MAX_PER_DAY | OPT_ALLOW,
      " HOST NAME [--expires DURATION] [--limit N/DURATION | --max-per-day N] [--allow LIST]",
      "create an API key for HOST and print it once", cmd_create},
@@ -114,6 +117,9 @@ static void set_option(struct command_options *opts, int opt, const char *value)
 		break;
 	case OPT_JSON:
 		opts->json = true;
+		break;
+	case OPT_ONLINE:
+		opts->online = true;
 		break;
 	case OPT_ALLOW:
 		opts->allow = value;
