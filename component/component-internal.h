@@ -20,27 +20,59 @@
 #define NS_DISCO_ITEMS      "http://jabber.org/protocol/disco#items"
 #define NS_PING             "urn:xmpp:ping"
 #define NS_VERSION          "jabber:iq:version"
+#define NS_PRIVILEGE        "urn:xmpp:privilege:2"
+#define NS_FORWARD          "urn:xmpp:forward:0"
+#define NS_CLIENT           "jabber:client"
 #define NODE_CREATE_ACCOUNT "urn:xmpp:invite#create-account"
+#define NODE_PASSWORD_RESET "xmpp:prosody.im/mod_invites_adhoc#password-reset"
 
 #define ADHOC_VALUE_MAX     4096 /* longest form field value accepted, in bytes */
 #define ADHOC_REASON_MAX    256  /* reasons are cut to this size, NUL included */
 #define ADHOC_CONDITION_MAX 64
+#define ADHOC_SESSIONID_MAX 256
 
-/* The server's answer to create-account, as far as the component cares. */
+/* Fields of a form the server asks us to fill (bits of adhoc_reply.vars). */
+enum adhoc_var {
+	ADHOC_VAR_USERNAME = 1 << 0,   /* create-account on ejabberd */
+	ADHOC_VAR_ROSTER = 1 << 1,     /* roster-subscription, ditto */
+	ADHOC_VAR_ACCOUNTJID = 1 << 2, /* password-reset on Prosody 13 */
+};
+
+/* The server's answer to an invite command, as far as the component cares. */
 struct adhoc_reply {
-	enum component_status status;        /* COMPONENT_OK, _REMOTE_ERROR or _BAD_REPLY */
-	struct invite invite;                /* COMPONENT_OK: malloc'd copies, uri never NULL */
+	enum component_status status; /* COMPONENT_OK, _REMOTE_ERROR or _BAD_REPLY */
+	/* COMPONENT_OK and executing: the server asks for a form (vars, form_type;
+	 * sessionid is set), invite is empty. Otherwise OK means completed. */
+	bool executing;
+	struct invite invite; /* completed: malloc'd copies, uri never NULL */
+	unsigned vars;        /* executing: the adhoc_var fields the form has */
+	char *form_type;      /* executing: the form's FORM_TYPE value, malloc'd, or NULL */
+	char sessionid[ADHOC_SESSIONID_MAX]; /* any status: "" when none (or unusable) */
 	char condition[ADHOC_CONDITION_MAX]; /* COMPONENT_REMOTE_ERROR: e.g. "forbidden" */
 	char reason[ADHOC_REASON_MAX];       /* one line; empty on COMPONENT_OK */
 };
 
-/* Parse an <iq/> answering create-account. Never fails and never logs: every
- * outcome is a status and a reason in *reply. Nothing in *reply points into
- * iq. Release with adhoc_reply_finish(), whatever the status. */
+/* Parse an <iq/> answering an invite command. Never fails and never logs:
+ * every outcome is a status and a reason in *reply. Nothing in *reply points
+ * into iq. Release with adhoc_reply_finish(), whatever the status. */
 void adhoc_reply_parse(xmpp_stanza_t *iq, struct adhoc_reply *reply);
 
-/* Free the invite strings of a parsed reply. */
+/* Free the strings of a parsed reply. */
 void adhoc_reply_finish(struct adhoc_reply *reply);
+
+/* The answer to disco#items on the commands node. */
+struct discovery_reply {
+	bool ok;                             /* a result: offers below are known */
+	bool offers[2];                      /* by enum invite_kind */
+	char condition[ADHOC_CONDITION_MAX]; /* !ok and an error: e.g. "forbidden" */
+	char reason[ADHOC_REASON_MAX];       /* !ok: one line */
+};
+
+/* Parse an <iq/> answering disco#items; never fails, never logs. */
+void discovery_reply_parse(xmpp_stanza_t *iq, struct discovery_reply *reply);
+
+/* The command node of kind. */
+const char *invite_node(enum invite_kind kind);
 
 /* Copy src (may be NULL) into dst as one line for logs and HTTP bodies:
  * control characters and runs of spaces become one space, both ends are
@@ -50,10 +82,38 @@ void reason_copy(char *dst, size_t size, const char *src);
 /* True if s holds an ASCII control character (below space, or DEL). */
 bool has_control_chars(const char *s);
 
+/* ---- XEP-0356 privileged IQs (privilege.c) ---------------------------------- */
+
+/* Wrap inner (an <iq/> to the host, with id and type set) for sending as
+ * act_as: inner gets xmlns jabber:client and from act_as, and goes into
+ * <iq type=TYPE from=comp_jid to=act_as id=ID><privileged_iq/></iq> with
+ * inner's type and id. Returns the outer iq (the caller releases it and
+ * inner), or NULL when out of memory. */
+xmpp_stanza_t *privileged_wrap(xmpp_ctx_t *ctx, const char *comp_jid, const char *act_as,
+                               xmpp_stanza_t *inner);
+
+/* The forwarded <iq/> of a privileged reply (<privilege><forwarded><iq/>),
+ * borrowed from outer; NULL when outer has none. */
+xmpp_stanza_t *privileged_unwrap(xmpp_stanza_t *outer);
+
+/* What a <message><privilege xmlns='urn:xmpp:privilege:2'> grants. */
+struct privileges {
+	bool commands_set;    /* iq http://jabber.org/protocol/commands set (or both) */
+	bool disco_items_get; /* iq http://jabber.org/protocol/disco#items get (or both) */
+	char summary[512];    /* one line: "iq NS (TYPE), ...; roster both; ..." */
+};
+
+/* Parse message's privilege element: 0, or -1 when it has none. */
+int privileges_parse(xmpp_stanza_t *message, struct privileges *granted);
+
 /* ---- helpers of component.c ---------------------------------------------- */
 
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t monotonic_ms(void);
+
+/* Does from name the bare JID or domain jid (case-insensitive, a resource
+ * ignored)? A domain never matches a user JID, nor the reverse. */
+bool from_is(const char *from, const char *jid);
 
 /* ---- answering others' IQs (iq.c) ----------------------------------------- */
 
@@ -141,6 +201,77 @@ enum dataform_check dataform_read(xmpp_ctx_t *ctx, const char *sent, xmpp_stanza
 void dataform_values_free(struct dataform_values *values); /* accepts NULL */
 size_t dataform_count(const struct dataform_values *values, const char *var);
 const char *dataform_value(const struct dataform_values *values, const char *var, size_t index);
+
+/* ---- the component's state (component.c, requests.c) ---------------------- */
+
+#define PENDING_BUCKETS 1024 /* hash of pending requests by IQ id */
+#define HOST_MAX        1023
+
+/* A configured host and what discovery found on it. */
+struct host_state {
+	char *name;
+	char *act_as;                   /* NULL: as the host's admin */
+	bool discovered;                /* discovery has an outcome since the last connect */
+	bool warned_username;           /* logged that it takes no username, this connection */
+	enum component_offer offers[2]; /* by enum invite_kind */
+	char reason[ADHOC_REASON_MAX];  /* discovery failed: why */
+};
+
+struct adhoc_request;
+
+struct component {
+	xmpp_ctx_t *ctx;
+	xmpp_conn_t *conn;
+	xmpp_log_t strophe_log; /* must outlive ctx */
+	char *jid;
+	char *server;
+	unsigned short port;
+	unsigned request_timeout_ms;
+
+	int fd;
+	bool started, stopping;
+	bool online;           /* handshake accepted, stream up */
+	bool tcp_up;           /* this attempt got past the TCP connect */
+	bool stream_broken;    /* libstrophe could not parse what the server sent */
+	bool closing_broken;   /* and we are closing that stream */
+	unsigned busy;         /* > 0 while inside xmpp_run_once() */
+	uint64_t reconnect_at; /* ms, monotonic; 0: none scheduled */
+	unsigned backoff_ms;
+	unsigned replaced; /* times in a row another connection took over our JID */
+	uint64_t rng;
+	char last_error[512];
+
+	struct host_state *hosts;
+	size_t n_hosts;
+
+	struct adhoc_request *head, *tail; /* FIFO, so ordered by deadline */
+	struct adhoc_request *by_id[PENDING_BUCKETS];
+	unsigned pending;     /* requests in the table, discovery included */
+	unsigned discovering; /* of which disco#items queries */
+	uint64_t privileged_discovery_at; /* ms, monotonic; 0: none waiting (requests.c) */
+
+	struct iq_responder responder; /* answers others' IQs (iq.c) */
+};
+
+/* requests.c: the requests waiting for the server, and discovery. */
+
+/* Copy the host table into comp: 0, or -1 out of memory (then
+ * requests_finish() frees what was copied). */
+int requests_init(struct component *comp, const struct component_host *hosts, size_t n);
+void requests_finish(struct component *comp);
+/* Fail every request (discovery included) with status and reason. */
+void requests_fail_all(struct component *comp, enum component_status status, const char *reason);
+/* Fail the requests due by now with COMPONENT_TIMEOUT; start the discovery
+ * of privileged hosts when due. */
+void requests_expire(struct component *comp, uint64_t now);
+/* When requests_expire() is next due, or UINT64_MAX when nothing waits. */
+uint64_t requests_next_deadline(const struct component *comp);
+/* The stream is up: forget what discovery knew and ask every host again. */
+void discovery_start(struct component *comp);
+/* libstrophe handlers (userdata comp): replies to our IQs, and the
+ * server's privilege message. Return 1, to stay registered. */
+int requests_handle_iq(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata);
+int requests_handle_message(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata);
 
 /* ---- the component's own commands (adhoc.c) ------------------------------ */
 

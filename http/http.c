@@ -33,6 +33,7 @@
 #define HTTP_MAX_REQUEST_HEADERS     (16 * 1024) /* URL, query and headers; see request_begin() */
 #define POOL_BYTES_PER_ENTRY         64 /* MHD's struct MHD_HTTP_Header (48) and alignment */
 #define ALLOWED_METHODS              "GET, POST, OPTIONS"
+#define RESET_ALLOWED_METHODS        "POST, OPTIONS"
 #define CONTENT_TYPE_TEXT            "text/plain; charset=utf-8"
 #define CONTENT_TYPE_JSON            "application/json"
 #define TLS_PRIORITIES               "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -72,8 +73,15 @@ struct http_api_request {
 	bool refused;                    /* answered outside MHD, see conn_refuse() */
 	struct http_api_key key;
 	bool authenticated;
-	bool json;     /* answer in JSON (Accept) */
-	bool redirect; /* answer an invite with 303 */
+	bool json;                            /* answer in JSON (Accept) */
+	bool redirect;                        /* answer an invite with 303 */
+	enum http_api_invite_kind kind;       /* by the route */
+	unsigned query_jids, query_usernames; /* times given in the query */
+	bool form;                            /* an urlencoded body, kept in form_body */
+	char *form_body;                      /* HTTP_MAX_FORM bytes once the body begins */
+	bool form_lost;                       /* out of memory keeping it */
+	struct request_params params;
+	struct http_api_invite_request invite;
 	size_t body_bytes;
 	size_t target_bytes; /* the raw target's length, for the log */
 	bool answered;
@@ -130,6 +138,12 @@ enum answer {
 	ANSWER_DUPLICATE_KEY,
 	ANSWER_DUPLICATE_AUTHORIZATION,
 	ANSWER_THROTTLED,
+	ANSWER_NOT_ALLOWED_RESET,
+	ANSWER_FORM_TOO_LARGE,
+	ANSWER_FORM_MALFORMED,
+	ANSWER_FORBIDDEN_ACCOUNT,
+	ANSWER_FORBIDDEN_RESET,
+	ANSWER_OUT_OF_MEMORY,
 };
 
 static const struct fixed_answer {
@@ -170,6 +184,28 @@ static const struct fixed_answer {
                                         NULL, NULL},
     [ANSWER_THROTTLED] = {MHD_HTTP_TOO_MANY_REQUESTS,
                           "too many failed authentications from this address", NULL, NULL},
+    [ANSWER_NOT_ALLOWED_RESET] = {MHD_HTTP_METHOD_NOT_ALLOWED,
+                                  "method not allowed: password-reset invites take POST", "Allow",
+                                  RESET_ALLOWED_METHODS},
+    [ANSWER_FORM_TOO_LARGE] = {MHD_HTTP_CONTENT_TOO_LARGE, "form body too large", NULL, NULL},
+    [ANSWER_FORM_MALFORMED] = {MHD_HTTP_BAD_REQUEST,
+                               "malformed percent-encoding (or %00) in the form body", NULL, NULL},
+    [ANSWER_FORBIDDEN_ACCOUNT] = {MHD_HTTP_FORBIDDEN, "this key may not create account invites",
+                                  NULL, NULL},
+    [ANSWER_FORBIDDEN_RESET] = {MHD_HTTP_FORBIDDEN,
+                                "this key may not create password-reset invites", NULL, NULL},
+    [ANSWER_OUT_OF_MEMORY] = {MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error", NULL, NULL},
+};
+
+/* By the route's kind. */
+static const enum answer not_allowed_answers[] = {
+    [HTTP_API_INVITE_ACCOUNT] = ANSWER_NOT_ALLOWED,
+    [HTTP_API_INVITE_RESET] = ANSWER_NOT_ALLOWED_RESET,
+};
+
+static const enum answer forbidden_answers[] = {
+    [HTTP_API_INVITE_ACCOUNT] = ANSWER_FORBIDDEN_ACCOUNT,
+    [HTTP_API_INVITE_RESET] = ANSWER_FORBIDDEN_RESET,
 };
 
 static const enum answer credential_answers[] = {
@@ -352,6 +388,13 @@ static void release_delayed(struct http_api *api, int64_t now_ns)
 	}
 }
 
+static enum MHD_Result answer_error(struct http_api_request *req, unsigned status,
+                                    const char *reason)
+{
+	request_store(req, status, error_response(req, reason, 0));
+	return request_send(req);
+}
+
 static enum MHD_Result answer_preflight(struct http_api_request *req)
 {
 	struct MHD_Response *response =
@@ -408,6 +451,68 @@ static int request_redirect(struct http_api_request *req)
 	return redirect_parse(value, len, &req->redirect);
 }
 
+static void query_param(struct http_api_request *req, const char *name, unsigned count,
+                        struct raw_param *param)
+{
+	const char *value = NULL;
+	size_t len = 0;
+
+	param->count = count;
+	if (count == 0)
+		return;
+	MHD_lookup_connection_value_n(req->connection, MHD_GET_ARGUMENT_KIND, name, strlen(name),
+	                              &value, &len);
+	param->value = value != NULL ? value : ""; /* "?jid" without "=" */
+	param->len = value != NULL ? len : 0;
+}
+
+/* jid and username from the form body, decoded into values (2 * (len + 1)
+ * bytes). 0, or -1 if the body is malformed. */
+static int form_params(const struct http_api_request *req, size_t len, char *values,
+                       struct raw_params *raw)
+{
+	if (form_find(req->form_body, len, "jid", values, len + 1, &raw->jid) < 0 ||
+	    form_find(req->form_body, len, "username", values + len + 1, len + 1, &raw->username) <
+	        0)
+		return -1;
+	return 0;
+}
+
+/* Gather jid and username from the query and the form body, check them
+ * (params.c) and fill req->invite. *answered tells whether an error answer
+ * was given instead, with the result to return to MHD. */
+static enum MHD_Result request_params(struct http_api_request *req, bool *answered)
+{
+	struct raw_params raw = {0};
+	const char *reason = NULL;
+	size_t form_len = req->form_body != NULL ? req->body_bytes : 0;
+	char *values = NULL;
+
+	*answered = true;
+	query_param(req, "jid", req->query_jids, &raw.jid);
+	query_param(req, "username", req->query_usernames, &raw.username);
+	if (form_len > 0) {
+		values = malloc(2 * (form_len + 1));
+		if (values == NULL)
+			return answer_fixed(req, ANSWER_OUT_OF_MEMORY);
+		if (form_params(req, form_len, values, &raw) < 0) {
+			free(values);
+			return answer_fixed(req, ANSWER_FORM_MALFORMED);
+		}
+	}
+	unsigned status = params_check(req->kind, &raw, req->key.host, &req->params, &reason);
+	free(values);
+	if (status != 0)
+		return answer_error(req, status, reason);
+	req->invite = (struct http_api_invite_request){
+	    .kind = req->kind,
+	    .username = req->params.username[0] != '\0' ? req->params.username : NULL,
+	    .account_jid = req->params.account_jid[0] != '\0' ? req->params.account_jid : NULL,
+	};
+	*answered = false;
+	return MHD_YES;
+}
+
 /* Authenticate, then hand over to the daemon. Unless create_invite answered
  * at once, the connection is suspended: MHD neither times it out nor calls
  * us again until http_api_request_*() resumes it. */
@@ -443,8 +548,15 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	req->key.id[sizeof(req->key.id) - 1] = '\0';
 	req->key.host[sizeof(req->key.host) - 1] = '\0';
 	req->authenticated = true;
+	/* Only a key that proved itself learns what it may not do. */
+	if ((req->key.may & (1u << req->kind)) == 0)
+		return answer_fixed(req, forbidden_answers[req->kind]);
+	bool answered = false;
+	enum MHD_Result result = request_params(req, &answered);
+	if (answered)
+		return result;
 	req->state = REQUEST_CREATING;
-	api->handlers.create_invite(api->userdata, req, &req->key);
+	api->handlers.create_invite(api->userdata, req, &req->key, &req->invite);
 	if (req->answered)
 		return request_send(req);
 	req->state = REQUEST_WAITING;
@@ -460,22 +572,26 @@ static enum MHD_Result request_dispatch(struct http_api_request *req, const char
 {
 	if (req->body_bytes > HTTP_MAX_BODY)
 		return answer_fixed(req, ANSWER_TOO_LARGE);
-	if (!path_matches(url, req->api->path))
+	if (!route_match(url, req->api->path, &req->kind))
 		return answer_fixed(req, ANSWER_NOT_FOUND);
-	switch (method_action(method)) {
+	switch (method_action(req->kind, method)) {
 	case METHOD_NOT_ALLOWED:
-		return answer_fixed(req, ANSWER_NOT_ALLOWED);
+		return answer_fixed(req, not_allowed_answers[req->kind]);
 	case METHOD_PREFLIGHT:
 		return answer_preflight(req);
 	case METHOD_INVITE:
 		break;
 	}
+	if (req->form && req->body_bytes > HTTP_MAX_FORM)
+		return answer_fixed(req, ANSWER_FORM_TOO_LARGE);
+	if (req->form_lost)
+		return answer_fixed(req, ANSWER_OUT_OF_MEMORY);
 	if (req->api->shutting_down)
 		return answer_fixed(req, ANSWER_SHUTTING_DOWN);
 	return request_invite(req);
 }
 
-static bool content_length_too_large(struct MHD_Connection *connection)
+static bool content_length_too_large(struct MHD_Connection *connection, size_t max)
 {
 	const char *value =
 	    MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Length");
@@ -483,13 +599,13 @@ static bool content_length_too_large(struct MHD_Connection *connection)
 		return false;
 	errno = 0;
 	unsigned long long length = strtoull(value, NULL, 10);
-	return errno != 0 || length > HTTP_MAX_BODY;
+	return errno != 0 || length > max;
 }
 
 /* What request_begin() learns from one pass over headers and query. */
 struct request_scan {
 	size_t bytes; /* names and values as received, with separators */
-	unsigned content_lengths, transfer_encodings, authorizations, keys;
+	unsigned content_lengths, transfer_encodings, authorizations, keys, jids, usernames;
 	bool chunked; /* the Transfer-Encoding is "chunked" alone */
 	bool nul;
 	const char *forwarded[MAX_FORWARDED_LINES]; /* the last X-Forwarded-For lines */
@@ -530,6 +646,8 @@ static enum MHD_Result scan_value(void *cls, enum MHD_ValueKind kind, const char
 		scan->nul = true;
 	if (kind == MHD_GET_ARGUMENT_KIND) {
 		scan->keys += named(key, key_size, "key");
+		scan->jids += named(key, key_size, "jid");
+		scan->usernames += named(key, key_size, "username");
 		return MHD_YES;
 	}
 	scan->content_lengths += named(key, key_size, "Content-Length");
@@ -584,6 +702,8 @@ static enum MHD_Result request_begin(struct http_api_request *req, const char *u
 	log_escape(req->path, sizeof(req->path), url, true);
 	req->json =
 	    accept_wants_json(MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Accept"));
+	req->form = form_content_type(
+	    MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Type"));
 	MHD_get_connection_values_n(connection, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_value,
 	                            &scan);
 	request_client(req, &scan);
@@ -602,8 +722,10 @@ static enum MHD_Result request_begin(struct http_api_request *req, const char *u
 		return answer_fixed(req, ANSWER_FRAMING);
 	if (scan.transfer_encodings > 0 && !scan.chunked)
 		return answer_fixed(req, ANSWER_TRANSFER_ENCODING);
-	if (content_length_too_large(connection))
+	if (content_length_too_large(connection, HTTP_MAX_BODY))
 		return answer_fixed(req, ANSWER_TOO_LARGE);
+	if (req->form && content_length_too_large(connection, HTTP_MAX_FORM))
+		return answer_fixed(req, ANSWER_FORM_TOO_LARGE);
 	if (scan.bytes > HTTP_MAX_REQUEST_HEADERS)
 		return answer_fixed(req, ANSWER_HEADERS_TOO_LARGE);
 	if (scan.nul)
@@ -612,6 +734,8 @@ static enum MHD_Result request_begin(struct http_api_request *req, const char *u
 		return answer_fixed(req, ANSWER_DUPLICATE_KEY);
 	if (scan.authorizations > 1)
 		return answer_fixed(req, ANSWER_DUPLICATE_AUTHORIZATION);
+	req->query_jids = scan.jids;
+	req->query_usernames = scan.usernames;
 	return MHD_YES;
 }
 
@@ -692,14 +816,24 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
 		log_warn("http: cannot track a connection (out of memory): no request deadline");
 }
 
+/* Append a piece of the body to the form, while it fits in HTTP_MAX_FORM. */
+static void form_keep(struct http_api_request *req, const char *data, size_t size)
+{
+	if (!req->form || req->form_lost || req->body_bytes + size > HTTP_MAX_FORM)
+		return;
+	if (req->form_body == NULL && (req->form_body = malloc(HTTP_MAX_FORM)) == NULL) {
+		req->form_lost = true;
+		return;
+	}
+	memcpy(req->form_body + req->body_bytes, data, size);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **req_cls)
 {
 	struct http_api *api = cls;
 	struct http_api_request *req = *req_cls;
-	(void)upload_data;
-
 	if (req == NULL) {
 		/* on_target() ran out of memory */
 		req = request_new(api, connection);
@@ -714,7 +848,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
 	if (!req->begun)
 		return request_begin(req, url, method, version);
 	if (*upload_data_size > 0) {
-		/* The body means nothing to us: count it and drop it. */
+		/* Kept if it is a form of reasonable size, else counted and dropped. */
+		form_keep(req, upload_data, *upload_data_size);
 		if (req->body_bytes <= HTTP_MAX_BODY)
 			req->body_bytes += *upload_data_size;
 		*upload_data_size = 0;
@@ -775,7 +910,8 @@ static void request_log(const struct http_api_request *req, enum MHD_RequestTerm
 	          (now.tv_nsec - req->start.tv_nsec) / 1000000;
 	char other[64] = "";
 	const char *path = req->path;
-	if (!path_matches(req->path, req->api->path)) {
+	enum http_api_invite_kind kind;
+	if (!route_match(req->path, req->api->path, &kind)) {
 		snprintf(other, sizeof(other), " (not the API path, %zu bytes)", req->target_bytes);
 		path = "-";
 	}
@@ -812,6 +948,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
 		api->unflushed--;
 	if (req->response != NULL)
 		MHD_destroy_response(req->response);
+	free(req->form_body);
 	free(req);
 }
 
@@ -880,7 +1017,7 @@ void http_api_request_invite(struct http_api_request *req, const struct http_api
 		return;
 	}
 	size_t len = 0;
-	char *body = body_invite(&copy, req->json, &len);
+	char *body = body_invite(&copy, &req->invite, req->json, &len);
 	struct MHD_Response *response = body_response(req->api, body, len, req->json);
 	response = with_header(response, "Location", copy.url);
 	request_deliver(req, req->redirect ? MHD_HTTP_SEE_OTHER : MHD_HTTP_CREATED, response);

@@ -54,6 +54,14 @@ static const char *const migrations[] = {
      * a wrong secret took measurably longer to refuse than an unknown ID). */
     ("CREATE INDEX api_keys_verify ON api_keys (id, host, secret_hash, expires, max_invites,"
      "  period_s, window_start, window_count);"),
+    /* 3 -> 4: what a key may ask for, KEYS_ALLOW_* bits. Keys made before
+     * could only make account invites, and still can only do that. The
+     * verification index is rebuilt with the column, so that verifying
+     * stays one index search. */
+    ("ALTER TABLE api_keys ADD COLUMN permissions INTEGER NOT NULL DEFAULT 1;"
+     "DROP INDEX api_keys_verify;"
+     "CREATE INDEX api_keys_verify ON api_keys (id, host, secret_hash, expires, max_invites,"
+     "  period_s, window_start, window_count, permissions);"),
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -280,7 +288,8 @@ struct keystore *keystore_open(const char *path, const char **errstr)
 	store->verify = prepare(
 	    store, "SELECT coalesce(k.host, ''), coalesce(k.secret_hash, zeroblob(32)), k.expires,"
 	           " coalesce(k.max_invites, 0), coalesce(k.period_s, 0),"
-	           " coalesce(k.window_start, 0), coalesce(k.window_count, 0), k.id IS NOT NULL"
+	           " coalesce(k.window_start, 0), coalesce(k.window_count, 0), k.id IS NOT NULL,"
+	           " coalesce(k.permissions, 1)"
 	           " FROM (SELECT ?1 AS wanted) LEFT JOIN api_keys AS k INDEXED BY api_keys_verify"
 	           " ON k.id = wanted");
 	if (store->verify == NULL)
@@ -402,14 +411,17 @@ static int bind_row(sqlite3_stmt *insert, const struct key_row *row)
 		rc = sqlite3_bind_int64(insert, 7, row->limits.max_invites);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(insert, 8, row->limits.period_s);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(
+		    insert, 9, row->limits.allow != 0 ? row->limits.allow : KEYS_ALLOW_ACCOUNT);
 	return rc;
 }
 
 static sqlite3_stmt *prepare_insert(struct keystore *store)
 {
 	return prepare(store, "INSERT INTO api_keys (id, host, name, created, secret_hash,"
-	                      " expires, max_invites, period_s)"
-	                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+	                      " expires, max_invites, period_s, permissions)"
+	                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
 }
 
 /* Insert one row in its own transaction. Returns 0 when committed, 1 when
@@ -567,7 +579,18 @@ static int column_limits(sqlite3_stmt *stmt, int first, struct api_key_limits *l
 	if (expires < 0 || max_invites < 0 || max_invites > UINT_MAX || period_s < 0 ||
 	    period_s > UINT_MAX)
 		return -1;
-	*limits = (struct api_key_limits){expires, (unsigned)max_invites, (unsigned)period_s};
+	*limits = (struct api_key_limits){expires, (unsigned)max_invites, (unsigned)period_s, 0};
+	return 0;
+}
+
+/* Read the permissions from column col into limits->allow; -1 unless it is
+ * a non-empty set of known bits. */
+static int column_allow(sqlite3_stmt *stmt, int col, struct api_key_limits *limits)
+{
+	int64_t allow = sqlite3_column_int64(stmt, col);
+	if (allow <= 0 || (allow & ~(int64_t)KEYS_ALLOW_ALL) != 0)
+		return -1;
+	limits->allow = (unsigned)allow;
 	return 0;
 }
 
@@ -585,7 +608,8 @@ static int list_row(struct keystore *store, sqlite3_stmt *list, keystore_list_cb
 		set_db_error(store); /* out of memory converting a column */
 		return -1;
 	}
-	if (column_limits(list, 4, &info.limits) < 0 || sqlite3_column_int64(list, 8) < 0) {
+	if (column_limits(list, 4, &info.limits) < 0 || column_allow(list, 9, &info.limits) < 0 ||
+	    sqlite3_column_int64(list, 8) < 0) {
 		set_error(store, "malformed key record");
 		return -1;
 	}
@@ -597,9 +621,10 @@ enum keys_status keystore_list(struct keystore *store, const char *host, keystor
 {
 	refresh(store);
 	int rc = SQLITE_OK, stop = 0;
-	sqlite3_stmt *list = prepare(store, "SELECT id, host, name, created, expires, max_invites,"
-	                                    " period_s, last_used, invites FROM api_keys"
-	                                    " WHERE host = ?1 ORDER BY created, rowid");
+	sqlite3_stmt *list =
+	    prepare(store, "SELECT id, host, name, created, expires, max_invites,"
+	                   " period_s, last_used, invites, permissions FROM api_keys"
+	                   " WHERE host = ?1 ORDER BY created, rowid");
 	if (list == NULL)
 		goto err;
 	if (sqlite3_bind_text(list, 1, host, -1, SQLITE_STATIC) != SQLITE_OK)
@@ -683,7 +708,8 @@ static int copy_row(struct keystore *store, sqlite3_stmt *row, struct api_key_ma
 	int64_t window_count = sqlite3_column_int64(row, 6);
 	if (text == NULL || host_len > KEYS_HOST_MAX || blob == NULL ||
 	    hash_len != KEYS_HASH_BYTES || column_limits(row, 2, &match->limits) < 0 ||
-	    window_count < 0 || window_count > UINT_MAX) {
+	    column_allow(row, 8, &match->limits) < 0 || window_count < 0 ||
+	    window_count > UINT_MAX) {
 		set_error(store, "malformed key record");
 		return -1;
 	}
@@ -725,13 +751,14 @@ static int lookup(struct keystore *store, const char *id, size_t id_len,
 
 /* ---- the verification cache (see cache.c) ---- */
 
-/* Every key's row, in the column order of store->verify, then the ID. */
+/* Every key's row, in the column order of store->verify (copy_row()), then
+ * the ID. */
 static int load_rows(struct keystore *store, struct key_cache_row **rows, size_t *n)
 {
 	sqlite3_stmt *all = prepare(
 	    store, "SELECT host, secret_hash, expires, coalesce(max_invites, 0),"
 	           " coalesce(period_s, 0), coalesce(window_start, 0), coalesce(window_count, 0),"
-	           " 1, id FROM api_keys");
+	           " 1, coalesce(permissions, 1), id FROM api_keys");
 	if (all == NULL)
 		return -1;
 	size_t used = 0, size = 0;
@@ -749,8 +776,8 @@ static int load_rows(struct keystore *store, struct key_cache_row **rows, size_t
 			size = grown;
 		}
 		struct key_cache_row *row = &got[used];
-		const unsigned char *id = sqlite3_column_text(all, 8);
-		size_t id_len = (size_t)sqlite3_column_bytes(all, 8);
+		const unsigned char *id = sqlite3_column_text(all, 9);
+		size_t id_len = (size_t)sqlite3_column_bytes(all, 9);
 		if (id == NULL || id_len > KEYS_ID_MAX) {
 			set_error(store, "malformed key record");
 			goto err;
