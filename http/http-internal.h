@@ -148,10 +148,10 @@ enum name_problem {
 	NAME_TOO_LONG,   /* over 1023 bytes, before or after preparation */
 	NAME_NOT_UTF8,   /* malformed, overlong, surrogates */
 	NAME_PROHIBITED, /* a character Nodeprep prohibits or leaves unassigned, NUL, bidi */
-	NAME_FAILED,     /* ICU itself failed */
+	NAME_FAILED,     /* stringprep itself failed (out of memory) */
 };
 
-/* An XMPP localpart as the server will store it: ICU's RFC 3920 Nodeprep,
+/* An XMPP localpart as the server will store it: RFC 3920 Nodeprep (libidn),
  * unassigned code points refused (see params.c). out holds it on NAME_OK. */
 enum name_problem username_prep(const char *in, size_t len, char out[HTTP_API_USERNAME_MAX + 1]);
 
@@ -167,7 +167,7 @@ struct request_params {
  * bare JID of an account on host. Each at most once; the other kind's
  * parameter is refused, so that a request sent to the wrong route does not
  * quietly make the other kind of invite. 0 with out filled, or the status to
- * answer (400; 500 if ICU failed) with a static one-line *reason.
+ * answer (400; 500 if stringprep failed) with a static one-line *reason.
  */
 unsigned params_check(enum http_api_invite_kind kind, const struct raw_params *raw,
                       const char *host, struct request_params *out, const char **reason);

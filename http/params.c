@@ -3,12 +3,13 @@
  * from an application/x-www-form-urlencoded body, checked and normalised
  * before anything reaches the daemon.
  *
- * Usernames and the localpart of a JID go through ICU's Nodeprep (RFC 3920
- * appendix A, unassigned code points refused), which is what Prosody itself
- * applies with the same library on Debian (util.encodings, built on ICU) and
- * what ejabberd applies to usernames: a name accepted here is the name the
- * server stores, case-folded the same way ("Alice" becomes "alice"), and one
- * refused here would be refused there. Nodeprep prohibits the characters
+ * Usernames and the localpart of a JID go through Nodeprep (RFC 3920
+ * appendix A, unassigned code points refused) from GNU libidn's stringprep,
+ * the profile Prosody (util.encodings) and ejabberd apply to usernames: a
+ * name accepted here is the name the server stores, case-folded the same way
+ * ("Alice" becomes "alice"), and one refused here would be refused there.
+ * (ICU has the same profile, but linking it and libstdc++ cost the daemon
+ * 1.4 MiB of resident memory; libidn is a small C library.) Nodeprep prohibits the characters
  * "&'/:<>@, spaces, control and private-use characters, non-characters and
  * surrogates, and mixes of right-to-left and left-to-right text.
  */
@@ -19,10 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <unicode/usprep.h>
-#include <unicode/ustring.h>
-
-#define UCHARS_MAX 4096 /* UTF-16 units after preparation; NFKC may expand */
+#include <stringprep.h>
 
 bool form_content_type(const char *content_type)
 {
@@ -108,45 +106,39 @@ int form_find(const char *body, size_t len, const char *name, char *value, size_
 	return 0;
 }
 
-/* Apply a stringprep profile to len bytes of UTF-8; the result, as UTF-8,
- * into out (out_size bytes with the NUL). */
-static enum name_problem prep(UStringPrepProfileType type, int32_t options, const char *in,
-                              size_t len, char *out, size_t out_size)
+/* A stringprep profile applied to len bytes of UTF-8, the result (UTF-8)
+ * into out, out_size bytes with the NUL. */
+static enum name_problem prep(const Stringprep_profile *profile, Stringprep_profile_flags flags,
+                              const char *in, size_t len, char *out, size_t out_size)
 {
-	UChar src[HTTP_API_USERNAME_MAX + 1], dst[UCHARS_MAX];
-	int32_t src_len = 0, dst_len = 0, out_len = 0;
-	UErrorCode err = U_ZERO_ERROR;
-
 	if (len == 0)
 		return NAME_EMPTY;
-	if (len > HTTP_API_USERNAME_MAX)
+	if (len >= out_size)
 		return NAME_TOO_LONG;
 	if (memchr(in, '\0', len) != NULL)
 		return NAME_PROHIBITED;
-	u_strFromUTF8(src, HTTP_API_USERNAME_MAX + 1, &src_len, in, (int32_t)len, &err);
-	if (U_FAILURE(err))
+	memcpy(out, in, len);
+	out[len] = '\0';
+	switch (stringprep(out, out_size, flags, profile)) {
+	case STRINGPREP_OK:
+		return out[0] == '\0' ? NAME_EMPTY : NAME_OK; /* all of it mapped to nothing */
+	case STRINGPREP_TOO_SMALL_BUFFER:
+		return NAME_TOO_LONG;
+	case STRINGPREP_ICONV_ERROR:
 		return NAME_NOT_UTF8;
-	UStringPrepProfile *profile = usprep_openByType(type, &err);
-	if (U_FAILURE(err))
+	case STRINGPREP_MALLOC_ERROR:
+	case STRINGPREP_PROFILE_ERROR:
+	case STRINGPREP_FLAG_ERROR:
+	case STRINGPREP_UNKNOWN_PROFILE:
 		return NAME_FAILED;
-	dst_len = usprep_prepare(profile, src, src_len, dst, UCHARS_MAX, options, NULL, &err);
-	usprep_close(profile);
-	if (err == U_BUFFER_OVERFLOW_ERROR)
-		return NAME_TOO_LONG;
-	if (U_FAILURE(err))
-		return err == U_MEMORY_ALLOCATION_ERROR ? NAME_FAILED : NAME_PROHIBITED;
-	u_strToUTF8(out, (int32_t)out_size, &out_len, dst, dst_len, &err);
-	if (err == U_BUFFER_OVERFLOW_ERROR || err == U_STRING_NOT_TERMINATED_WARNING ||
-	    out_len >= (int32_t)out_size)
-		return NAME_TOO_LONG;
-	if (U_FAILURE(err))
-		return NAME_FAILED;
-	return out_len == 0 ? NAME_EMPTY : NAME_OK; /* all of it mapped to nothing */
+	default: /* unassigned, prohibited, bidi rules, NFKC failure */
+		return NAME_PROHIBITED;
+	}
 }
 
 enum name_problem username_prep(const char *in, size_t len, char out[HTTP_API_USERNAME_MAX + 1])
 {
-	return prep(USPREP_RFC3920_NODEPREP, USPREP_DEFAULT, in, len, out,
+	return prep(stringprep_xmpp_nodeprep, STRINGPREP_NO_UNASSIGNED, in, len, out,
 	            HTTP_API_USERNAME_MAX + 1);
 }
 
@@ -156,8 +148,7 @@ static enum name_problem domain_prep(const char *in, size_t len,
 {
 	if (len > 1 && in[len - 1] == '.')
 		len--;
-	return prep(USPREP_RFC3491_NAMEPREP, USPREP_ALLOW_UNASSIGNED, in, len, out,
-	            HTTP_API_USERNAME_MAX + 1);
+	return prep(stringprep_nameprep, 0, in, len, out, HTTP_API_USERNAME_MAX + 1);
 }
 
 static const char *const username_reasons[] = {
@@ -183,7 +174,7 @@ static unsigned name_status(enum name_problem problem, const char *const reasons
 	if (problem == NAME_OK)
 		return 0;
 	if (problem == NAME_FAILED) {
-		*reason = "cannot check names (ICU failed)";
+		*reason = "cannot check names (stringprep failed)";
 		return 500;
 	}
 	*reason = reasons[problem];
