@@ -213,6 +213,7 @@ struct host_state {
 	char *act_as;                   /* NULL: as the host's admin */
 	bool discovered;                /* discovery has an outcome since the last connect */
 	bool warned_username;           /* logged that it takes no username, this connection */
+	bool completes_at_once;         /* its create-account completed on execute, ditto */
 	enum component_offer offers[2]; /* by enum invite_kind */
 	char reason[ADHOC_REASON_MAX];  /* discovery failed: why */
 };
@@ -246,9 +247,10 @@ struct component {
 
 	struct adhoc_request *head, *tail; /* FIFO, so ordered by deadline */
 	struct adhoc_request *by_id[PENDING_BUCKETS];
-	unsigned pending;     /* requests in the table, discovery included */
-	unsigned discovering; /* of which disco#items queries */
+	unsigned pending;                 /* requests in the table, discovery included */
+	unsigned discovering;             /* of which disco#items queries */
 	uint64_t privileged_discovery_at; /* ms, monotonic; 0: none waiting (requests.c) */
+	struct adhoc_request *settled;    /* answered without asking the server, due now */
 
 	struct iq_responder responder; /* answers others' IQs (iq.c) */
 };

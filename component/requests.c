@@ -49,6 +49,7 @@ struct adhoc_request {
 	size_t host_index; /* PURPOSE_DISCOVERY */
 	enum invite_kind kind;
 	char *username, *account_jid; /* owned; NULL when not asked for */
+	char *settled_reason;         /* on comp->settled: why it is UNSUPPORTED; owned */
 	unsigned steps;               /* commands sent so far */
 	component_invite_cb cb;
 	void *userdata;
@@ -161,6 +162,7 @@ static void free_request(struct adhoc_request *req)
 	free(req->host);
 	free(req->username);
 	free(req->account_jid);
+	free(req->settled_reason);
 	free(req);
 }
 
@@ -238,8 +240,22 @@ static void fail_request(struct adhoc_request *req, enum component_status status
 	finish_invite(req, &result);
 }
 
+/* Report the requests answered without asking the server. */
+static void report_settled(struct component *comp)
+{
+	while (comp->settled) {
+		struct adhoc_request *req = comp->settled;
+		struct component_result result = {.status = COMPONENT_UNSUPPORTED,
+		                                  .reason = req->settled_reason};
+		comp->settled = req->next;
+		req->cb(req->userdata, &result);
+		free_request(req);
+	}
+}
+
 void requests_fail_all(struct component *comp, enum component_status status, const char *reason)
 {
+	report_settled(comp);
 	while (comp->head)
 		fail_request(comp->head, status, reason);
 }
@@ -265,6 +281,7 @@ static void discover_privileged(struct component *comp);
 
 void requests_expire(struct component *comp, uint64_t now)
 {
+	report_settled(comp);
 	while (comp->head && comp->head->deadline <= now)
 		fail_timed_out(comp, comp->head);
 	if (comp->online && comp->privileged_discovery_at && comp->privileged_discovery_at <= now)
@@ -273,7 +290,7 @@ void requests_expire(struct component *comp, uint64_t now)
 
 uint64_t requests_next_deadline(const struct component *comp)
 {
-	uint64_t due = comp->head ? comp->head->deadline : UINT64_MAX;
+	uint64_t due = comp->settled ? 0 : comp->head ? comp->head->deadline : UINT64_MAX;
 	if (comp->online && comp->privileged_discovery_at && comp->privileged_discovery_at < due)
 		due = comp->privileged_discovery_at;
 	return due;
@@ -398,6 +415,31 @@ static bool valid_params(const struct invite_params *p)
 	return p->kind == INVITE_RESET && valid_param(p->account_jid);
 }
 
+#define NO_USERNAMES_FMT                                                                           \
+	"%.200s does not support reserved usernames (its create-account completes at once)"
+
+/*
+ * Prosody's create-account makes the invite on execute and takes no
+ * username. A host seen doing that on this connection gets no more requests
+ * with a username: they are answered UNSUPPORTED from component_run(), and no
+ * unused invite is made. Only the first one, before any create-account
+ * completed there, costs one (refuse_made_at_once()).
+ */
+static int settle_at_once(struct component *comp, struct adhoc_request *req)
+{
+	char reason[ADHOC_REASON_MAX * 2];
+	snprintf(reason, sizeof(reason), NO_USERNAMES_FMT, req->host);
+	if (!(req->settled_reason = strdup(reason))) {
+		free_request(req);
+		return -1;
+	}
+	struct adhoc_request **tail = &comp->settled;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = req;
+	return 0;
+}
+
 int component_request_invite(struct component *comp, const char *host,
                              const struct invite_params *params, component_invite_cb cb,
                              void *userdata)
@@ -413,6 +455,9 @@ int component_request_invite(struct component *comp, const char *host,
 	req->kind = params->kind;
 	req->cb = cb;
 	req->userdata = userdata;
+	const struct host_state *hs = find_host(comp, host);
+	if (hs && hs->completes_at_once && params->kind == INVITE_ACCOUNT && params->username)
+		return settle_at_once(comp, req);
 	if ((params->kind == INVITE_ACCOUNT && params->username &&
 	     !(req->username = strdup(params->username))) ||
 	    (params->kind == INVITE_RESET && !(req->account_jid = strdup(params->account_jid))) ||
@@ -473,10 +518,7 @@ static void refuse_made_at_once(struct adhoc_request *req)
 	char reason[ADHOC_REASON_MAX * 2];
 	struct host_state *hs = find_host(req->comp, req->host);
 
-	snprintf(reason, sizeof(reason),
-	         "%.200s does not support reserved usernames (its create-account completes "
-	         "at once)",
-	         req->host);
+	snprintf(reason, sizeof(reason), NO_USERNAMES_FMT, req->host);
 	if (!hs || !hs->warned_username)
 		log_warn("%s; the invite it made is unused", reason);
 	if (hs)
@@ -488,6 +530,9 @@ static void command_done(struct adhoc_request *req, struct adhoc_reply *reply)
 {
 	char reason[ADHOC_REASON_MAX * 2];
 
+	struct host_state *hs = find_host(req->comp, req->host);
+	if (hs && reply->status == COMPONENT_OK && req->steps == 1 && req->kind == INVITE_ACCOUNT)
+		hs->completes_at_once = true;
 	if (reply->status == COMPONENT_OK && req->steps == 1 && req->username) {
 		refuse_made_at_once(req);
 		return;
@@ -653,7 +698,7 @@ void discovery_start(struct component *comp)
 	comp->privileged_discovery_at = 0;
 	for (size_t i = 0; i < comp->n_hosts; i++) {
 		struct host_state *hs = &comp->hosts[i];
-		hs->discovered = hs->warned_username = false;
+		hs->discovered = hs->warned_username = hs->completes_at_once = false;
 		hs->offers[INVITE_ACCOUNT] = hs->offers[INVITE_RESET] = COMPONENT_OFFER_UNKNOWN;
 		hs->reason[0] = '\0';
 		if (!hs->act_as)
