@@ -696,6 +696,7 @@ static void discover(struct component *comp, size_t index)
 void discovery_start(struct component *comp)
 {
 	comp->privileged_discovery_at = 0;
+	comp->privileges[0] = '\0';
 	for (size_t i = 0; i < comp->n_hosts; i++) {
 		struct host_state *hs = &comp->hosts[i];
 		hs->discovered = hs->warned_username = hs->completes_at_once = false;
@@ -784,10 +785,16 @@ int requests_handle_message(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *user
 	if (!from_server(comp, from) || privileges_parse(stanza, &got) < 0)
 		return 1; /* anyone may send us a message: only the server's counts */
 	log_info("privileges granted by %s: %s", from, got.summary);
+	snprintf(comp->privileges, sizeof(comp->privileges), "%.80s: %s", from, got.summary);
 	warn_missing_privileges(comp, &got);
 	if (comp->privileged_discovery_at)
 		discover_privileged(comp);
 	return 1;
+}
+
+const char *component_privileges(const struct component *comp)
+{
+	return comp && comp->privileges[0] ? comp->privileges : NULL;
 }
 
 /* ---- hosts ------------------------------------------------------------------- */
