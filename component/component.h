@@ -61,7 +61,9 @@ struct invite {
 enum component_status {
 	COMPONENT_OK = 0,
 	COMPONENT_OFFLINE,      /* not connected, or the stream went down while waiting */
-	COMPONENT_TIMEOUT,      /* no reply within request_timeout_ms */
+	COMPONENT_TIMEOUT,      /* no reply within request_timeout_ms (privileged: an IQ in a
+	                           namespace the server did not grant gets none; the reason
+	                           says so) */
 	COMPONENT_REMOTE_ERROR, /* the server answered with an error */
 	COMPONENT_BAD_REPLY,    /* the reply could not be understood */
 	COMPONENT_SHUTDOWN,     /* the component is being stopped */
