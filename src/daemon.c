@@ -106,7 +106,8 @@ static const struct {
                   "e.g. admins = { \"%1$s\" }"},
     {"not-authorized", "add \"%1$s\" to admins of VirtualHost \"%2$s\" in the server "
                        "config"},
-    {"item-not-found", "load mod_invites_adhoc (and mod_adhoc) on VirtualHost \"%2$s\""},
+    {"item-not-found", "load mod_invites_adhoc (and mod_adhoc) on VirtualHost \"%2$s\"; "
+                       "on ejabberd, reach it with access = privileged in [host:%2$s]"},
     {"service-unavailable", "load mod_invites_adhoc (and mod_adhoc) on VirtualHost \"%2$s\""},
     {"feature-not-implemented", "load mod_invites_adhoc on VirtualHost \"%2$s\""},
     /* Prosody treats an unknown host as a remote domain. */
