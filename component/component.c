@@ -362,6 +362,28 @@ static bool valid_jid(const char *jid)
 	return jid && *jid && strlen(jid) <= HOST_MAX && strcspn(jid, "@/ \t\r\n") == strlen(jid);
 }
 
+/*
+ * xmpp_initialize() sets up sockets (nothing to do on POSIX), c-ares (when
+ * libstrophe was built with it) and OpenSSL. A component never speaks TLS,
+ * and OpenSSL's initialisation alone brings about 1.8 MiB of libcrypto and
+ * libssl pages into the daemon's resident memory (bench/RESULTS.md). So it
+ * is called only when libstrophe links c-ares (meson.build checks), whose
+ * initialisation is needed. Nothing else in libstrophe depends on it.
+ */
+static void library_init(void)
+{
+#ifdef STROPHE_WITH_CARES
+	xmpp_initialize();
+#endif
+}
+
+static void library_shutdown(void)
+{
+#ifdef STROPHE_WITH_CARES
+	xmpp_shutdown();
+#endif
+}
+
 /* act_as: a bare JID (no resource) whose domain is the host. */
 static bool valid_act_as(const char *act_as, const char *host)
 {
@@ -417,7 +439,7 @@ struct component *component_create(const struct component_config *cfg, const cha
 	if (!comp->jid || !comp->server || hosts_init(comp, cfg->hosts, cfg->n_hosts) < 0)
 		goto err_comp;
 
-	xmpp_initialize();
+	library_init();
 	comp->ctx = xmpp_ctx_new(NULL, &comp->strophe_log);
 	if (!comp->ctx)
 		goto err_init;
@@ -443,7 +465,7 @@ err_conn:
 err_ctx:
 	xmpp_ctx_free(comp->ctx);
 err_init:
-	xmpp_shutdown();
+	library_shutdown();
 err_comp:
 	hosts_finish(comp);
 	free(comp->server);
@@ -495,7 +517,7 @@ void component_destroy(struct component *comp)
 	xmpp_conn_release(comp->conn);
 	iq_responder_finish(&comp->responder);
 	xmpp_ctx_free(comp->ctx);
-	xmpp_shutdown();
+	library_shutdown();
 	hosts_finish(comp);
 	free(comp->server);
 	free(comp->jid);

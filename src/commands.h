@@ -20,6 +20,7 @@ struct command_options {
 	const char *expires;     /* --expires DURATION */
 	const char *limit;       /* --limit N/DURATION */
 	const char *max_per_day; /* --max-per-day N */
+	const char *allow;       /* --allow LIST */
 	bool json;               /* --json */
 	bool online;             /* --online */
 };

@@ -3,9 +3,9 @@
  * thread-safe), libmicrohttpd in external-loop mode, and a signalfd. The loop
  * poll()s three descriptors and sleeps at most a second when idle.
  *
- * This file is also the glue where an authenticated HTTP request becomes a
- * create-account command: http/ knows nothing of XMPP and component/ nothing
- * of HTTP.
+ * This file is also the glue where an authenticated HTTP request becomes an
+ * ad-hoc command (create-account, or a password reset): http/ knows nothing
+ * of the key store or the component, and component/ nothing of HTTP.
  */
 
 #include "adhoc_keys.h"
@@ -64,6 +64,31 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* What a key may do, in the key store's terms and in the HTTP module's. */
+static const struct {
+	unsigned allow; /* KEYS_ALLOW_* */
+	unsigned may;   /* HTTP_API_MAY_* */
+} permissions[] = {
+    {KEYS_ALLOW_ACCOUNT, HTTP_API_MAY_ACCOUNT},
+    {KEYS_ALLOW_RESET, HTTP_API_MAY_RESET},
+};
+
+static unsigned http_permissions(unsigned allow)
+{
+	unsigned may = 0;
+	for (size_t i = 0; i < sizeof(permissions) / sizeof(permissions[0]); i++) {
+		if ((allow & permissions[i].allow) != 0)
+			may |= permissions[i].may;
+	}
+	return may;
+}
+
+/* The command an HTTP request asks for. */
+static const enum invite_kind invite_kinds[] = {
+    [HTTP_API_INVITE_ACCOUNT] = INVITE_ACCOUNT,
+    [HTTP_API_INVITE_RESET] = INVITE_RESET,
+};
+
 static enum http_api_auth authenticate(void *userdata, const char *credential, size_t len,
                                        struct http_api_key *key)
 {
@@ -92,6 +117,7 @@ static enum http_api_auth authenticate(void *userdata, const char *credential, s
 	}
 	snprintf(key->id, sizeof(key->id), "%s", match.id);
 	snprintf(key->host, sizeof(key->host), "%s", host);
+	key->may = http_permissions(match.limits.allow);
 	return HTTP_API_AUTH_OK;
 }
 
@@ -204,9 +230,15 @@ static void on_invite(void *userdata, const struct component_result *res)
 }
 
 static void create_invite(void *userdata, struct http_api_request *req,
-                          const struct http_api_key *key)
+                          const struct http_api_key *key,
+                          const struct http_api_invite_request *invite)
 {
 	struct daemon *d = userdata;
+	const struct invite_params params = {
+	    .kind = invite_kinds[invite->kind],
+	    .username = invite->username,
+	    .account_jid = invite->account_jid,
+	};
 
 	if (d->stopping) {
 		http_api_request_fail(req, 503, "the service is shutting down", RETRY_AFTER_S);
@@ -219,6 +251,13 @@ static void create_invite(void *userdata, struct http_api_request *req,
 	if (component_pending(d->component) >= d->cfg->component.max_pending) {
 		http_api_request_fail(req, 503, "too many requests waiting for the XMPP server",
 		                      RETRY_AFTER_S);
+		return;
+	}
+	/* Known from discovery: no need to ask (Prosody before 13 has no reset). */
+	if (params.kind == INVITE_RESET &&
+	    component_host_offers(d->component, key->host, INVITE_RESET) == COMPONENT_OFFER_NO) {
+		http_api_request_fail(req, 501,
+		                      "the XMPP server does not offer password-reset invites", 0);
 		return;
 	}
 	struct invite_request *ir = calloc(1, sizeof(*ir));
@@ -237,7 +276,7 @@ static void create_invite(void *userdata, struct http_api_request *req,
 	ir->req = req;
 	snprintf(ir->key_id, sizeof(ir->key_id), "%s", key->id);
 	snprintf(ir->host, sizeof(ir->host), "%s", key->host);
-	if (component_create_invite(d->component, ir->host, on_invite, ir) < 0) {
+	if (component_request_invite(d->component, ir->host, &params, on_invite, ir) < 0) {
 		usage_settle(d->usage, ir->key_id, false, time(NULL));
 		free(ir);
 		http_api_request_fail(req, 503, "not connected to the XMPP server", RETRY_AFTER_S);
@@ -369,6 +408,7 @@ static int run_once(struct daemon *d, int max_wait_ms)
 	    min_timeout(component_next_timeout(d->component), http_api_next_timeout(d->http));
 	timeout = min_timeout(timeout, max_wait_ms);
 
+	log_flush(); /* what this round logged, before waiting */
 	if (poll(fds, comp_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
 		log_error("poll: %s", strerror(errno));
 		return -1;
@@ -453,6 +493,10 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	/* The loop must not stall while the CLI writes: a usage flush that finds
 	 * the store locked is retried later; an ad-hoc change reports the error. */
 	keystore_set_busy_timeout(d.keys, STORE_BUSY_TIMEOUT_MS);
+	if (keystore_cache_verification(d.keys) < 0)
+		log_warn("cannot watch the key store's directory (inotify: %s): every request "
+		         "reads the key store",
+		         strerror(errno));
 	d.usage = usage_create();
 	if (d.usage == NULL) {
 		log_error("out of memory");
@@ -518,7 +562,9 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 		log_error("component: cannot start the XMPP connection");
 		goto err_http;
 	}
+	log_set_buffered(true); /* flushed before every wait, and when turned off */
 	int loop_status = run_loop(&d);
+	log_set_buffered(false);
 	shut_down(&d);
 	status = loop_status == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 err_http:
