@@ -213,6 +213,7 @@ struct host_state {
 	char *act_as;                   /* NULL: as the host's admin */
 	bool discovered;                /* discovery has an outcome since the last connect */
 	bool warned_username;           /* logged that it takes no username, this connection */
+	bool completes_at_once;         /* its create-account completed on execute, ditto */
 	enum component_offer offers[2]; /* by enum invite_kind */
 	char reason[ADHOC_REASON_MAX];  /* discovery failed: why */
 };
@@ -246,32 +247,79 @@ struct component {
 
 	struct adhoc_request *head, *tail; /* FIFO, so ordered by deadline */
 	struct adhoc_request *by_id[PENDING_BUCKETS];
-	unsigned pending;     /* requests in the table, discovery included */
-	unsigned discovering; /* of which disco#items queries */
+	unsigned pending;                 /* requests in the table, discovery included */
+	unsigned discovering;             /* of which disco#items queries */
 	uint64_t privileged_discovery_at; /* ms, monotonic; 0: none waiting (requests.c) */
+	struct adhoc_request *settled;    /* answered without asking the server, due now */
+	char privileges[600];             /* the last privilege message; "" when none */
 
 	struct iq_responder responder; /* answers others' IQs (iq.c) */
 };
 
-/* requests.c: the requests waiting for the server, and discovery. */
+/* One request waiting for the server's answer (requests.c). */
+enum request_purpose { PURPOSE_INVITE, PURPOSE_DISCOVERY };
 
-/* Copy the host table into comp: 0, or -1 out of memory (then
- * requests_finish() frees what was copied). */
-int requests_init(struct component *comp, const struct component_host *hosts, size_t n);
-void requests_finish(struct component *comp);
+struct adhoc_request {
+	struct component *comp;
+	struct adhoc_request *prev, *next; /* FIFO; next also links comp->settled */
+	struct adhoc_request *next_same_bucket;
+	char *id; /* from xmpp_uuid_gen(): xmpp_free() */
+	char *host;
+	const char *act_as; /* borrowed from comp->hosts; NULL: as the host's admin */
+	uint64_t deadline;  /* ms, monotonic; one for the whole exchange */
+	enum request_purpose purpose;
+	size_t host_index; /* PURPOSE_DISCOVERY */
+	enum invite_kind kind;
+	char *username, *account_jid; /* owned; NULL when not asked for */
+	char *settled_reason;         /* on comp->settled: why it is UNSUPPORTED; owned */
+	unsigned steps;               /* commands sent so far */
+	component_invite_cb cb;
+	void *userdata;
+};
+
+/* A request to host (routed as comp->hosts says), not yet in the table;
+ * NULL when out of memory. Free with request_free() unless linked. */
+struct adhoc_request *request_new(struct component *comp, const char *host);
+void request_free(struct adhoc_request *req);
+/* Into, and out of, the table of pending requests. */
+void request_link(struct component *comp, struct adhoc_request *req);
+void request_unlink(struct component *comp, struct adhoc_request *req);
+/* Send payload (a root the caller releases) in an <iq/> of type to req's
+ * host, directly or privileged. 0, or -1 out of memory. */
+int request_send_iq(struct adhoc_request *req, const char *type, xmpp_stanza_t *payload);
+/* The configured host called name (case-insensitive), or NULL. */
+struct host_state *host_find(const struct component *comp, const char *name);
+/* "account invites" or "password resets", for log lines. */
+const char *invite_what(enum invite_kind kind);
+
 /* Fail every request (discovery included) with status and reason. */
 void requests_fail_all(struct component *comp, enum component_status status, const char *reason);
-/* Fail the requests due by now with COMPONENT_TIMEOUT; start the discovery
- * of privileged hosts when due. */
+/* Fail the requests due by now with COMPONENT_TIMEOUT, report those answered
+ * without asking, and start the discovery of privileged hosts when due. */
 void requests_expire(struct component *comp, uint64_t now);
 /* When requests_expire() is next due, or UINT64_MAX when nothing waits. */
 uint64_t requests_next_deadline(const struct component *comp);
+/* libstrophe handler for every <iq/> (userdata comp): replies to our IQs.
+ * Returns 1, to stay registered. */
+int requests_handle_iq(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata);
+
+/* discovery.c */
+
+/* Copy the host table into comp: 0, or -1 out of memory (then hosts_finish()
+ * frees what was copied). */
+int hosts_init(struct component *comp, const struct component_host *hosts, size_t n);
+void hosts_finish(struct component *comp);
 /* The stream is up: forget what discovery knew and ask every host again. */
 void discovery_start(struct component *comp);
-/* libstrophe handlers (userdata comp): replies to our IQs, and the
- * server's privilege message. Return 1, to stay registered. */
-int requests_handle_iq(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata);
-int requests_handle_message(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata);
+/* Record req's outcome (reply; outcome false: the stream went down, nothing
+ * learned), log it, and free req, which must be linked. */
+void discovery_finish(struct adhoc_request *req, const struct discovery_reply *reply, bool outcome);
+/* The discovery of privileged hosts, when due (see discovery_start()). */
+void discovery_due(struct component *comp, uint64_t now);
+uint64_t discovery_next(const struct component *comp); /* when due; UINT64_MAX: never */
+/* libstrophe handler for every <message/> (userdata comp): the server's
+ * privilege message. Returns 1. */
+int privilege_handle_message(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata);
 
 /* ---- the component's own commands (adhoc.c) ------------------------------ */
 

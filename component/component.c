@@ -436,7 +436,7 @@ struct component *component_create(const struct component_config *cfg, const cha
 	seed_random(comp);
 	comp->jid = strdup(cfg->jid);
 	comp->server = strdup(cfg->server);
-	if (!comp->jid || !comp->server || requests_init(comp, cfg->hosts, cfg->n_hosts) < 0)
+	if (!comp->jid || !comp->server || hosts_init(comp, cfg->hosts, cfg->n_hosts) < 0)
 		goto err_comp;
 
 	library_init();
@@ -457,7 +457,7 @@ struct component *component_create(const struct component_config *cfg, const cha
 	iq_responder_init(&comp->responder, comp->ctx, comp->jid);
 	xmpp_handler_add(comp->conn, iq_responder_handle, NULL, "iq", NULL, &comp->responder);
 	xmpp_handler_add(comp->conn, requests_handle_iq, NULL, "iq", NULL, comp);
-	xmpp_handler_add(comp->conn, requests_handle_message, NULL, "message", NULL, comp);
+	xmpp_handler_add(comp->conn, privilege_handle_message, NULL, "message", NULL, comp);
 	return comp;
 
 err_conn:
@@ -467,7 +467,7 @@ err_ctx:
 err_init:
 	library_shutdown();
 err_comp:
-	requests_finish(comp);
+	hosts_finish(comp);
 	free(comp->server);
 	free(comp->jid);
 	free(comp);
@@ -518,7 +518,7 @@ void component_destroy(struct component *comp)
 	iq_responder_finish(&comp->responder);
 	xmpp_ctx_free(comp->ctx);
 	library_shutdown();
-	requests_finish(comp);
+	hosts_finish(comp);
 	free(comp->server);
 	free(comp->jid);
 	free(comp);

@@ -61,7 +61,9 @@ struct invite {
 enum component_status {
 	COMPONENT_OK = 0,
 	COMPONENT_OFFLINE,      /* not connected, or the stream went down while waiting */
-	COMPONENT_TIMEOUT,      /* no reply within request_timeout_ms */
+	COMPONENT_TIMEOUT,      /* no reply within request_timeout_ms (privileged: an IQ in a
+	                           namespace the server did not grant gets none; the reason
+	                           says so) */
 	COMPONENT_REMOTE_ERROR, /* the server answered with an error */
 	COMPONENT_BAD_REPLY,    /* the reply could not be understood */
 	COMPONENT_SHUTDOWN,     /* the component is being stopped */
@@ -130,7 +132,13 @@ void component_run(struct component *comp);
  *
  * With a username, a server whose create-account completes at once (Prosody)
  * has made an invite without it: the outcome is COMPONENT_UNSUPPORTED, and
- * that invite stays unused until it expires.
+ * that invite stays unused until it expires. Once a host was seen doing that
+ * (with or without a username) on the current connection, requests with a
+ * username to it are answered COMPONENT_UNSUPPORTED without asking it.
+ * A server error refusing the username (conflict, or bad-request saying it is
+ * reserved or taken) is COMPONENT_CONFLICT; item-not-found,
+ * feature-not-implemented or service-unavailable for a reset is
+ * COMPONENT_UNSUPPORTED.
  */
 int component_request_invite(struct component *comp, const char *host,
                              const struct invite_params *params, component_invite_cb cb,
@@ -158,6 +166,11 @@ bool component_host_discovered(const struct component *comp, const char *host);
  * "example.com: commands unknown (REASON)". */
 void component_host_describe(const struct component *comp, const char *host, char *buf,
                              size_t size);
+
+/* What the server granted in its XEP-0356 privilege message since the stream
+ * came up, as one line ("SERVER: iq NS set, ..."), or NULL when none came.
+ * Borrowed, valid until the next component_run(). */
+const char *component_privileges(const struct component *comp);
 
 /* Why the last connection attempt failed or the stream went down, with the
  * fix where known; "" if it never did. Borrowed, valid until the next

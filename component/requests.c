@@ -1,7 +1,6 @@
 /*
  * The requests the component sends and the replies it waits for: invite
- * commands, and the disco#items query that learns, after every connect, which
- * commands each host offers us.
+ * commands here, and the disco#items queries of discovery.c.
  *
  * An invite command follows the command's own flow (XEP-0050): execute; a
  * server that completes at once (Prosody) has answered; one that answers with
@@ -25,34 +24,13 @@
 #include "component-internal.h"
 #include "log.h"
 
-#define STEPS_MAX         2    /* execute, then complete */
-#define PRIVILEGE_WAIT_MS 3000 /* see discovery_start() */
+#define STEPS_MAX 2 /* execute, then complete */
 
 /* What the timeout of a privileged IQ may mean: ejabberd drops IQs in
  * namespaces it did not grant, without an answer. */
 #define PRIVILEGE_HINT                                                                             \
 	"; no answer to a privileged IQ may mean the server did not grant its namespace "          \
 	"(mod_privilege iq permissions: %s %s)"
-
-enum purpose { PURPOSE_INVITE, PURPOSE_DISCOVERY };
-
-/* One request waiting for the server's answer. */
-struct adhoc_request {
-	struct component *comp;
-	struct adhoc_request *prev, *next; /* FIFO */
-	struct adhoc_request *next_same_bucket;
-	char *id; /* from xmpp_uuid_gen(): xmpp_free() */
-	char *host;
-	const char *act_as; /* borrowed from comp->hosts; NULL: as the host's admin */
-	uint64_t deadline;  /* ms, monotonic; one for the whole exchange */
-	enum purpose purpose;
-	size_t host_index; /* PURPOSE_DISCOVERY */
-	enum invite_kind kind;
-	char *username, *account_jid; /* owned; NULL when not asked for */
-	unsigned steps;               /* commands sent so far */
-	component_invite_cb cb;
-	void *userdata;
-};
 
 /* Sorted by enum invite_kind. */
 static const struct invite_command {
@@ -66,6 +44,11 @@ static const struct invite_command {
 const char *invite_node(enum invite_kind kind)
 {
 	return invite_commands[kind].node;
+}
+
+const char *invite_what(enum invite_kind kind)
+{
+	return invite_commands[kind].what;
 }
 
 /* ---- the table of pending requests --------------------------------------- */
@@ -108,7 +91,7 @@ static void bucket_remove(struct component *comp, struct adhoc_request *req)
 	*link = req->next_same_bucket;
 }
 
-static void link_request(struct component *comp, struct adhoc_request *req)
+void request_link(struct component *comp, struct adhoc_request *req)
 {
 	req->prev = comp->tail;
 	if (comp->tail)
@@ -122,7 +105,7 @@ static void link_request(struct component *comp, struct adhoc_request *req)
 		comp->discovering++;
 }
 
-static void unlink_request(struct component *comp, struct adhoc_request *req)
+void request_unlink(struct component *comp, struct adhoc_request *req)
 {
 	bucket_remove(comp, req);
 	if (req->prev)
@@ -154,17 +137,18 @@ static int rekey_request(struct adhoc_request *req)
 	return 0;
 }
 
-static void free_request(struct adhoc_request *req)
+void request_free(struct adhoc_request *req)
 {
 	if (req->id)
 		xmpp_free(req->comp->ctx, req->id);
 	free(req->host);
 	free(req->username);
 	free(req->account_jid);
+	free(req->settled_reason);
 	free(req);
 }
 
-static struct host_state *find_host(const struct component *comp, const char *name)
+struct host_state *host_find(const struct component *comp, const char *name)
 {
 	for (size_t i = 0; i < comp->n_hosts; i++) {
 		if (strcasecmp(comp->hosts[i].name, name) == 0)
@@ -175,43 +159,6 @@ static struct host_state *find_host(const struct component *comp, const char *na
 
 /* ---- outcomes ------------------------------------------------------------- */
 
-static void describe_host(const struct host_state *hs, char *buf, size_t size)
-{
-	if (!hs->discovered)
-		snprintf(buf, size, "%s: commands unknown (no answer yet)", hs->name);
-	else if (hs->offers[INVITE_ACCOUNT] == COMPONENT_OFFER_UNKNOWN)
-		snprintf(buf, size, "%s: commands unknown (%s)", hs->name, hs->reason);
-	else
-		snprintf(buf, size, "%s: %s %s, %s %s", hs->name, invite_commands[0].what,
-		         hs->offers[INVITE_ACCOUNT] == COMPONENT_OFFER_YES ? "yes" : "no",
-		         invite_commands[1].what,
-		         hs->offers[INVITE_RESET] == COMPONENT_OFFER_YES ? "yes" : "no");
-}
-
-/* Record what discovery found (or why it failed) and log it, one line. */
-static void finish_discovery(struct adhoc_request *req, const struct discovery_reply *reply,
-                             bool outcome)
-{
-	struct host_state *hs = &req->comp->hosts[req->host_index];
-	char line[ADHOC_REASON_MAX * 2];
-
-	unlink_request(req->comp, req);
-	free_request(req);
-	if (!outcome)
-		return; /* the stream went down: the next connect asks again */
-	hs->discovered = true;
-	for (size_t k = 0; k < 2; k++)
-		hs->offers[k] = !reply->ok         ? COMPONENT_OFFER_UNKNOWN
-		                : reply->offers[k] ? COMPONENT_OFFER_YES
-		                                   : COMPONENT_OFFER_NO;
-	snprintf(hs->reason, sizeof(hs->reason), "%s", reply->ok ? "" : reply->reason);
-	describe_host(hs, line, sizeof(line));
-	if (hs->offers[INVITE_ACCOUNT] == COMPONENT_OFFER_YES)
-		log_info("%s", line);
-	else
-		log_warn("%s", line);
-}
-
 /* Unlink and free req, then report the result: the callback may queue new
  * requests or look at the component, which is consistent by then. */
 static void finish_invite(struct adhoc_request *req, const struct component_result *result)
@@ -219,8 +166,8 @@ static void finish_invite(struct adhoc_request *req, const struct component_resu
 	component_invite_cb cb = req->cb;
 	void *userdata = req->userdata;
 
-	unlink_request(req->comp, req);
-	free_request(req);
+	request_unlink(req->comp, req);
+	request_free(req);
 	cb(userdata, result);
 }
 
@@ -230,7 +177,7 @@ static void fail_request(struct adhoc_request *req, enum component_status status
 	if (req->purpose == PURPOSE_DISCOVERY) {
 		struct discovery_reply reply = {.ok = false};
 		reason_copy(reply.reason, sizeof(reply.reason), reason);
-		finish_discovery(req, &reply,
+		discovery_finish(req, &reply,
 		                 status == COMPONENT_TIMEOUT || status == COMPONENT_BAD_REPLY);
 		return;
 	}
@@ -238,8 +185,22 @@ static void fail_request(struct adhoc_request *req, enum component_status status
 	finish_invite(req, &result);
 }
 
+/* Report the requests answered without asking the server. */
+static void report_settled(struct component *comp)
+{
+	while (comp->settled) {
+		struct adhoc_request *req = comp->settled;
+		struct component_result result = {.status = COMPONENT_UNSUPPORTED,
+		                                  .reason = req->settled_reason};
+		comp->settled = req->next;
+		req->cb(req->userdata, &result);
+		request_free(req);
+	}
+}
+
 void requests_fail_all(struct component *comp, enum component_status status, const char *reason)
 {
+	report_settled(comp);
 	while (comp->head)
 		fail_request(comp->head, status, reason);
 }
@@ -261,29 +222,26 @@ static void fail_timed_out(struct component *comp, struct adhoc_request *req)
 	fail_request(req, COMPONENT_TIMEOUT, reason);
 }
 
-static void discover_privileged(struct component *comp);
-
 void requests_expire(struct component *comp, uint64_t now)
 {
+	report_settled(comp);
 	while (comp->head && comp->head->deadline <= now)
 		fail_timed_out(comp, comp->head);
-	if (comp->online && comp->privileged_discovery_at && comp->privileged_discovery_at <= now)
-		discover_privileged(comp);
+	discovery_due(comp, now);
 }
 
 uint64_t requests_next_deadline(const struct component *comp)
 {
-	uint64_t due = comp->head ? comp->head->deadline : UINT64_MAX;
-	if (comp->online && comp->privileged_discovery_at && comp->privileged_discovery_at < due)
-		due = comp->privileged_discovery_at;
-	return due;
+	uint64_t due = comp->settled ? 0 : comp->head ? comp->head->deadline : UINT64_MAX;
+	uint64_t discovery = discovery_next(comp);
+	return discovery < due ? discovery : due;
 }
 
 /* ---- sending ---------------------------------------------------------------- */
 
 /* Send payload (a root built by the caller, who releases it) in an <iq/> of
  * type to req's host, directly or privileged. 0, or -1 out of memory. */
-static int send_iq(struct adhoc_request *req, const char *type, xmpp_stanza_t *payload)
+int request_send_iq(struct adhoc_request *req, const char *type, xmpp_stanza_t *payload)
 {
 	struct component *comp = req->comp;
 	xmpp_stanza_t *iq = payload ? xmpp_iq_new(comp->ctx, type, req->id) : NULL;
@@ -351,7 +309,7 @@ static int send_command(struct adhoc_request *req, const char *action, const cha
 	if (form)
 		build_submission(&b, command, req, form);
 	command = build_finish(&b, command);
-	int rc = send_iq(req, "set", command);
+	int rc = request_send_iq(req, "set", command);
 	if (command)
 		xmpp_stanza_release(command);
 	return rc;
@@ -366,7 +324,7 @@ static void send_cancel(struct adhoc_request *req, const char *sessionid)
 	(void)send_command(req, "cancel", sessionid, NULL);
 }
 
-static struct adhoc_request *new_request(struct component *comp, const char *host)
+struct adhoc_request *request_new(struct component *comp, const char *host)
 {
 	struct adhoc_request *req = calloc(1, sizeof(*req));
 	if (!req)
@@ -374,11 +332,11 @@ static struct adhoc_request *new_request(struct component *comp, const char *hos
 	req->comp = comp;
 	req->id = xmpp_uuid_gen(comp->ctx);
 	req->host = strdup(host);
-	const struct host_state *hs = find_host(comp, host);
+	const struct host_state *hs = host_find(comp, host);
 	req->act_as = hs ? hs->act_as : NULL;
 	req->deadline = monotonic_ms() + comp->request_timeout_ms;
 	if (!req->id || !req->host) {
-		free_request(req);
+		request_free(req);
 		return NULL;
 	}
 	return req;
@@ -398,6 +356,34 @@ static bool valid_params(const struct invite_params *p)
 	return p->kind == INVITE_RESET && valid_param(p->account_jid);
 }
 
+#define NO_USERNAMES_FMT                                                                           \
+	"%.200s does not support reserved usernames (its create-account completes at once)"
+
+/*
+ * Prosody's create-account makes the invite on execute and takes no
+ * username. A host seen doing that on this connection gets no more requests
+ * with a username: they are answered UNSUPPORTED from component_run(), and no
+ * unused invite is made. Only the first one, before any create-account
+ * completed there, costs one (refuse_made_at_once()). Asking first would be
+ * cleaner, but nothing tells: disco#info on the command node (XEP-0050 2.3)
+ * gives only its identity and features, on Prosody 13 and ejabberd 26 alike,
+ * not the fields of its form.
+ */
+static int settle_at_once(struct component *comp, struct adhoc_request *req)
+{
+	char reason[ADHOC_REASON_MAX * 2];
+	snprintf(reason, sizeof(reason), NO_USERNAMES_FMT, req->host);
+	if (!(req->settled_reason = strdup(reason))) {
+		request_free(req);
+		return -1;
+	}
+	struct adhoc_request **tail = &comp->settled;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = req;
+	return 0;
+}
+
 int component_request_invite(struct component *comp, const char *host,
                              const struct invite_params *params, component_invite_cb cb,
                              void *userdata)
@@ -406,22 +392,25 @@ int component_request_invite(struct component *comp, const char *host,
 	    strlen(host) > HOST_MAX || !cb || !params || !valid_params(params))
 		return -1;
 
-	struct adhoc_request *req = new_request(comp, host);
+	struct adhoc_request *req = request_new(comp, host);
 	if (!req)
 		return -1;
 	req->purpose = PURPOSE_INVITE;
 	req->kind = params->kind;
 	req->cb = cb;
 	req->userdata = userdata;
+	const struct host_state *hs = host_find(comp, host);
+	if (hs && hs->completes_at_once && params->kind == INVITE_ACCOUNT && params->username)
+		return settle_at_once(comp, req);
 	if ((params->kind == INVITE_ACCOUNT && params->username &&
 	     !(req->username = strdup(params->username))) ||
 	    (params->kind == INVITE_RESET && !(req->account_jid = strdup(params->account_jid))) ||
 	    send_command(req, "execute", NULL, NULL) < 0) {
-		free_request(req);
+		request_free(req);
 		return -1;
 	}
 	req->steps = 1;
-	link_request(comp, req);
+	request_link(comp, req);
 	return 0;
 }
 
@@ -471,12 +460,9 @@ static enum component_status error_status(const struct adhoc_request *req,
 static void refuse_made_at_once(struct adhoc_request *req)
 {
 	char reason[ADHOC_REASON_MAX * 2];
-	struct host_state *hs = find_host(req->comp, req->host);
+	struct host_state *hs = host_find(req->comp, req->host);
 
-	snprintf(reason, sizeof(reason),
-	         "%.200s does not support reserved usernames (its create-account completes "
-	         "at once)",
-	         req->host);
+	snprintf(reason, sizeof(reason), NO_USERNAMES_FMT, req->host);
 	if (!hs || !hs->warned_username)
 		log_warn("%s; the invite it made is unused", reason);
 	if (hs)
@@ -488,6 +474,9 @@ static void command_done(struct adhoc_request *req, struct adhoc_reply *reply)
 {
 	char reason[ADHOC_REASON_MAX * 2];
 
+	struct host_state *hs = host_find(req->comp, req->host);
+	if (hs && reply->status == COMPONENT_OK && req->steps == 1 && req->kind == INVITE_ACCOUNT)
+		hs->completes_at_once = true;
 	if (reply->status == COMPONENT_OK && req->steps == 1 && req->username) {
 		refuse_made_at_once(req);
 		return;
@@ -608,167 +597,9 @@ int requests_handle_iq(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
 	} else if (req->purpose == PURPOSE_DISCOVERY) {
 		struct discovery_reply found;
 		discovery_reply_parse(reply, &found);
-		finish_discovery(req, &found, true);
+		discovery_finish(req, &found, true);
 	} else {
 		command_reply(req, reply);
 	}
 	return 1; /* stays registered for the next reply */
-}
-
-/* ---- discovery --------------------------------------------------------------- */
-
-static void discover(struct component *comp, size_t index)
-{
-	struct host_state *hs = &comp->hosts[index];
-	struct adhoc_request *req = new_request(comp, hs->name);
-	struct build b = {.ctx = comp->ctx};
-	xmpp_stanza_t *query = build_element(&b, NULL, "query", NS_DISCO_ITEMS);
-
-	build_attribute(&b, query, "node", NS_COMMANDS);
-	query = build_finish(&b, query);
-	if (req) {
-		req->purpose = PURPOSE_DISCOVERY;
-		req->host_index = index;
-	}
-	if (req && send_iq(req, "get", query) == 0) {
-		link_request(comp, req);
-	} else {
-		if (req)
-			free_request(req);
-		hs->discovered = true;
-		snprintf(hs->reason, sizeof(hs->reason), "out of memory");
-	}
-	if (query)
-		xmpp_stanza_release(query);
-}
-
-/*
- * ejabberd sets up a component's privileges after the handshake, and drops
- * privileged IQs that arrive before, without an answer; its privilege
- * message says they are in place. So privileged hosts are asked once that
- * message came, or after PRIVILEGE_WAIT_MS from a server that sends none.
- */
-void discovery_start(struct component *comp)
-{
-	comp->privileged_discovery_at = 0;
-	for (size_t i = 0; i < comp->n_hosts; i++) {
-		struct host_state *hs = &comp->hosts[i];
-		hs->discovered = hs->warned_username = false;
-		hs->offers[INVITE_ACCOUNT] = hs->offers[INVITE_RESET] = COMPONENT_OFFER_UNKNOWN;
-		hs->reason[0] = '\0';
-		if (!hs->act_as)
-			discover(comp, i);
-		else
-			comp->privileged_discovery_at = monotonic_ms() + PRIVILEGE_WAIT_MS;
-	}
-}
-
-static void discover_privileged(struct component *comp)
-{
-	comp->privileged_discovery_at = 0;
-	for (size_t i = 0; i < comp->n_hosts; i++) {
-		if (comp->hosts[i].act_as)
-			discover(comp, i);
-	}
-}
-
-enum component_offer component_host_offers(const struct component *comp, const char *host,
-                                           enum invite_kind kind)
-{
-	const struct host_state *hs = comp && host ? find_host(comp, host) : NULL;
-	if (!hs || (kind != INVITE_ACCOUNT && kind != INVITE_RESET))
-		return COMPONENT_OFFER_UNKNOWN;
-	return hs->offers[kind];
-}
-
-bool component_host_discovered(const struct component *comp, const char *host)
-{
-	const struct host_state *hs = comp && host ? find_host(comp, host) : NULL;
-	return hs && hs->discovered;
-}
-
-void component_host_describe(const struct component *comp, const char *host, char *buf, size_t size)
-{
-	const struct host_state *hs = comp && host ? find_host(comp, host) : NULL;
-	if (hs)
-		describe_host(hs, buf, size);
-	else
-		snprintf(buf, size, "%s: not one of the component's hosts", host ? host : "");
-}
-
-/* ---- the server's privilege message (XEP-0356) ------------------------------ */
-
-/* The server speaks from a bare domain: one of our hosts, or the domain the
- * component's JID is under (invites.example.com: example.com). */
-static bool from_server(const struct component *comp, const char *from)
-{
-	const char *parent = strchr(comp->jid, '.');
-	if (strchr(from, '/') || strchr(from, '@'))
-		return false;
-	return find_host(comp, from) || (parent && strcasecmp(from, parent + 1) == 0);
-}
-
-static void warn_missing_privileges(const struct component *comp, const struct privileges *got)
-{
-	for (size_t i = 0; i < comp->n_hosts; i++) {
-		const struct host_state *hs = &comp->hosts[i];
-		if (!hs->act_as)
-			continue;
-		if (!got->commands_set)
-			log_warn("%s: privileged IQs as %s need the iq permission " NS_COMMANDS
-			         " set, which the server did not grant: add it to mod_privilege's "
-			         "iq permissions",
-			         hs->name, hs->act_as);
-		if (!got->disco_items_get)
-			log_warn("%s: discovery needs the iq permission " NS_DISCO_ITEMS
-			         " get, which the server did not grant: add it to mod_privilege's "
-			         "iq permissions",
-			         hs->name);
-	}
-}
-
-int requests_handle_message(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
-{
-	struct component *comp = userdata;
-	const char *from = xmpp_stanza_get_from(stanza);
-	struct privileges got;
-	(void)conn;
-
-	if (!from || !xmpp_stanza_get_child_by_name_and_ns(stanza, "privilege", NS_PRIVILEGE))
-		return 1;
-	if (!from_server(comp, from) || privileges_parse(stanza, &got) < 0)
-		return 1; /* anyone may send us a message: only the server's counts */
-	log_info("privileges granted by %s: %s", from, got.summary);
-	warn_missing_privileges(comp, &got);
-	if (comp->privileged_discovery_at)
-		discover_privileged(comp);
-	return 1;
-}
-
-/* ---- hosts ------------------------------------------------------------------- */
-
-int requests_init(struct component *comp, const struct component_host *hosts, size_t n)
-{
-	comp->hosts = n ? calloc(n, sizeof(*comp->hosts)) : NULL;
-	if (n && !comp->hosts)
-		return -1;
-	comp->n_hosts = n;
-	for (size_t i = 0; i < n; i++) {
-		comp->hosts[i].name = strdup(hosts[i].name);
-		comp->hosts[i].act_as = hosts[i].act_as ? strdup(hosts[i].act_as) : NULL;
-		if (!comp->hosts[i].name || (hosts[i].act_as && !comp->hosts[i].act_as))
-			return -1;
-	}
-	return 0;
-}
-
-void requests_finish(struct component *comp)
-{
-	for (size_t i = 0; i < comp->n_hosts; i++) {
-		free(comp->hosts[i].name);
-		free(comp->hosts[i].act_as);
-	}
-	free(comp->hosts);
-	comp->hosts = NULL;
-	comp->n_hosts = 0;
 }

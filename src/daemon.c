@@ -132,7 +132,8 @@ static const struct {
                   "e.g. admins = { \"%1$s\" }"},
     {"not-authorized", "add \"%1$s\" to admins of VirtualHost \"%2$s\" in the server "
                        "config"},
-    {"item-not-found", "load mod_invites_adhoc (and mod_adhoc) on VirtualHost \"%2$s\""},
+    {"item-not-found", "load mod_invites_adhoc (and mod_adhoc) on VirtualHost \"%2$s\"; "
+                       "on ejabberd, reach it with access = privileged in [host:%2$s]"},
     {"service-unavailable", "load mod_invites_adhoc (and mod_adhoc) on VirtualHost \"%2$s\""},
     {"feature-not-implemented", "load mod_invites_adhoc on VirtualHost \"%2$s\""},
     /* Prosody treats an unknown host as a remote domain. */
@@ -148,6 +149,13 @@ static void log_remote_error(const struct daemon *d, const char *host,
                              const struct component_result *res)
 {
 	const char *condition = res->condition != NULL ? res->condition : "";
+	const char *act_as = config_act_as(d->cfg, host);
+	if (act_as != NULL && strcmp(condition, "forbidden") == 0) {
+		log_error("%s refused to create an invite for %s (forbidden: %s): let %s create "
+		          "invites on the server (ejabberd: mod_invites access_create_account)",
+		          host, act_as, res->reason, act_as);
+		return;
+	}
 	for (size_t i = 0; i < sizeof(remote_error_hints) / sizeof(remote_error_hints[0]); i++) {
 		if (strcmp(condition, remote_error_hints[i].condition) != 0)
 			continue;
