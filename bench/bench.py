@@ -257,15 +257,22 @@ bind = 127.0.0.1
 port = {http_port}
 path = /invites_api
 max_connections = {max_connections}
-; the wrong-key figures measure refusing a key, not the 429 of throttling (every
-; load tool here connects from 127.0.0.1), and the held connections of the
-; memory measurement must outlive the request deadline
-auth_failure_burst = 0
+; the held connections of the memory measurement must outlive the request deadline
 request_deadline = 3600
+{throttling}
 
 [keys]
 database = {dir}/keys.sqlite
 """
+
+# Throttling off: the wrong-key figures measure refusing a key, not the 429 of
+# throttling (every load tool here connects from 127.0.0.1).
+THROTTLING_OFF = "auth_failure_burst = 0"
+# The defaults, behind a trusted proxy (127.0.0.1, the load tools): the
+# flooder names itself with X-Forwarded-For, as a reverse proxy would, so
+# that it is throttled and the invite load is not.
+THROTTLING_DEFAULT = "trusted_proxies = 127.0.0.1"
+FLOODER_ADDRESS = "198.51.100.7"
 
 # The largest connection limit the daemon accepts (http/http.c, src/config.c).
 MAX_CONNECTIONS = 900
@@ -350,12 +357,13 @@ class Bench:
 
     # -- our daemon ---------------------------------------------------------
 
-    def start_daemon(self):
+    def start_daemon(self, throttling=THROTTLING_OFF):
         self.d_http = free_port()
         self.daemon_cfg = self.dir / "component.cfg"
         self.daemon_cfg.write_text(DAEMON_CONFIG.format(
             jid=OUR_JID, secret=self.our_secret, component_port=self.p_comp, host=HOST,
-            http_port=self.d_http, max_connections=MAX_CONNECTIONS, dir=self.dir))
+            http_port=self.d_http, max_connections=MAX_CONNECTIONS, dir=self.dir,
+            throttling=throttling))
         os.chmod(self.daemon_cfg, 0o600)
         r = subprocess.run([self.binary, "-c", str(self.daemon_cfg), "create", HOST, "bench"],
                            capture_output=True, text=True, timeout=30)
@@ -364,6 +372,7 @@ class Bench:
             raise BenchError(f"invites-api create failed: {r.stdout} {r.stderr}")
         self.our_key = keys[0]
         self.daemon_log = self.dir / "daemon.log"
+        seen = self.daemon_log.stat().st_size if self.daemon_log.exists() else 0
         err = open(self.daemon_log, "ab")
         self.daemon = spawn(self.cpus.prefix("clients") +
                             [self.binary, "-c", str(self.daemon_cfg), "serve"],
@@ -374,9 +383,18 @@ class Bench:
             if self.daemon.poll() is not None:
                 raise BenchError(f"invites-api exited with {self.daemon.returncode}:\n"
                                  f"{tail(self.daemon_log)}")
-            return "connected to" in self.daemon_log.read_text(errors="replace")
+            return "connected to" in self.daemon_log.read_text(errors="replace")[seen:]
         wait_until(connected, 20, "invites-api to connect to Prosody")
         log(f"invites-api {self.daemon.pid} up (http {self.d_http})")
+
+    def restart_daemon(self, throttling):
+        self.daemon.terminate()
+        self.daemon.wait(timeout=10)
+        if self.daemon.returncode != 0:
+            raise BenchError(f"invites-api exited with {self.daemon.returncode}: "
+                             f"{tail(self.daemon_log)}")
+        self.start_daemon(throttling)
+        self.run_wrk(self.url("ours", self.our_key), 1, 1)   # first-use costs
 
     # -- URLs ---------------------------------------------------------------
 
@@ -391,15 +409,16 @@ class Bench:
 
     # -- tools --------------------------------------------------------------
 
-    def wrk(self, url, conns, seconds, nice=False, placed=False):
+    def wrk(self, url, conns, seconds, nice=False, placed=False, headers=()):
         script = self.dir / "wrk.lua"
         if not script.exists():
             script.write_text(WRK_SCRIPT)
         threads = max(1, min(conns, len(self.cpus.clients)))
         cpus = self.cpus.taskset(self.cpus.clients) if placed else self.cpus.prefix("clients")
+        extra = [arg for h in headers for arg in ("-H", h)]
         argv = (["nice", "-n", "19"] if nice else []) + cpus + [
             "wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--timeout", "10s",
-            "-H", f"Host: {HOST}", "-s", str(script), url]
+            "-H", f"Host: {HOST}", *extra, "-s", str(script), url]
         return argv
 
     def run_wrk(self, url, conns, seconds, expect_ok=True, placed=False):
@@ -596,6 +615,28 @@ class Bench:
                 f"{run['ceiling_quiet']['rate']:.1f} -> {run['ceiling_flood']['rate']:.1f}")
         self.results["flood"] = {"level": level, "runs": runs}
 
+    def flood_throttled(self, rounds, seconds, level=8):
+        """The same flood against the daemon as configured by default (failed
+        authentications throttled per client), the flooder at an address of its
+        own (X-Forwarded-For through the trusted proxy 127.0.0.1), the invite
+        load at 127.0.0.1. The flood gets 429s, each held a second."""
+        self.restart_daemon(THROTTLING_DEFAULT)
+        flood_argv = self.wrk(self.url("ours", self.wrong(self.our_key)), WRONG_KEY_CONNS,
+                              seconds + 4, nice=True,
+                              headers=[f"X-Forwarded-For: {FLOODER_ADDRESS}"])
+        runs = []
+        try:
+            for _ in range(rounds):
+                run = {"quiet": self.measure("ours", level, seconds)}
+                run["flood"], run["flood_rate"] = self.under_flood("ours", level, seconds,
+                                                                   flood_argv)
+                runs.append(run)
+                log(f"flood, throttled: ours {run['quiet']['rate']:.1f}/s quiet, "
+                    f"{run['flood']['rate']:.1f}/s under {run['flood_rate']:.0f} answers/s")
+        finally:
+            self.restart_daemon(THROTTLING_OFF)
+        self.results["flood_throttled"] = {"level": level, "runs": runs}
+
     def connections(self, count):
         """RSS with `count` open HTTP connections, each with a request begun (headers
         not finished), spread over source addresses 127.0.0.2... because the daemon
@@ -663,6 +704,7 @@ class Bench:
         self.throughput(a.rounds, a.duration)
         self.wrong_keys(a.wrong_rounds, a.duration)
         self.flood(a.wrong_rounds, a.duration)
+        self.flood_throttled(a.wrong_rounds, a.duration)
         self.results["cpu_after_load"] = self.idle(min(a.idle, 10))
         self.connections(MAX_CONNECTIONS)
         self.results["stored_invites"] = self.stored_invites()
@@ -753,6 +795,15 @@ def report(results, facts, run):
         f"{fl['level']} | | {fmt(ff)} (quiet {fmt(fq)}) | {fmt(cf)} (quiet {fmt(cq)}) "
         f"| | {ff / fq:.2f}x of quiet (ceiling: {cf / cq:.2f}x) | >= 0.9x of quiet "
         f"| {mark(ff >= 0.9 * fq)} |")
+    ft = results.get("flood_throttled")
+    if ft:
+        tq, tf, trate = (median([r[k]["rate"] if k != "flood_rate" else r[k]
+                                 for r in ft["runs"]])
+                         for k in ("quiet", "flood", "flood_rate"))
+        add(f"| invites/s under a wrong-key flood from another address, default throttling "
+            f"({fmt(trate, 0)} answers/s, 429s), concurrency {ft['level']} | | {fmt(tf)} "
+            f"(quiet {fmt(tq)}) | | | {tf / tq:.2f}x of quiet | >= 0.9x of quiet "
+            f"| {mark(tf >= 0.9 * tq)} |")
     idle = results["idle"]
     tick_ms = 1000 / CLK_TCK   # the unit of /proc/PID/stat
     add(f"| idle CPU over {idle['seconds']:.0f} s | | {idle['cpu_ms']:.2f} ms "
@@ -792,6 +843,11 @@ def report(results, facts, run):
             detail.append(f"| flood {i} {k.replace('_', ' ')} | {fl['level']} "
                           f"| {fmt(r[k]['rate'])} | {r[k]['p50_ms']:.2f} | {r[k]['p99_ms']:.2f} "
                           f"| {r[k]['prosody_cpu'] * 100:.0f}% | {r[k]['daemon_cpu'] * 100:.0f}% |")
+    for i, r in enumerate((ft or {}).get("runs", []), 1):
+        for k in ("quiet", "flood"):
+            detail.append(f"| throttled flood {i} {k} | {ft['level']} "
+                          f"| {fmt(r[k]['rate'])} | {r[k]['p50_ms']:.2f} | {r[k]['p99_ms']:.2f} "
+                          f"| {r[k]['prosody_cpu'] * 100:.0f}% | {r[k]['daemon_cpu'] * 100:.0f}% |")
     for who in ("mod", "ours", "floor"):
         for i, r in enumerate(wk[who], 1):
             detail.append(f"| wrong key {i} {who} | {WRONG_KEY_CONNS} | {fmt(r['rate'], 0)} "
@@ -826,6 +882,12 @@ One Prosody with SQLite storage (`mod_storage_sql`, the database on
   the server's CPU time over the run divided by the answers.
 - **Flood**: a second wrk ({WRONG_KEY_CONNS} connections, `nice 19`) sends wrong keys
   to our daemon during the measurement; the ceiling is measured under the same flood.
+  First with throttling off (every wrong key is looked up and refused with a 401:
+  what a flood costs at worst), then with the daemon as configured by default
+  (failed authentications throttled per client address), the flooder at an
+  address of its own (`X-Forwarded-For: {FLOODER_ADDRESS}` through the trusted
+  proxy 127.0.0.1, as behind nginx), the invite load at 127.0.0.1: after its
+  first 10 guesses the flooder gets only `429`s, each held a second.
 - **Memory**: RSS from `/proc/PID/status`. Idle: RSS {idle['rss_kib']:,} KiB, of which
   {idle['rss']['file_kib']:,} KiB are file-backed (shared library pages), Pss
   {idle['rss']['pss_kib']:,} KiB, private {idle['rss']['private_kib']:,} KiB; largest

@@ -57,7 +57,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "floor: cannot initialise libsodium or SQLite\n");
 		return 1;
 	}
-	xmpp_initialize();
+	/* No xmpp_initialize(), as in the daemon (component/component.c,
+	 * library_init()): it would only initialise OpenSSL. */
 	xmpp_ctx_t *ctx = xmpp_ctx_new(NULL, NULL);
 	xmpp_conn_t *conn = ctx ? xmpp_conn_new(ctx) : NULL;
 	struct MHD_Response *response = MHD_create_response_from_buffer(

@@ -1,8 +1,15 @@
 #include "log.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES 1024
+#define BUFFER_BYTES   (16 * 1024)
 
 static enum log_level min_level = LOG_INFO;
 
@@ -13,9 +20,59 @@ static const char *const level_names[] = {
     [LOG_ERROR] = "error",
 };
 
+/* Lines waiting for log_flush(), while buffering is on. */
+static struct {
+	bool on;
+	size_t used;
+	char bytes[BUFFER_BYTES];
+} pending;
+
+/* The second of the last stamp and its text: formatting a date is most of
+ * the cost of a line, and a busy daemon logs many lines a second. */
+static struct {
+	time_t second;
+	char text[24];
+} stamp_cache = {.second = -1};
+
 void log_set_level(enum log_level level)
 {
 	min_level = level;
+}
+
+static void write_all(const char *bytes, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(STDERR_FILENO, bytes, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return; /* nowhere to report it */
+		bytes += n;
+		len -= (size_t)n;
+	}
+}
+
+void log_set_buffered(bool on)
+{
+	log_flush();
+	pending.on = on;
+}
+
+void log_flush(void)
+{
+	write_all(pending.bytes, pending.used);
+	pending.used = 0;
+}
+
+static const char *stamp(const struct timespec *now)
+{
+	if (now->tv_sec != stamp_cache.second) {
+		struct tm tm;
+		gmtime_r(&now->tv_sec, &tm);
+		strftime(stamp_cache.text, sizeof stamp_cache.text, "%Y-%m-%dT%H:%M:%S", &tm);
+		stamp_cache.second = now->tv_sec;
+	}
+	return stamp_cache.text;
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -23,20 +80,28 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (level < min_level)
 		return;
 
-	char stamp[32];
 	struct timespec now;
-	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-
-	/* One fprintf per part, but stderr is unbuffered: build the line first so
-	 * concurrent writers (there are none today) could not interleave it. */
-	char line[1024];
+	/* The whole line is built first and written at once (or buffered), so
+	 * that nothing else written to stderr can land inside it. */
+	char line[64 + LINE_MAX_BYTES];
+	int head = snprintf(line, sizeof line, "%s.%03ldZ %s ", stamp(&now), now.tv_nsec / 1000000,
+	                    level_names[level]);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	int body = vsnprintf(line + head, LINE_MAX_BYTES, fmt, ap); /* cut at 1 KiB */
 	va_end(ap);
-	fprintf(stderr, "%s.%03ldZ %s %s\n", stamp, now.tv_nsec / 1000000, level_names[level],
-	        line);
+	size_t len = (size_t)head + (body < 0 ? 0 : (size_t)body);
+	if (len > (size_t)head + LINE_MAX_BYTES - 1)
+		len = (size_t)head + LINE_MAX_BYTES - 1;
+	line[len++] = '\n';
+
+	if (!pending.on) {
+		write_all(line, len);
+		return;
+	}
+	if (pending.used + len > sizeof pending.bytes)
+		log_flush();
+	memcpy(pending.bytes + pending.used, line, len);
+	pending.used += len;
 }

@@ -2,10 +2,12 @@
 #define INVITES_LOG_H
 
 /*
- * Daemon logging: one line per call to stderr, "LEVEL message".
+ * Daemon logging: one line per call to stderr, "TIME LEVEL message".
  * Library-like modules (keys/, the parsers) never log; they return a reason.
  * Never pass a key secret or the component secret to these functions.
  */
+
+#include <stdbool.h>
 
 enum log_level {
 	LOG_DEBUG,
@@ -16,6 +18,13 @@ enum log_level {
 
 /* Messages below this level are dropped. Default LOG_INFO. */
 void log_set_level(enum log_level level);
+
+/* With buffering on, lines are kept in memory (up to 16 KiB) until
+ * log_flush(): an event loop flushes before it waits, so that a busy round
+ * costs one write() instead of one per line. Off by default; turning it off
+ * flushes. */
+void log_set_buffered(bool on);
+void log_flush(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -32,48 +32,6 @@
 #define TRANSITION_POLL_MS 100  /* see component_next_timeout() */
 #define DESTROY_CLOSE_MS   1000 /* destroy without stop: how long to wait for the close */
 #define PUMP_ROUNDS_MAX    8    /* xmpp_run_once() calls per component_run() */
-#define HOST_MAX           1023
-#define PENDING_BUCKETS    1024 /* hash of pending requests by IQ id */
-
-/* One create-account request waiting for the server's answer. */
-struct adhoc_request {
-	struct component *comp;
-	struct adhoc_request *prev, *next; /* FIFO */
-	struct adhoc_request *next_same_bucket;
-	char *id; /* from xmpp_uuid_gen(): xmpp_free() */
-	char *host;
-	uint64_t deadline; /* ms, monotonic */
-	component_invite_cb cb;
-	void *userdata;
-};
-
-struct component {
-	xmpp_ctx_t *ctx;
-	xmpp_conn_t *conn;
-	xmpp_log_t strophe_log; /* must outlive ctx */
-	char *jid;
-	char *server;
-	unsigned short port;
-	unsigned request_timeout_ms;
-
-	int fd;
-	bool started, stopping;
-	bool online;           /* handshake accepted, stream up */
-	bool tcp_up;           /* this attempt got past the TCP connect */
-	bool stream_broken;    /* libstrophe could not parse what the server sent */
-	bool closing_broken;   /* and we are closing that stream */
-	unsigned busy;         /* > 0 while inside xmpp_run_once() */
-	uint64_t reconnect_at; /* ms, monotonic; 0: none scheduled */
-	unsigned backoff_ms;
-	unsigned replaced; /* times in a row another connection took over our JID */
-	uint64_t rng;
-
-	struct adhoc_request *head, *tail; /* FIFO, so ordered by deadline */
-	struct adhoc_request *by_id[PENDING_BUCKETS];
-	unsigned pending;
-
-	struct iq_responder responder; /* answers others' IQs (iq.c) */
-};
 
 uint64_t monotonic_ms(void)
 {
@@ -199,200 +157,15 @@ enum XML_Status XML_Parse(XML_Parser parser, const char *s, int len, int is_fina
 	return expat_parse(parser, s, len, is_final);
 }
 
-/* ---- requests ----------------------------------------------------------- */
+/* ---- replies ------------------------------------------------------------ */
 
-/*
- * Replies are matched by id in a table of our own rather than with
- * xmpp_id_handler_add(): libstrophe 0.12.2 never removes an id from its
- * handler hash once the handler is gone, so every request would leave ~80
- * bytes behind for the life of the connection object, and its 32-bucket hash
- * would slow every stanza down as the ids piled up.
- */
-static size_t id_bucket(const char *id)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (; *id != '\0'; id++)
-		h = (h ^ (unsigned char)*id) * 16777619u;
-	return h % PENDING_BUCKETS;
-}
-
-static struct adhoc_request *find_request(struct component *comp, const char *id)
-{
-	struct adhoc_request *req = comp->by_id[id_bucket(id)];
-	while (req != NULL && strcmp(req->id, id) != 0)
-		req = req->next_same_bucket;
-	return req;
-}
-
-static void link_request(struct component *comp, struct adhoc_request *req)
-{
-	req->prev = comp->tail;
-	if (comp->tail)
-		comp->tail->next = req;
-	else
-		comp->head = req;
-	comp->tail = req;
-	size_t b = id_bucket(req->id);
-	req->next_same_bucket = comp->by_id[b];
-	comp->by_id[b] = req;
-	comp->pending++;
-}
-
-static void unlink_request(struct component *comp, struct adhoc_request *req)
-{
-	struct adhoc_request **link = &comp->by_id[id_bucket(req->id)];
-	while (*link != req)
-		link = &(*link)->next_same_bucket;
-	*link = req->next_same_bucket;
-
-	if (req->prev)
-		req->prev->next = req->next;
-	else
-		comp->head = req->next;
-	if (req->next)
-		req->next->prev = req->prev;
-	else
-		comp->tail = req->prev;
-	req->prev = req->next = NULL;
-	comp->pending--;
-}
-
-/* Unlink and free req, then report the result: the callback may queue new
- * requests or look at the component, which is consistent by then. */
-static void finish_request(struct adhoc_request *req, const struct component_result *result)
-{
-	component_invite_cb cb = req->cb;
-	void *userdata = req->userdata;
-
-	unlink_request(req->comp, req);
-	xmpp_free(req->comp->ctx, req->id);
-	free(req->host);
-	free(req);
-	cb(userdata, result);
-}
-
-static void fail_request(struct adhoc_request *req, enum component_status status,
-                         const char *reason)
-{
-	struct component_result result = {.status = status, .reason = reason};
-
-	finish_request(req, &result);
-}
-
-static void fail_all_requests(struct component *comp, enum component_status status,
-                              const char *reason)
-{
-	while (comp->head)
-		fail_request(comp->head, status, reason);
-}
-
-static void expire_requests(struct component *comp, uint64_t now)
-{
-	char reason[ADHOC_REASON_MAX];
-
-	while (comp->head && comp->head->deadline <= now) {
-		snprintf(reason, sizeof(reason), "%s did not answer within %u ms", comp->head->host,
-		         comp->request_timeout_ms);
-		fail_request(comp->head, COMPONENT_TIMEOUT, reason);
-	}
-}
-
-/* Does the from of a reply name host? Domains compare case-insensitively, a
- * resource is ignored; a node (user@host) never matches a bare host. */
-static bool from_is_host(const char *from, const char *host)
+bool from_is(const char *from, const char *jid)
 {
 	size_t len = strcspn(from, "/");
-	return len == strlen(host) && strncasecmp(from, host, len) == 0 &&
-	       memchr(from, '@', len) == NULL;
-}
-
-/* libstrophe fires an id handler for any stanza with that id, whoever sent it:
- * only a result or error from the host we asked answers the request. */
-/* Every IQ passes here; answers to our requests are picked out by id and
- * sender. Anything else is left to the IQ responder (iq.c). */
-static int handle_reply(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *userdata)
-{
-	struct component *comp = userdata;
-	const char *from = xmpp_stanza_get_from(stanza);
-	const char *type = xmpp_stanza_get_type(stanza);
-	const char *id = xmpp_stanza_get_id(stanza);
-	struct adhoc_reply reply;
-	(void)conn;
-
-	if (!from || !type || !id || (strcmp(type, "result") != 0 && strcmp(type, "error") != 0))
-		return 1;
-	struct adhoc_request *req = find_request(comp, id);
-	if (req == NULL || !from_is_host(from, req->host))
-		return 1; /* not an answer we wait for (or from the wrong sender): ignore */
-
-	adhoc_reply_parse(stanza, &reply);
-	struct component_result result = {
-	    .status = reply.status,
-	    .invite = reply.status == COMPONENT_OK ? &reply.invite : NULL,
-	    .condition = reply.status == COMPONENT_REMOTE_ERROR ? reply.condition : NULL,
-	    .reason = reply.status == COMPONENT_OK ? NULL : reply.reason,
-	};
-	finish_request(req, &result);
-	adhoc_reply_finish(&reply);
-	return 1; /* stays registered for the next reply */
-}
-
-static xmpp_stanza_t *build_request(struct component *comp, const char *host, const char *id)
-{
-	xmpp_stanza_t *iq = xmpp_iq_new(comp->ctx, "set", id);
-	xmpp_stanza_t *command = xmpp_stanza_new(comp->ctx);
-
-	if (!iq || !command || xmpp_stanza_set_from(iq, comp->jid) != XMPP_EOK ||
-	    xmpp_stanza_set_to(iq, host) != XMPP_EOK ||
-	    xmpp_stanza_set_name(command, "command") != XMPP_EOK ||
-	    xmpp_stanza_set_ns(command, NS_COMMANDS) != XMPP_EOK ||
-	    xmpp_stanza_set_attribute(command, "node", NODE_CREATE_ACCOUNT) != XMPP_EOK ||
-	    xmpp_stanza_set_attribute(command, "action", "execute") != XMPP_EOK ||
-	    xmpp_stanza_add_child(iq, command) != XMPP_EOK)
-		goto err;
-	xmpp_stanza_release(command);
-	return iq;
-err:
-	if (command)
-		xmpp_stanza_release(command);
-	if (iq)
-		xmpp_stanza_release(iq);
-	return NULL;
-}
-
-int component_create_invite(struct component *comp, const char *host, component_invite_cb cb,
-                            void *userdata)
-{
-	if (!comp || !comp->online || comp->stopping || !host || !*host ||
-	    strlen(host) > HOST_MAX || !cb)
-		return -1;
-
-	struct adhoc_request *req = calloc(1, sizeof(*req));
-	if (!req)
-		return -1;
-	req->comp = comp;
-	req->cb = cb;
-	req->userdata = userdata;
-	req->id = xmpp_uuid_gen(comp->ctx);
-	req->host = strdup(host);
-	if (!req->id || !req->host)
-		goto err_req;
-	xmpp_stanza_t *iq = build_request(comp, host, req->id);
-	if (!iq)
-		goto err_req;
-
-	req->deadline = monotonic_ms() + comp->request_timeout_ms;
-	link_request(comp, req);
-	xmpp_send(comp->conn, iq);
-	xmpp_stanza_release(iq);
-	return 0;
-
-err_req:
-	if (req->id)
-		xmpp_free(comp->ctx, req->id);
-	free(req->host);
-	free(req);
-	return -1;
+	bool jid_is_user = strchr(jid, '@') != NULL;
+	bool from_is_user = memchr(from, '@', len) != NULL;
+	return len == strlen(jid) && strncasecmp(from, jid, len) == 0 &&
+	       jid_is_user == from_is_user;
 }
 
 /* ---- connection --------------------------------------------------------- */
@@ -483,7 +256,7 @@ static void handle_disconnect(struct component *comp, int error, xmpp_stream_err
 
 	comp->online = false;
 	comp->fd = -1;
-	fail_all_requests(comp, COMPONENT_OFFLINE, "the connection to the XMPP server was lost");
+	requests_fail_all(comp, COMPONENT_OFFLINE, "the connection to the XMPP server was lost");
 	if (comp->stopping) {
 		if (was_online)
 			log_info("disconnected from %s:%u", comp->server, comp->port);
@@ -503,6 +276,7 @@ static void handle_disconnect(struct component *comp, int error, xmpp_stream_err
 		comp->backoff_ms = BACKOFF_MIN_MS;
 	}
 	describe_disconnect(comp, was_online, error, se, cause, sizeof(cause));
+	snprintf(comp->last_error, sizeof(comp->last_error), "%s", cause);
 	unsigned delay = schedule_reconnect(comp);
 	log_warn("%s; retrying in %u.%u s", cause, delay / 1000, delay % 1000 / 100);
 }
@@ -515,7 +289,9 @@ static void handle_connection(xmpp_conn_t *conn, xmpp_conn_event_t event, int er
 
 	if (event == XMPP_CONN_CONNECT) {
 		comp->online = true;
+		comp->last_error[0] = '\0';
 		log_info("connected to %s:%u as component %s", comp->server, comp->port, comp->jid);
+		discovery_start(comp);
 	} else if (event == XMPP_CONN_DISCONNECT || event == XMPP_CONN_FAIL) {
 		handle_disconnect(comp, error, stream_error);
 	}
@@ -536,6 +312,7 @@ static void connect_attempt(struct component *comp)
 		char cause[512];
 		describe_connect_failure(comp, "refused, unreachable or not resolvable", cause,
 		                         sizeof(cause));
+		snprintf(comp->last_error, sizeof(comp->last_error), "%s", cause);
 		unsigned delay = schedule_reconnect(comp);
 		log_warn("%s; retrying in %u.%u s", cause, delay / 1000, delay % 1000 / 100);
 	}
@@ -588,6 +365,50 @@ static bool valid_jid(const char *jid)
 	return jid && *jid && strlen(jid) <= HOST_MAX && strcspn(jid, "@/ \t\r\n") == strlen(jid);
 }
 
+/*
+ * xmpp_initialize() sets up sockets (nothing to do on POSIX), c-ares (when
+ * libstrophe was built with it) and OpenSSL. A component never speaks TLS,
+ * and OpenSSL's initialisation alone brings about 1.8 MiB of libcrypto and
+ * libssl pages into the daemon's resident memory (bench/RESULTS.md). So it
+ * is called only when libstrophe links c-ares (meson.build checks), whose
+ * initialisation is needed. Nothing else in libstrophe depends on it.
+ */
+static void library_init(void)
+{
+#ifdef STROPHE_WITH_CARES
+	xmpp_initialize();
+#endif
+}
+
+static void library_shutdown(void)
+{
+#ifdef STROPHE_WITH_CARES
+	xmpp_shutdown();
+#endif
+}
+
+/* act_as: a bare JID (no resource) whose domain is the host. */
+static bool valid_act_as(const char *act_as, const char *host)
+{
+	const char *at = strchr(act_as, '@');
+	return at && at != act_as && strlen(act_as) <= HOST_MAX && !strchr(act_as, '/') &&
+	       !has_control_chars(act_as) && strcasecmp(at + 1, host) == 0;
+}
+
+static const char *check_hosts(const struct component_config *cfg)
+{
+	if (cfg->n_hosts && !cfg->hosts)
+		return "the host table is missing";
+	for (size_t i = 0; i < cfg->n_hosts; i++) {
+		const struct component_host *h = &cfg->hosts[i];
+		if (!valid_jid(h->name))
+			return "a host must be a domain, e.g. example.com";
+		if (h->act_as && !valid_act_as(h->act_as, h->name))
+			return "act_as must be a bare JID on its host, e.g. invitebot@example.com";
+	}
+	return NULL;
+}
+
 struct component *component_create(const struct component_config *cfg, const char **errstr)
 {
 	const char *why = "out of memory";
@@ -604,6 +425,8 @@ struct component *component_create(const struct component_config *cfg, const cha
 		*errstr = "the component request timeout must be positive";
 		return NULL;
 	}
+	if ((*errstr = check_hosts(cfg)) != NULL)
+		return NULL;
 
 	struct component *comp = calloc(1, sizeof(*comp));
 	if (!comp)
@@ -616,10 +439,10 @@ struct component *component_create(const struct component_config *cfg, const cha
 	seed_random(comp);
 	comp->jid = strdup(cfg->jid);
 	comp->server = strdup(cfg->server);
-	if (!comp->jid || !comp->server)
+	if (!comp->jid || !comp->server || hosts_init(comp, cfg->hosts, cfg->n_hosts) < 0)
 		goto err_comp;
 
-	xmpp_initialize();
+	library_init();
 	comp->ctx = xmpp_ctx_new(NULL, &comp->strophe_log);
 	if (!comp->ctx)
 		goto err_init;
@@ -636,7 +459,8 @@ struct component *component_create(const struct component_config *cfg, const cha
 	}
 	iq_responder_init(&comp->responder, comp->ctx, comp->jid);
 	xmpp_handler_add(comp->conn, iq_responder_handle, NULL, "iq", NULL, &comp->responder);
-	xmpp_handler_add(comp->conn, handle_reply, NULL, "iq", NULL, comp);
+	xmpp_handler_add(comp->conn, requests_handle_iq, NULL, "iq", NULL, comp);
+	xmpp_handler_add(comp->conn, privilege_handle_message, NULL, "message", NULL, comp);
 	return comp;
 
 err_conn:
@@ -644,8 +468,9 @@ err_conn:
 err_ctx:
 	xmpp_ctx_free(comp->ctx);
 err_init:
-	xmpp_shutdown();
+	library_shutdown();
 err_comp:
+	hosts_finish(comp);
 	free(comp->server);
 	free(comp->jid);
 	free(comp);
@@ -669,7 +494,7 @@ void component_stop(struct component *comp, unsigned timeout_ms)
 		return;
 	comp->stopping = true;
 	comp->reconnect_at = 0;
-	fail_all_requests(comp, COMPONENT_SHUTDOWN, "the component is shutting down");
+	requests_fail_all(comp, COMPONENT_SHUTDOWN, "the component is shutting down");
 	if (xmpp_conn_is_disconnected(comp->conn))
 		return;
 	xmpp_disconnect(comp->conn);
@@ -695,7 +520,8 @@ void component_destroy(struct component *comp)
 	xmpp_conn_release(comp->conn);
 	iq_responder_finish(&comp->responder);
 	xmpp_ctx_free(comp->ctx);
-	xmpp_shutdown();
+	library_shutdown();
+	hosts_finish(comp);
 	free(comp->server);
 	free(comp->jid);
 	free(comp);
@@ -733,8 +559,8 @@ int component_next_timeout(const struct component *comp)
 
 	if (comp->reconnect_at)
 		due = comp->reconnect_at;
-	if (comp->head && comp->head->deadline < due)
-		due = comp->head->deadline;
+	if (requests_next_deadline(comp) < due)
+		due = requests_next_deadline(comp);
 	if ((!comp->online || comp->stopping) && !xmpp_conn_is_disconnected(comp->conn) &&
 	    now + TRANSITION_POLL_MS < due)
 		due = now + TRANSITION_POLL_MS;
@@ -752,16 +578,11 @@ void component_run(struct component *comp)
 	pump_strophe(comp);
 
 	uint64_t now = monotonic_ms();
-	expire_requests(comp, now);
+	requests_expire(comp, now);
 	commands_expire(comp->responder.commands, now);
 	if (comp->reconnect_at && now >= comp->reconnect_at && !comp->stopping &&
 	    xmpp_conn_is_disconnected(comp->conn))
 		connect_attempt(comp);
-}
-
-unsigned component_pending(const struct component *comp)
-{
-	return comp ? comp->pending : 0;
 }
 
 int component_commands_register(struct component *comp, const struct component_commands *cmds)
@@ -772,4 +593,9 @@ int component_commands_register(struct component *comp, const struct component_c
 int component_set_version(struct component *comp, const char *name, const char *version)
 {
 	return comp ? iq_responder_set_version(&comp->responder, name, version) : -1;
+}
+
+const char *component_last_error(const struct component *comp)
+{
+	return comp ? comp->last_error : "";
 }

@@ -3,8 +3,11 @@
 
 /*
  * The XEP-0114 component: one libstrophe connection to the XMPP server that
- * creates invites by executing the server's ad-hoc command
- * urn:xmpp:invite#create-account (XEP-0050) on a host.
+ * creates invites by executing the server's ad-hoc commands (XEP-0050) on a
+ * host: urn:xmpp:invite#create-account (XEP-0401), and Prosody's
+ * xmpp:prosody.im/mod_invites_adhoc#password-reset. Each host is reached
+ * either as its admin (Prosody's host-level admins) or through XEP-0356
+ * privileged IQs acting as a local JID (ejabberd's mod_privilege).
  *
  * Single-threaded: every function here must be called from the thread that
  * runs the event loop. The component never blocks; the loop waits on
@@ -15,12 +18,36 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* How the component reaches a host's commands. */
+struct component_host {
+	const char *name;   /* a host, e.g. example.com */
+	const char *act_as; /* NULL: the component is the host's admin; else the bare JID
+	                       privileged IQs act as (XEP-0356), on that host */
+};
+
 struct component_config {
 	const char *jid;    /* the component's JID, e.g. invites.example.com */
 	const char *secret; /* component secret; never logged */
 	const char *server; /* address of the server, preferably a literal IP */
 	unsigned short port;
-	unsigned request_timeout_ms; /* how long to wait for the server's reply */
+	unsigned request_timeout_ms; /* how long to wait for the server's reply (whole exchange) */
+	/* The hosts, each discovered on every (re)connect. A host missing here is
+	 * reached as its admin and never discovered. Copied. */
+	const struct component_host *hosts;
+	size_t n_hosts;
+};
+
+enum invite_kind {
+	INVITE_ACCOUNT, /* urn:xmpp:invite#create-account */
+	INVITE_RESET,   /* xmpp:prosody.im/mod_invites_adhoc#password-reset */
+};
+
+/* What to ask for. Strings are copied by component_request_invite(). */
+struct invite_params {
+	enum invite_kind kind;
+	const char *username;    /* INVITE_ACCOUNT: reserve this username (already validated by
+	                            the caller); NULL: none */
+	const char *account_jid; /* INVITE_RESET: bare JID of the account, on host */
 };
 
 /* An invite as the server returned it. Strings are NUL-terminated; any of
@@ -34,18 +61,24 @@ struct invite {
 enum component_status {
 	COMPONENT_OK = 0,
 	COMPONENT_OFFLINE,      /* not connected, or the stream went down while waiting */
-	COMPONENT_TIMEOUT,      /* no reply within request_timeout_ms */
+	COMPONENT_TIMEOUT,      /* no reply within request_timeout_ms (privileged: an IQ in a
+	                           namespace the server did not grant gets none; the reason
+	                           says so) */
 	COMPONENT_REMOTE_ERROR, /* the server answered with an error */
 	COMPONENT_BAD_REPLY,    /* the reply could not be understood */
 	COMPONENT_SHUTDOWN,     /* the component is being stopped */
+	COMPONENT_UNSUPPORTED,  /* the server does not offer the command, or cannot take a
+	                           parameter asked for (username) */
+	COMPONENT_CONFLICT,     /* the server refused the username: taken or reserved */
 };
 
-/* Outcome of one create-account request; everything in it is borrowed and
+/* Outcome of one invite request; everything in it is borrowed and
  * valid only during the callback. */
 struct component_result {
 	enum component_status status;
 	const struct invite *invite; /* COMPONENT_OK only */
-	const char *condition;       /* COMPONENT_REMOTE_ERROR: e.g. "forbidden", else NULL */
+	const char *condition;       /* COMPONENT_REMOTE_ERROR, _CONFLICT, _UNSUPPORTED: the
+	                                server's error condition (e.g. "forbidden"), else NULL */
 	const char *reason;          /* one line for logs and HTTP bodies, never NULL on error */
 };
 
@@ -88,12 +121,61 @@ int component_next_timeout(const struct component *comp);
  * callbacks. */
 void component_run(struct component *comp);
 
-/* Send create-account to host. Returns 0 when the request is on its way: cb
- * will then be called exactly once, later, from component_run(),
- * component_stop() or component_destroy(), never from inside this call.
- * Returns -1 when offline: cb is not called. */
+/*
+ * Run the command params asks for on host, following its flow: execute; if
+ * the server answers with a form (status executing), fill in what we know
+ * (username, roster-subscription = false; accountjid) and complete it, at
+ * most two round trips, all within request_timeout_ms. Returns 0 when the
+ * request is on its way: cb will then be called exactly once, later, from
+ * component_run(), component_stop() or component_destroy(), never from inside
+ * this call. Returns -1 when offline or params is invalid: cb is not called.
+ *
+ * With a username, a server whose create-account completes at once (Prosody)
+ * has made an invite without it: the outcome is COMPONENT_UNSUPPORTED, and
+ * that invite stays unused until it expires. Once a host was seen doing that
+ * (with or without a username) on the current connection, requests with a
+ * username to it are answered COMPONENT_UNSUPPORTED without asking it.
+ * A server error refusing the username (conflict, or bad-request saying it is
+ * reserved or taken) is COMPONENT_CONFLICT; item-not-found,
+ * feature-not-implemented or service-unavailable for a reset is
+ * COMPONENT_UNSUPPORTED.
+ */
+int component_request_invite(struct component *comp, const char *host,
+                             const struct invite_params *params, component_invite_cb cb,
+                             void *userdata);
+
+/* component_request_invite() of an account invite without a username. */
 int component_create_invite(struct component *comp, const char *host, component_invite_cb cb,
                             void *userdata);
+
+enum component_offer { COMPONENT_OFFER_UNKNOWN, COMPONENT_OFFER_YES, COMPONENT_OFFER_NO };
+
+/* Whether host lists the command for kind among the commands it offers us
+ * (disco#items of http://jabber.org/protocol/commands, asked on every
+ * connect). UNKNOWN until that query was answered, when it failed, and for a
+ * host not in component_config.hosts. */
+enum component_offer component_host_offers(const struct component *comp, const char *host,
+                                           enum invite_kind kind);
+
+/* True once discovery of host has an outcome (answered or failed) since the
+ * stream came up. */
+bool component_host_discovered(const struct component *comp, const char *host);
+
+/* The line logged for host's discovery into buf (always terminated), e.g.
+ * "example.com: account invites yes, password resets no", or
+ * "example.com: commands unknown (REASON)". */
+void component_host_describe(const struct component *comp, const char *host, char *buf,
+                             size_t size);
+
+/* What the server granted in its XEP-0356 privilege message since the stream
+ * came up, as one line ("SERVER: iq NS set, ..."), or NULL when none came.
+ * Borrowed, valid until the next component_run(). */
+const char *component_privileges(const struct component *comp);
+
+/* Why the last connection attempt failed or the stream went down, with the
+ * fix where known; "" if it never did. Borrowed, valid until the next
+ * component_run(). */
+const char *component_last_error(const struct component *comp);
 
 /* Number of requests waiting for the server. */
 unsigned component_pending(const struct component *comp);

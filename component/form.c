@@ -1,8 +1,10 @@
 /*
- * Parser for the server's answer to urn:xmpp:invite#create-account: an IQ
- * result with <command status='completed'> and a data form, an IQ error, or a
- * command that did not complete. A pure function of the stanza, so it can be
- * tested with stanzas built from strings.
+ * Parser for the server's answers to the invite commands (create-account,
+ * password-reset): an IQ result with <command status='completed'> and a data
+ * form, or status='executing' with a form to fill in, an IQ error, or a
+ * command that did not complete; and for the answer to disco#items on the
+ * commands node. Pure functions of the stanza, so they can be tested with
+ * stanzas built from strings.
  */
 
 #include <stdarg.h>
@@ -212,6 +214,68 @@ err:
 	adhoc_reply_finish(reply);
 }
 
+/* The fields of a form to fill in, by var; any type, any order. */
+static const struct {
+	const char *var;
+	enum adhoc_var bit;
+} input_fields[] = {
+    {"accountjid", ADHOC_VAR_ACCOUNTJID},
+    {"roster-subscription", ADHOC_VAR_ROSTER},
+    {"username", ADHOC_VAR_USERNAME},
+};
+
+/* FORM_TYPE's value, to copy back: one line, bounded. */
+static void read_form_type(xmpp_stanza_t *field, struct adhoc_reply *reply)
+{
+	xmpp_ctx_t *ctx = xmpp_stanza_get_context(field);
+	xmpp_stanza_t *value = xmpp_stanza_get_child_by_name(field, "value");
+	char *text = value ? xmpp_stanza_get_text(value) : NULL;
+
+	if (!reply->form_type && text && *text && strlen(text) <= ADHOC_VALUE_MAX &&
+	    !has_control_chars(text))
+		reply->form_type = strdup(text);
+	if (text)
+		xmpp_free(ctx, text);
+}
+
+static void parse_input_form(xmpp_stanza_t *form, struct adhoc_reply *reply)
+{
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(form); c; c = xmpp_stanza_get_next(c)) {
+		if (!xmpp_stanza_is_tag(c) || strcmp(xmpp_stanza_get_name(c), "field") != 0)
+			continue;
+		const char *var = xmpp_stanza_get_attribute(c, "var");
+		if (var && strcmp(var, "FORM_TYPE") == 0)
+			read_form_type(c, reply);
+		for (size_t i = 0; var && i < sizeof(input_fields) / sizeof(input_fields[0]); i++) {
+			if (strcmp(var, input_fields[i].var) == 0)
+				reply->vars |= input_fields[i].bit;
+		}
+	}
+	reply->executing = true;
+	reply->status = COMPONENT_OK;
+}
+
+static void parse_executing(xmpp_stanza_t *form, const char *note, struct adhoc_reply *reply)
+{
+	if (note)
+		set_remote_error(reply, "undefined-condition", note);
+	else if (!reply->sessionid[0])
+		set_outcome(reply, COMPONENT_BAD_REPLY,
+		            "the server asked for more input without a usable sessionid");
+	else if (!form)
+		set_outcome(reply, COMPONENT_BAD_REPLY,
+		            "the server asked for more input without a data form");
+	else
+		parse_input_form(form, reply);
+}
+
+static void read_sessionid(xmpp_stanza_t *command, struct adhoc_reply *reply)
+{
+	const char *sid = xmpp_stanza_get_attribute(command, "sessionid");
+	if (sid && strlen(sid) < sizeof(reply->sessionid) && !has_control_chars(sid))
+		snprintf(reply->sessionid, sizeof(reply->sessionid), "%s", sid);
+}
+
 static void parse_command(xmpp_stanza_t *iq, struct adhoc_reply *reply)
 {
 	xmpp_ctx_t *ctx = xmpp_stanza_get_context(iq);
@@ -221,6 +285,7 @@ static void parse_command(xmpp_stanza_t *iq, struct adhoc_reply *reply)
 		return;
 	}
 	const char *status = xmpp_stanza_get_attribute(command, "status");
+	read_sessionid(command, reply);
 	xmpp_stanza_t *form = xmpp_stanza_get_child_by_name_and_ns(command, "x", NS_DATA_FORMS);
 	char *note = child_text(command, "note", "error");
 
@@ -236,8 +301,7 @@ static void parse_command(xmpp_stanza_t *iq, struct adhoc_reply *reply)
 		set_remote_error(reply, "undefined-condition",
 		                 note ? note : "the server canceled the command");
 	} else if (strcmp(status, "executing") == 0) {
-		set_outcome(reply, COMPONENT_BAD_REPLY,
-		            "the server asked for more input (not supported yet)");
+		parse_executing(form, note, reply);
 	} else {
 		set_outcome(reply, COMPONENT_BAD_REPLY, "unknown command status '%.32s'", status);
 	}
@@ -267,5 +331,50 @@ void adhoc_reply_finish(struct adhoc_reply *reply)
 	free(reply->invite.landing_url);
 	free(reply->invite.uri);
 	free(reply->invite.expire);
+	free(reply->form_type);
 	reply->invite = (struct invite){0};
+	reply->form_type = NULL;
+}
+
+/* ---- disco#items on the commands node ----------------------------------------- */
+
+static void read_items(xmpp_stanza_t *query, struct discovery_reply *reply)
+{
+	const enum invite_kind kinds[] = {INVITE_ACCOUNT, INVITE_RESET};
+
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(query); c; c = xmpp_stanza_get_next(c)) {
+		const char *node =
+		    xmpp_stanza_is_tag(c) && strcmp(xmpp_stanza_get_name(c), "item") == 0
+		        ? xmpp_stanza_get_attribute(c, "node")
+		        : NULL;
+		for (size_t k = 0; node && k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+			if (strcmp(node, invite_node(kinds[k])) == 0)
+				reply->offers[kinds[k]] = true;
+		}
+	}
+	reply->ok = true;
+}
+
+void discovery_reply_parse(xmpp_stanza_t *iq, struct discovery_reply *reply)
+{
+	const char *type = xmpp_stanza_get_type(iq);
+	xmpp_stanza_t *query = xmpp_stanza_get_child_by_name_and_ns(iq, "query", NS_DISCO_ITEMS);
+
+	memset(reply, 0, sizeof(*reply));
+	if (type && strcmp(type, "error") == 0) {
+		struct adhoc_reply error;
+		memset(&error, 0, sizeof(error));
+		parse_error(iq, &error);
+		snprintf(reply->condition, sizeof(reply->condition), "%s", error.condition);
+		if (strcmp(error.reason, error.condition) == 0)
+			snprintf(reply->reason, sizeof(reply->reason), "%s", error.condition);
+		else
+			snprintf(reply->reason, sizeof(reply->reason), "%.60s: %.180s",
+			         error.condition, error.reason);
+	} else if (type && strcmp(type, "result") == 0 && query) {
+		read_items(query, reply);
+	} else {
+		snprintf(reply->reason, sizeof(reply->reason),
+		         "the reply is not a disco#items result");
+	}
 }

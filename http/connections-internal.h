@@ -62,4 +62,34 @@ unsigned conn_expire(struct conn_table *t, int64_t now_ms);
 void conn_refuse(struct conn_table *t, struct http_conn *c, unsigned status, const char *phrase,
                  const char *reason);
 
+/*
+ * Answers held back until a fixed time: a timerfd armed at the earliest due
+ * time (absolute, CLOCK_MONOTONIC, nanoseconds), so that the moment an answer
+ * leaves does not depend on how long it took to make.
+ */
+struct delayed {
+	struct delayed *prev, *next;
+	int64_t due_ns;
+};
+
+struct delay_queue {
+	struct delayed *head, *tail; /* by due time */
+	int timer_fd;                /* readable once the head is due */
+	unsigned count;
+};
+
+/* 0, or -1 with errno when the timerfd cannot be made. */
+int delay_init(struct delay_queue *q);
+void delay_finish(struct delay_queue *q);
+
+/* Queue d (caller-owned, unlinked) until due_ns. */
+void delay_add(struct delay_queue *q, struct delayed *d, int64_t due_ns);
+
+/* Unlink d (queued) before it is due. */
+void delay_remove(struct delay_queue *q, struct delayed *d);
+
+/* Unlink and return one entry due at now_ns (all of them when now_ns is
+ * INT64_MAX), or NULL; the timer follows the new head. */
+struct delayed *delay_pop_due(struct delay_queue *q, int64_t now_ns);
+
 #endif

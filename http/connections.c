@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
 /*
  * libmicrohttpd's connection timeout is an idle timeout: a client that sends
@@ -165,4 +168,87 @@ unsigned conn_expire(struct conn_table *t, int64_t now_ms)
 		n++;
 	}
 	return n;
+}
+
+static void delay_arm(struct delay_queue *q)
+{
+	struct itimerspec when = {0};
+
+	if (q->head != NULL) {
+		int64_t due = q->head->due_ns > 0 ? q->head->due_ns : 1;
+		when.it_value.tv_sec = (time_t)(due / 1000000000);
+		when.it_value.tv_nsec = (long)(due % 1000000000);
+	}
+	/* Cannot fail with a valid fd and value; all zero disarms it. */
+	(void)timerfd_settime(q->timer_fd, TFD_TIMER_ABSTIME, &when, NULL);
+}
+
+int delay_init(struct delay_queue *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	return q->timer_fd < 0 ? -1 : 0;
+}
+
+void delay_finish(struct delay_queue *q)
+{
+	if (q->timer_fd >= 0)
+		close(q->timer_fd);
+	q->timer_fd = -1;
+}
+
+void delay_add(struct delay_queue *q, struct delayed *d, int64_t due_ns)
+{
+	struct delayed *after = q->tail;
+
+	/* Due times nearly always come in order: walk back from the tail. */
+	while (after != NULL && after->due_ns > due_ns)
+		after = after->prev;
+	d->due_ns = due_ns;
+	d->prev = after;
+	d->next = after != NULL ? after->next : q->head;
+	if (d->next != NULL)
+		d->next->prev = d;
+	else
+		q->tail = d;
+	if (after != NULL)
+		after->next = d;
+	else
+		q->head = d;
+	q->count++;
+	if (q->head == d)
+		delay_arm(q);
+}
+
+void delay_remove(struct delay_queue *q, struct delayed *d)
+{
+	bool was_head = q->head == d;
+
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else
+		q->head = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	else
+		q->tail = d->prev;
+	d->prev = d->next = NULL;
+	q->count--;
+	if (was_head)
+		delay_arm(q);
+}
+
+struct delayed *delay_pop_due(struct delay_queue *q, int64_t now_ns)
+{
+	uint64_t expirations;
+
+	/* Clear the fd's readability; it is armed again for the next head. */
+	(void)read(q->timer_fd, &expirations, sizeof(expirations));
+	struct delayed *d = q->head;
+	if (d == NULL || d->due_ns > now_ns) {
+		delay_arm(q);
+		return NULL;
+	}
+	delay_remove(q, d);
+	return d;
 }

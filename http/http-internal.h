@@ -28,12 +28,26 @@ enum method_action {
 	METHOD_PREFLIGHT,   /* OPTIONS: 204, no key needed */
 };
 
-/* Methods are case-sensitive (RFC 9110); unknown ones are not allowed. */
-enum method_action method_action(const char *method);
+/* What method asks for on the route of kind: GET and POST make account
+ * invites, only POST makes reset invites (a link opened by a previewer must
+ * never make one). Methods are case-sensitive (RFC 9110); unknown ones are
+ * not allowed. */
+enum method_action method_action(enum http_api_invite_kind kind, const char *method);
+
+/* The Allow header of the route of kind: "GET, POST, OPTIONS", "POST, OPTIONS". */
+const char *allowed_methods(enum http_api_invite_kind kind);
+
+/* "account", "reset": the type in JSON answers. */
+const char *invite_type_name(enum http_api_invite_kind kind);
 
 /* True when url (MHD's decoded path, no query) is path, or path plus one
  * trailing slash. A trailing slash in path itself is ignored. */
 bool path_matches(const char *url, const char *path);
+
+/* True when url is one of the API's routes: path itself (account invites)
+ * or path + "/reset" (reset invites), each also with one trailing slash;
+ * *kind says which. */
+bool route_match(const char *url, const char *path, enum http_api_invite_kind *kind);
 
 enum credential_result {
 	CREDENTIAL_OK,
@@ -64,8 +78,10 @@ bool accept_wants_json(const char *accept);
 /* Bodies; each returns a malloc'd buffer the caller frees, with its length in
  * *len (no terminating NUL counted), or NULL when out of memory. */
 
-/* "<url>\n", or {"url":..,"uri":..,"expires":..} (null for NULL members). */
-char *body_invite(const struct http_api_invite *invite, bool json, size_t *len);
+/* "<url>\n", or {"url":..,"uri":..,"expires":..,"type":..} (null for NULL
+ * members), with "username" when what reserved one. */
+char *body_invite(const struct http_api_invite *invite, const struct http_api_invite_request *what,
+                  bool json, size_t *len);
 
 /* "<reason>\n", or {"error":"<reason>"}. The reason is made one line (control
  * characters become spaces) and cut to HTTP_MAX_REASON bytes. */
@@ -97,6 +113,64 @@ enum uri_problem {
 
 /* Check a raw request target before it is decoded. */
 enum uri_problem uri_check(const char *uri);
+
+/* --- invite parameters (params.c) --- */
+
+#define HTTP_MAX_FORM (16 * 1024) /* a larger urlencoded body gets 413 */
+
+/* True for an application/x-www-form-urlencoded Content-Type (NULL: false). */
+bool form_content_type(const char *content_type);
+
+/* One parameter as received: the first value (decoded, NUL-terminated,
+ * borrowed) and how often it was given, in the query and the body together. */
+struct raw_param {
+	const char *value; /* NULL when count is 0 */
+	size_t len;
+	unsigned count;
+};
+
+struct raw_params {
+	struct raw_param jid;
+	struct raw_param username;
+};
+
+/* Look for name (case-insensitive) in an urlencoded body of len bytes: each
+ * occurrence adds to param->count; the first one is decoded into value (size
+ * bytes; HTTP_MAX_FORM + 1 always fit) and set in param. -1 when any name or
+ * value in the body has a malformed %-escape or %00, or len is over
+ * HTTP_MAX_FORM. */
+int form_find(const char *body, size_t len, const char *name, char *value, size_t size,
+              struct raw_param *param);
+
+enum name_problem {
+	NAME_OK,
+	NAME_EMPTY,      /* nothing, or only characters Nodeprep maps to nothing */
+	NAME_TOO_LONG,   /* over 1023 bytes, before or after preparation */
+	NAME_NOT_UTF8,   /* malformed, overlong, surrogates */
+	NAME_PROHIBITED, /* a character Nodeprep prohibits or leaves unassigned, NUL, bidi */
+	NAME_FAILED,     /* stringprep itself failed (out of memory) */
+};
+
+/* An XMPP localpart as the server will store it: RFC 3920 Nodeprep (libidn),
+ * unassigned code points refused (see params.c). out holds it on NAME_OK. */
+enum name_problem username_prep(const char *in, size_t len, char out[HTTP_API_USERNAME_MAX + 1]);
+
+/* The checked parameters of one request, for http_api_invite_request. */
+struct request_params {
+	char username[HTTP_API_USERNAME_MAX + 1]; /* "": none */
+	char account_jid[HTTP_API_JID_MAX + 1];   /* "": none */
+};
+
+/*
+ * Check the parameters of a request of kind made with a key of host. An
+ * account invite takes an optional username; a reset invite needs jid, the
+ * bare JID of an account on host. Each at most once; the other kind's
+ * parameter is refused, so that a request sent to the wrong route does not
+ * quietly make the other kind of invite. 0 with out filled, or the status to
+ * answer (400; 500 if stringprep failed) with a static one-line *reason.
+ */
+unsigned params_check(enum http_api_invite_kind kind, const struct raw_params *raw,
+                      const char *host, struct request_params *out, const char **reason);
 
 /* --- client addresses (address.c) --- */
 

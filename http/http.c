@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,10 +28,12 @@
 #define THROTTLE_CAPACITY            16384 /* client address groups tracked at most */
 #define MAX_FORWARDED_LINES          16    /* X-Forwarded-For lines read (the last ones) */
 #define SHUTDOWN_FLUSH_MS            2000
-#define CONNECTION_MEMORY            (48 * 1024) /* per connection: request + answer */
+#define THROTTLED_HOLD_NS            (1000 * 1000000LL) /* a throttled client is answered this late */
+#define CONNECTION_MEMORY            (48 * 1024)        /* per connection: request + answer */
 #define HTTP_MAX_REQUEST_HEADERS     (16 * 1024) /* URL, query and headers; see request_begin() */
 #define POOL_BYTES_PER_ENTRY         64 /* MHD's struct MHD_HTTP_Header (48) and alignment */
 #define ALLOWED_METHODS              "GET, POST, OPTIONS"
+#define RESET_ALLOWED_METHODS        "POST, OPTIONS"
 #define CONTENT_TYPE_TEXT            "text/plain; charset=utf-8"
 #define CONTENT_TYPE_JSON            "application/json"
 #define TLS_PRIORITIES               "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
@@ -40,11 +43,14 @@
  * create_invite handler) -> WAITING (connection suspended until the daemon
  * answers) -> RESUMED (answer stored, MHD will call us again) -> SENT.
  * Requests answered before create_invite returns skip WAITING and RESUMED.
+ * A throttled request goes RECEIVING -> DELAYED (suspended, answer stored
+ * until a fixed time after the request began) -> RESUMED -> SENT.
  */
 enum request_state {
 	REQUEST_RECEIVING,
 	REQUEST_CREATING,
 	REQUEST_WAITING,
+	REQUEST_DELAYED,
 	REQUEST_RESUMED,
 	REQUEST_SENT,
 };
@@ -55,6 +61,7 @@ struct http_api_request {
 	struct http_conn *conn;               /* its deadline; NULL when out of memory */
 	struct http_api_request *prev, *next; /* api->waiting, while WAITING */
 	enum request_state state;
+	struct delayed delay; /* in api->delayed, while DELAYED */
 	struct timespec start;
 	char method[16]; /* escaped for the log */
 	char path[128];  /* escaped for the log, never with a query */
@@ -66,8 +73,15 @@ struct http_api_request {
 	bool refused;                    /* answered outside MHD, see conn_refuse() */
 	struct http_api_key key;
 	bool authenticated;
-	bool json;     /* answer in JSON (Accept) */
-	bool redirect; /* answer an invite with 303 */
+	bool json;                            /* answer in JSON (Accept) */
+	bool redirect;                        /* answer an invite with 303 */
+	enum http_api_invite_kind kind;       /* by the route */
+	unsigned query_jids, query_usernames; /* times given in the query */
+	bool form;                            /* an urlencoded body, kept in form_body */
+	char *form_body;                      /* HTTP_MAX_FORM bytes once the body begins */
+	bool form_lost;                       /* out of memory keeping it */
+	struct request_params params;
+	struct http_api_invite_request invite;
 	size_t body_bytes;
 	size_t target_bytes; /* the raw target's length, for the log */
 	bool answered;
@@ -81,7 +95,9 @@ struct http_api {
 	void *userdata;
 	char *path;
 	char *cors_origin;
-	int epoll_fd;
+	int epoll_fd; /* MHD's */
+	int loop_fd;  /* what the daemon watches: MHD's epoll fd and the delay timer */
+	struct delay_queue delayed;
 	unsigned short port;
 	bool quiesced;
 	bool shutting_down;
@@ -122,6 +138,12 @@ enum answer {
 	ANSWER_DUPLICATE_KEY,
 	ANSWER_DUPLICATE_AUTHORIZATION,
 	ANSWER_THROTTLED,
+	ANSWER_NOT_ALLOWED_RESET,
+	ANSWER_FORM_TOO_LARGE,
+	ANSWER_FORM_MALFORMED,
+	ANSWER_FORBIDDEN_ACCOUNT,
+	ANSWER_FORBIDDEN_RESET,
+	ANSWER_OUT_OF_MEMORY,
 };
 
 static const struct fixed_answer {
@@ -162,6 +184,28 @@ static const struct fixed_answer {
                                         NULL, NULL},
     [ANSWER_THROTTLED] = {MHD_HTTP_TOO_MANY_REQUESTS,
                           "too many failed authentications from this address", NULL, NULL},
+    [ANSWER_NOT_ALLOWED_RESET] = {MHD_HTTP_METHOD_NOT_ALLOWED,
+                                  "method not allowed: password-reset invites take POST", "Allow",
+                                  RESET_ALLOWED_METHODS},
+    [ANSWER_FORM_TOO_LARGE] = {MHD_HTTP_CONTENT_TOO_LARGE, "form body too large", NULL, NULL},
+    [ANSWER_FORM_MALFORMED] = {MHD_HTTP_BAD_REQUEST,
+                               "malformed percent-encoding (or %00) in the form body", NULL, NULL},
+    [ANSWER_FORBIDDEN_ACCOUNT] = {MHD_HTTP_FORBIDDEN, "this key may not create account invites",
+                                  NULL, NULL},
+    [ANSWER_FORBIDDEN_RESET] = {MHD_HTTP_FORBIDDEN,
+                                "this key may not create password-reset invites", NULL, NULL},
+    [ANSWER_OUT_OF_MEMORY] = {MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error", NULL, NULL},
+};
+
+/* By the route's kind. */
+static const enum answer not_allowed_answers[] = {
+    [HTTP_API_INVITE_ACCOUNT] = ANSWER_NOT_ALLOWED,
+    [HTTP_API_INVITE_RESET] = ANSWER_NOT_ALLOWED_RESET,
+};
+
+static const enum answer forbidden_answers[] = {
+    [HTTP_API_INVITE_ACCOUNT] = ANSWER_FORBIDDEN_ACCOUNT,
+    [HTTP_API_INVITE_RESET] = ANSWER_FORBIDDEN_RESET,
 };
 
 static const enum answer credential_answers[] = {
@@ -301,6 +345,56 @@ static enum MHD_Result answer_fixed(struct http_api_request *req, enum answer wh
 	return answer_fixed_retry(req, which, 0);
 }
 
+static int64_t timespec_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+/*
+ * A throttled client (too many failed authentications from its address) is
+ * answered THROTTLED_HOLD_NS after its request began. Answering at once
+ * would cost next to nothing per answer, but a client that keeps guessing
+ * on many connections would get as many answers as the CPU can make, all of
+ * it taken from the invites others are waiting for. Held, each connection
+ * gets one answer a second, so a guessing address (at most
+ * max_connections_per_ip connections) costs almost nothing. The connection
+ * is suspended meanwhile; the loop never sleeps for it.
+ */
+static enum MHD_Result answer_throttled(struct http_api_request *req, unsigned retry_after_s)
+{
+	const struct fixed_answer *a = &fixed_answers[ANSWER_THROTTLED];
+
+	request_store(req, a->status, error_response(req, a->reason, retry_after_s));
+	if (req->api->shutting_down)
+		return request_send(req);
+	req->state = REQUEST_DELAYED;
+	delay_add(&req->api->delayed, &req->delay, timespec_ns(&req->start) + THROTTLED_HOLD_NS);
+	MHD_suspend_connection(req->connection);
+	return MHD_YES;
+}
+
+/* Resume the delayed answers due at now_ns (every one: INT64_MAX). */
+static void release_delayed(struct http_api *api, int64_t now_ns)
+{
+	struct delayed *d;
+
+	while ((d = delay_pop_due(&api->delayed, now_ns)) != NULL) {
+		struct http_api_request *req =
+		    (struct http_api_request *)(void *)((char *)d -
+		                                        offsetof(struct http_api_request, delay));
+		req->state = REQUEST_RESUMED;
+		api->resumed++;
+		MHD_resume_connection(req->connection);
+	}
+}
+
+static enum MHD_Result answer_error(struct http_api_request *req, unsigned status,
+                                    const char *reason)
+{
+	request_store(req, status, error_response(req, reason, 0));
+	return request_send(req);
+}
+
 static enum MHD_Result answer_preflight(struct http_api_request *req)
 {
 	struct MHD_Response *response =
@@ -357,6 +451,68 @@ static int request_redirect(struct http_api_request *req)
 	return redirect_parse(value, len, &req->redirect);
 }
 
+static void query_param(struct http_api_request *req, const char *name, unsigned count,
+                        struct raw_param *param)
+{
+	const char *value = NULL;
+	size_t len = 0;
+
+	param->count = count;
+	if (count == 0)
+		return;
+	MHD_lookup_connection_value_n(req->connection, MHD_GET_ARGUMENT_KIND, name, strlen(name),
+	                              &value, &len);
+	param->value = value != NULL ? value : ""; /* "?jid" without "=" */
+	param->len = value != NULL ? len : 0;
+}
+
+/* jid and username from the form body, decoded into values (2 * (len + 1)
+ * bytes). 0, or -1 if the body is malformed. */
+static int form_params(const struct http_api_request *req, size_t len, char *values,
+                       struct raw_params *raw)
+{
+	if (form_find(req->form_body, len, "jid", values, len + 1, &raw->jid) < 0 ||
+	    form_find(req->form_body, len, "username", values + len + 1, len + 1, &raw->username) <
+	        0)
+		return -1;
+	return 0;
+}
+
+/* Gather jid and username from the query and the form body, check them
+ * (params.c) and fill req->invite. *answered tells whether an error answer
+ * was given instead, with the result to return to MHD. */
+static enum MHD_Result request_params(struct http_api_request *req, bool *answered)
+{
+	struct raw_params raw = {0};
+	const char *reason = NULL;
+	size_t form_len = req->form_body != NULL ? req->body_bytes : 0;
+	char *values = NULL;
+
+	*answered = true;
+	query_param(req, "jid", req->query_jids, &raw.jid);
+	query_param(req, "username", req->query_usernames, &raw.username);
+	if (form_len > 0) {
+		values = malloc(2 * (form_len + 1));
+		if (values == NULL)
+			return answer_fixed(req, ANSWER_OUT_OF_MEMORY);
+		if (form_params(req, form_len, values, &raw) < 0) {
+			free(values);
+			return answer_fixed(req, ANSWER_FORM_MALFORMED);
+		}
+	}
+	unsigned status = params_check(req->kind, &raw, req->key.host, &req->params, &reason);
+	free(values);
+	if (status != 0)
+		return answer_error(req, status, reason);
+	req->invite = (struct http_api_invite_request){
+	    .kind = req->kind,
+	    .username = req->params.username[0] != '\0' ? req->params.username : NULL,
+	    .account_jid = req->params.account_jid[0] != '\0' ? req->params.account_jid : NULL,
+	};
+	*answered = false;
+	return MHD_YES;
+}
+
 /* Authenticate, then hand over to the daemon. Unless create_invite answered
  * at once, the connection is suspended: MHD neither times it out nor calls
  * us again until http_api_request_*() resumes it. */
@@ -372,7 +528,7 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	address_group(&req->client_addr, &group);
 	unsigned wait_s = throttle_wait_s(api->throttle, &group, monotonic_ms());
 	if (wait_s > 0)
-		return answer_fixed_retry(req, ANSWER_THROTTLED, wait_s);
+		return answer_throttled(req, wait_s);
 	enum credential_result found = request_credential(req, &credential, &len);
 	if (found == CREDENTIAL_MALFORMED)
 		throttle_failure(api->throttle, &group, monotonic_ms());
@@ -392,8 +548,15 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	req->key.id[sizeof(req->key.id) - 1] = '\0';
 	req->key.host[sizeof(req->key.host) - 1] = '\0';
 	req->authenticated = true;
+	/* Only a key that proved itself learns what it may not do. */
+	if ((req->key.may & (1u << req->kind)) == 0)
+		return answer_fixed(req, forbidden_answers[req->kind]);
+	bool answered = false;
+	enum MHD_Result result = request_params(req, &answered);
+	if (answered)
+		return result;
 	req->state = REQUEST_CREATING;
-	api->handlers.create_invite(api->userdata, req, &req->key);
+	api->handlers.create_invite(api->userdata, req, &req->key, &req->invite);
 	if (req->answered)
 		return request_send(req);
 	req->state = REQUEST_WAITING;
@@ -409,22 +572,26 @@ static enum MHD_Result request_dispatch(struct http_api_request *req, const char
 {
 	if (req->body_bytes > HTTP_MAX_BODY)
 		return answer_fixed(req, ANSWER_TOO_LARGE);
-	if (!path_matches(url, req->api->path))
+	if (!route_match(url, req->api->path, &req->kind))
 		return answer_fixed(req, ANSWER_NOT_FOUND);
-	switch (method_action(method)) {
+	switch (method_action(req->kind, method)) {
 	case METHOD_NOT_ALLOWED:
-		return answer_fixed(req, ANSWER_NOT_ALLOWED);
+		return answer_fixed(req, not_allowed_answers[req->kind]);
 	case METHOD_PREFLIGHT:
 		return answer_preflight(req);
 	case METHOD_INVITE:
 		break;
 	}
+	if (req->form && req->body_bytes > HTTP_MAX_FORM)
+		return answer_fixed(req, ANSWER_FORM_TOO_LARGE);
+	if (req->form_lost)
+		return answer_fixed(req, ANSWER_OUT_OF_MEMORY);
 	if (req->api->shutting_down)
 		return answer_fixed(req, ANSWER_SHUTTING_DOWN);
 	return request_invite(req);
 }
 
-static bool content_length_too_large(struct MHD_Connection *connection)
+static bool content_length_too_large(struct MHD_Connection *connection, size_t max)
 {
 	const char *value =
 	    MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Length");
@@ -432,13 +599,13 @@ static bool content_length_too_large(struct MHD_Connection *connection)
 		return false;
 	errno = 0;
 	unsigned long long length = strtoull(value, NULL, 10);
-	return errno != 0 || length > HTTP_MAX_BODY;
+	return errno != 0 || length > max;
 }
 
 /* What request_begin() learns from one pass over headers and query. */
 struct request_scan {
 	size_t bytes; /* names and values as received, with separators */
-	unsigned content_lengths, transfer_encodings, authorizations, keys;
+	unsigned content_lengths, transfer_encodings, authorizations, keys, jids, usernames;
 	bool chunked; /* the Transfer-Encoding is "chunked" alone */
 	bool nul;
 	const char *forwarded[MAX_FORWARDED_LINES]; /* the last X-Forwarded-For lines */
@@ -479,6 +646,8 @@ static enum MHD_Result scan_value(void *cls, enum MHD_ValueKind kind, const char
 		scan->nul = true;
 	if (kind == MHD_GET_ARGUMENT_KIND) {
 		scan->keys += named(key, key_size, "key");
+		scan->jids += named(key, key_size, "jid");
+		scan->usernames += named(key, key_size, "username");
 		return MHD_YES;
 	}
 	scan->content_lengths += named(key, key_size, "Content-Length");
@@ -533,6 +702,8 @@ static enum MHD_Result request_begin(struct http_api_request *req, const char *u
 	log_escape(req->path, sizeof(req->path), url, true);
 	req->json =
 	    accept_wants_json(MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Accept"));
+	req->form = form_content_type(
+	    MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Type"));
 	MHD_get_connection_values_n(connection, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_value,
 	                            &scan);
 	request_client(req, &scan);
@@ -551,8 +722,10 @@ static enum MHD_Result request_begin(struct http_api_request *req, const char *u
 		return answer_fixed(req, ANSWER_FRAMING);
 	if (scan.transfer_encodings > 0 && !scan.chunked)
 		return answer_fixed(req, ANSWER_TRANSFER_ENCODING);
-	if (content_length_too_large(connection))
+	if (content_length_too_large(connection, HTTP_MAX_BODY))
 		return answer_fixed(req, ANSWER_TOO_LARGE);
+	if (req->form && content_length_too_large(connection, HTTP_MAX_FORM))
+		return answer_fixed(req, ANSWER_FORM_TOO_LARGE);
 	if (scan.bytes > HTTP_MAX_REQUEST_HEADERS)
 		return answer_fixed(req, ANSWER_HEADERS_TOO_LARGE);
 	if (scan.nul)
@@ -561,6 +734,8 @@ static enum MHD_Result request_begin(struct http_api_request *req, const char *u
 		return answer_fixed(req, ANSWER_DUPLICATE_KEY);
 	if (scan.authorizations > 1)
 		return answer_fixed(req, ANSWER_DUPLICATE_AUTHORIZATION);
+	req->query_jids = scan.jids;
+	req->query_usernames = scan.usernames;
 	return MHD_YES;
 }
 
@@ -641,14 +816,24 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
 		log_warn("http: cannot track a connection (out of memory): no request deadline");
 }
 
+/* Append a piece of the body to the form, while it fits in HTTP_MAX_FORM. */
+static void form_keep(struct http_api_request *req, const char *data, size_t size)
+{
+	if (!req->form || req->form_lost || req->body_bytes + size > HTTP_MAX_FORM)
+		return;
+	if (req->form_body == NULL && (req->form_body = malloc(HTTP_MAX_FORM)) == NULL) {
+		req->form_lost = true;
+		return;
+	}
+	memcpy(req->form_body + req->body_bytes, data, size);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **req_cls)
 {
 	struct http_api *api = cls;
 	struct http_api_request *req = *req_cls;
-	(void)upload_data;
-
 	if (req == NULL) {
 		/* on_target() ran out of memory */
 		req = request_new(api, connection);
@@ -663,7 +848,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *connection, c
 	if (!req->begun)
 		return request_begin(req, url, method, version);
 	if (*upload_data_size > 0) {
-		/* The body means nothing to us: count it and drop it. */
+		/* Kept if it is a form of reasonable size, else counted and dropped. */
+		form_keep(req, upload_data, *upload_data_size);
 		if (req->body_bytes <= HTTP_MAX_BODY)
 			req->body_bytes += *upload_data_size;
 		*upload_data_size = 0;
@@ -724,7 +910,8 @@ static void request_log(const struct http_api_request *req, enum MHD_RequestTerm
 	          (now.tv_nsec - req->start.tv_nsec) / 1000000;
 	char other[64] = "";
 	const char *path = req->path;
-	if (!path_matches(req->path, req->api->path)) {
+	enum http_api_invite_kind kind;
+	if (!route_match(req->path, req->api->path, &kind)) {
 		snprintf(other, sizeof(other), " (not the API path, %zu bytes)", req->target_bytes);
 		path = "-";
 	}
@@ -751,12 +938,17 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
 		log_error("http: a waiting request was closed");
 		waiting_remove(api, req);
 	}
+	if (req->state == REQUEST_DELAYED) {
+		log_error("http: a delayed request was closed");
+		delay_remove(&api->delayed, &req->delay);
+	}
 	if (req->state == REQUEST_RESUMED)
 		api->resumed--;
 	if (req->answered)
 		api->unflushed--;
 	if (req->response != NULL)
 		MHD_destroy_response(req->response);
+	free(req->form_body);
 	free(req);
 }
 
@@ -825,7 +1017,7 @@ void http_api_request_invite(struct http_api_request *req, const struct http_api
 		return;
 	}
 	size_t len = 0;
-	char *body = body_invite(&copy, req->json, &len);
+	char *body = body_invite(&copy, &req->invite, req->json, &len);
 	struct MHD_Response *response = body_response(req->api, body, len, req->json);
 	response = with_header(response, "Location", copy.url);
 	request_deliver(req, req->redirect ? MHD_HTTP_SEE_OTHER : MHD_HTTP_CREATED, response);
@@ -1002,6 +1194,23 @@ static int daemon_info(struct http_api *api)
 	return 0;
 }
 
+/* One fd for the daemon to watch: an epoll set holding MHD's epoll fd (a
+ * nested epoll only reports it readable, it does not consume its events) and
+ * the delay timer. */
+static int watch_fds(struct http_api *api)
+{
+	struct epoll_event mhd = {.events = EPOLLIN, .data.fd = api->epoll_fd};
+	struct epoll_event timer = {.events = EPOLLIN, .data.fd = api->delayed.timer_fd};
+
+	api->loop_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (api->loop_fd < 0)
+		return -1;
+	if (epoll_ctl(api->loop_fd, EPOLL_CTL_ADD, api->epoll_fd, &mhd) != 0 ||
+	    epoll_ctl(api->loop_fd, EPOLL_CTL_ADD, api->delayed.timer_fd, &timer) != 0)
+		return -1;
+	return 0;
+}
+
 /* "Name: value\r\n" lines of the CORS headers, for answers written outside
  * MHD. malloc'd; NULL when out of memory. */
 static char *own_headers(const char *cors_origin)
@@ -1053,6 +1262,8 @@ static const char *prepare_api(struct http_api *api, const struct http_api_confi
 		return "out of memory";
 	conn_table_init(&api->conns, deadline_s * 1000, false, api->own_headers);
 	api->conns.limit = cfg->max_connections ? cfg->max_connections : DEFAULT_CONNECTION_LIMIT;
+	if (delay_init(&api->delayed) != 0)
+		return "cannot create a timer";
 	if (cfg->auth_failure_burst > 0) {
 		api->throttle = throttle_create(cfg->auth_failure_burst, cfg->auth_failure_rate,
 		                                THROTTLE_CAPACITY);
@@ -1064,6 +1275,9 @@ static const char *prepare_api(struct http_api *api, const struct http_api_confi
 
 static void free_api(struct http_api *api)
 {
+	if (api->loop_fd >= 0)
+		close(api->loop_fd);
+	delay_finish(&api->delayed);
 	free(api->path);
 	free(api->cors_origin);
 	free(api->own_headers);
@@ -1092,6 +1306,8 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 	api->tls = cfg->tls;
 	api->handlers = *handlers;
 	api->userdata = userdata;
+	api->loop_fd = -1;
+	api->delayed.timer_fd = -1;
 	*errstr = prepare_api(api, cfg);
 	if (*errstr != NULL)
 		goto err_strings;
@@ -1102,6 +1318,10 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 	}
 	if (daemon_info(api) != 0) {
 		*errstr = "cannot query the HTTP listener";
+		goto err_daemon;
+	}
+	if (watch_fds(api) != 0) {
+		*errstr = "cannot create the HTTP event set";
 		goto err_daemon;
 	}
 	if (api->tls != NULL)
@@ -1135,7 +1355,7 @@ static void flush_answers(struct http_api *api, int budget_ms)
 			timeout = (int)left;
 		/* poll(), not epoll_wait(): waiting on MHD's own epoll fd would
 		 * consume its edge-triggered events. */
-		struct pollfd pfd = {.fd = api->epoll_fd, .events = POLLIN};
+		struct pollfd pfd = {.fd = api->loop_fd, .events = POLLIN};
 		if (poll(&pfd, 1, timeout) < 0 && errno != EINTR) {
 			log_warn("http: poll at shutdown: %s", strerror(errno));
 			return;
@@ -1153,6 +1373,7 @@ void http_api_destroy(struct http_api *api)
 	while (api->waiting != NULL)
 		http_api_request_fail(api->waiting, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down",
 		                      0);
+	release_delayed(api, INT64_MAX);
 	flush_answers(api, SHUTDOWN_FLUSH_MS);
 	MHD_stop_daemon(api->daemon);
 	https_remove(api);
@@ -1184,7 +1405,7 @@ void http_api_quiesce(struct http_api *api)
 
 int http_api_fd(const struct http_api *api)
 {
-	return api->epoll_fd;
+	return api->loop_fd;
 }
 
 int http_api_next_timeout(const struct http_api *api)
@@ -1204,6 +1425,10 @@ int http_api_next_timeout(const struct http_api *api)
 
 void http_api_run(struct http_api *api)
 {
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	release_delayed(api, timespec_ns(&now));
 	/* Shut down late connections first: MHD sees them closed in this run. */
 	conn_expire(&api->conns, monotonic_ms());
 	if (MHD_run(api->daemon) != MHD_YES)

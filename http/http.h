@@ -6,7 +6,11 @@
  *
  * GET or POST on the configured path, with the key in "?key=ID/SECRET" or in
  * "Authorization: Bearer ID/SECRET", asks the daemon (through handlers) for an
- * invite; the connection is suspended until the daemon answers with
+ * account invite (optionally reserving ?username=), POST on the path plus
+ * "/reset" with ?jid= for a password-reset invite; parameters may also come
+ * in an application/x-www-form-urlencoded body. The module checks that the
+ * key may ask for that kind (403) and the parameters (400) before the
+ * daemon sees the request. The connection is suspended until the daemon answers with
  * http_api_request_invite() or http_api_request_fail(). The module owns the
  * whole HTTP contract: routing, methods, CORS, status codes, bodies (text or
  * JSON), and one log line per request. Single-threaded, like the component.
@@ -35,10 +39,36 @@ struct http_api_config {
 	size_t n_trusted_proxies;           /* X-Forwarded-For is believed */
 };
 
+/* What a request asks for; the route decides. */
+enum http_api_invite_kind {
+	HTTP_API_INVITE_ACCOUNT, /* the configured path: an invite to make an account */
+	HTTP_API_INVITE_RESET,   /* path + "/reset": an invite to reset a password */
+};
+
+/* Bits of http_api_key.may. */
+#define HTTP_API_MAY_ACCOUNT (1u << HTTP_API_INVITE_ACCOUNT)
+#define HTTP_API_MAY_RESET   (1u << HTTP_API_INVITE_RESET)
+
+#define HTTP_API_USERNAME_MAX 1023 /* bytes of a username (an XMPP localpart) */
+#define HTTP_API_JID_MAX      2047 /* bytes of a bare JID: localpart, '@', host */
+
 /* The authenticated key, as filled by the authenticate handler. */
 struct http_api_key {
 	char id[65];
 	char host[1024];
+	unsigned may; /* HTTP_API_MAY_* bits: the kinds of invite the key may ask for */
+};
+
+/* A checked invite request. Strings are borrowed from the request and valid
+ * as long as it is (until it is answered). */
+struct http_api_invite_request {
+	enum http_api_invite_kind kind;
+	/* ACCOUNT: a username to reserve, a valid XMPP localpart as the server
+	 * will store it (Nodeprep'd: "Alice" becomes "alice"); NULL: none. */
+	const char *username;
+	/* RESET: the account's bare JID, "localpart@host" with the localpart
+	 * Nodeprep'd and host the key's host as given in http_api_key. */
+	const char *account_jid;
 };
 
 enum http_api_auth {
@@ -55,13 +85,15 @@ struct http_api_handlers {
 	 * fill *key. */
 	enum http_api_auth (*authenticate)(void *userdata, const char *credential, size_t len,
 	                                   struct http_api_key *key);
-	/* Make an invite for an authenticated request. Must lead to exactly one
+	/* Make the invite an authenticated request asks for (its key may ask for
+	 * that kind; its parameters were checked). Must lead to exactly one
 	 * call of http_api_request_invite() or http_api_request_fail() for req,
-	 * either before returning or later from the event loop; req and key stay
-	 * valid until then. Called from inside http_api_run(): must not call
-	 * http_api_run() or http_api_destroy(). */
+	 * either before returning or later from the event loop; req, key and
+	 * invite stay valid until then. Called from inside http_api_run(): must
+	 * not call http_api_run() or http_api_destroy(). */
 	void (*create_invite)(void *userdata, struct http_api_request *req,
-	                      const struct http_api_key *key);
+	                      const struct http_api_key *key,
+	                      const struct http_api_invite_request *invite);
 };
 
 /* An invite to answer with; strings are copied. url is what Location gets. */
@@ -73,7 +105,8 @@ struct http_api_invite {
 
 /* Answer req with 201 (or 303 if the caller asked to be redirected); req is
  * invalid afterwards. A NULL or empty url falls back to uri; with neither the
- * answer is 500, and a url holding CR or LF gets 502. */
+ * answer is 500, and a url holding CR or LF gets 502. The JSON body also
+ * says the request's type ("account", "reset") and the reserved username. */
 void http_api_request_invite(struct http_api_request *req, const struct http_api_invite *invite);
 
 /* Answer req with an error status (400..599, else 500) and a reason, made one
@@ -120,9 +153,9 @@ int http_api_set_tls(struct http_api *api, struct http_api_tls *tls);
 /* Stop accepting new connections (shutdown has begun). */
 void http_api_quiesce(struct http_api *api);
 
-/* MHD's epoll fd: readable means work. Watch it with poll() or add it to your
- * own epoll set; never epoll_wait() on it directly, which would consume MHD's
- * edge-triggered events and stall connections. */
+/* An fd that is readable when there is work (an epoll set holding MHD's own
+ * epoll fd and a timer). Watch it with poll() or add it to your own epoll
+ * set, then call http_api_run(). */
 int http_api_fd(const struct http_api *api);
 
 /* Milliseconds until libmicrohttpd has timed work, 0 if due now (also while an

@@ -6,26 +6,86 @@
 #include <string.h>
 #include <strings.h>
 
-/* Sorted by name; anything not listed is 405. HEAD is listed to make the
- * point: link previewers send it, and it must never create an invite. */
-static const struct method_row {
+/* Per route, sorted by name; anything not listed is 405. HEAD is listed to
+ * make the point: link previewers send it, and it must never create an
+ * invite. A reset invite can take over an account: POST only. */
+struct method_row {
 	const char *name;
 	enum method_action action;
-} method_table[] = {
+};
+
+static const struct method_row account_methods[] = {
     {"GET", METHOD_INVITE},
     {"HEAD", METHOD_NOT_ALLOWED},
     {"OPTIONS", METHOD_PREFLIGHT},
     {"POST", METHOD_INVITE},
 };
 
-enum method_action method_action(const char *method)
+static const struct method_row reset_methods[] = {
+    {"OPTIONS", METHOD_PREFLIGHT},
+    {"POST", METHOD_INVITE},
+};
+
+static const struct route {
+	const char *suffix; /* after the configured path */
+	const char *type;   /* in JSON answers */
+	const char *allow;  /* the Allow header of a 405 */
+	const struct method_row *methods;
+	size_t n_methods;
+} routes[] = {
+    [HTTP_API_INVITE_ACCOUNT] = {"", "account", "GET, POST, OPTIONS", account_methods,
+                                 sizeof(account_methods) / sizeof(account_methods[0])},
+    [HTTP_API_INVITE_RESET] = {"/reset", "reset", "POST, OPTIONS", reset_methods,
+                               sizeof(reset_methods) / sizeof(reset_methods[0])},
+};
+
+#define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+
+enum method_action method_action(enum http_api_invite_kind kind, const char *method)
 {
-	size_t rows = sizeof(method_table) / sizeof(method_table[0]);
-	for (size_t i = 0; i < rows; i++) {
-		if (strcmp(method, method_table[i].name) == 0)
-			return method_table[i].action;
+	const struct route *route = &routes[kind];
+	for (size_t i = 0; i < route->n_methods; i++) {
+		if (strcmp(method, route->methods[i].name) == 0)
+			return route->methods[i].action;
 	}
 	return METHOD_NOT_ALLOWED;
+}
+
+const char *allowed_methods(enum http_api_invite_kind kind)
+{
+	return routes[kind].allow;
+}
+
+const char *invite_type_name(enum http_api_invite_kind kind)
+{
+	return routes[kind].type;
+}
+
+/* url is suffix, or suffix plus one trailing slash. */
+static bool is_suffix(const char *url, const char *suffix)
+{
+	size_t n = strlen(suffix);
+	return strncmp(url, suffix, n) == 0 && (url[n] == '\0' || strcmp(url + n, "/") == 0);
+}
+
+bool route_match(const char *url, const char *path, enum http_api_invite_kind *kind)
+{
+	size_t n = strlen(path);
+	while (n > 0 && path[n - 1] == '/')
+		n--;
+	if (strncmp(url, path, n) != 0)
+		return false;
+	for (size_t i = 0; i < N_ROUTES; i++) {
+		/* path "/" strips to "": only "/" itself is its account route. */
+		bool match = n == 0 && routes[i].suffix[0] == '\0'
+		                 ? strcmp(url, "/") == 0
+		                 : is_suffix(url + n, routes[i].suffix);
+		if (match) {
+			*kind = (enum http_api_invite_kind)i;
+			return true;
+		}
+	}
+	return false;
 }
 
 bool path_matches(const char *url, const char *path)
@@ -247,12 +307,19 @@ static char *text_line(const char *text, size_t *len)
 	return line;
 }
 
-char *body_invite(const struct http_api_invite *invite, bool json, size_t *len)
+char *body_invite(const struct http_api_invite *invite, const struct http_api_invite_request *what,
+                  bool json, size_t *len)
 {
 	if (!json)
 		return text_line(invite->url, len);
-	json_t *object = json_pack("{s:s, s:s?, s:s?}", "url", invite->url, "uri", invite->uri,
-	                           "expires", invite->expires);
+	json_t *object =
+	    json_pack("{s:s, s:s?, s:s?, s:s}", "url", invite->url, "uri", invite->uri, "expires",
+	              invite->expires, "type", invite_type_name(what->kind));
+	if (object != NULL && what->username != NULL &&
+	    json_object_set_new(object, "username", json_string(what->username)) < 0) {
+		json_decref(object);
+		return NULL;
+	}
 	if (object == NULL)
 		return NULL;
 	char *text = json_dumps(object, JSON_COMPACT);

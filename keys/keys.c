@@ -1,6 +1,7 @@
 #include "keys.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,4 +97,71 @@ void keys_wipe(struct api_key_new *key)
 bool keys_expired(const struct api_key_limits *limits, int64_t now)
 {
 	return limits->expires != 0 && now > limits->expires;
+}
+
+/* In the order they are listed. */
+static const struct allow_name {
+	const char *name;
+	unsigned bit;
+} allow_names[] = {
+    {"account", KEYS_ALLOW_ACCOUNT},
+    {"reset", KEYS_ALLOW_RESET},
+};
+
+#define N_ALLOW_NAMES (sizeof allow_names / sizeof allow_names[0])
+
+static unsigned allow_bit(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_ALLOW_NAMES; i++) {
+		if (strlen(allow_names[i].name) == len &&
+		    strncmp(allow_names[i].name, name, len) == 0)
+			return allow_names[i].bit;
+	}
+	return 0;
+}
+
+int keys_allow_parse(const char *text, unsigned *allow, const char **bad)
+{
+	unsigned bits = 0;
+	for (const char *p = text;;) {
+		size_t len = strcspn(p, ",");
+		unsigned bit = allow_bit(p, len);
+		if (bit == 0) {
+			*bad = p;
+			return -1;
+		}
+		bits |= bit;
+		if (p[len] == '\0')
+			break;
+		p += len + 1;
+	}
+	*allow = bits;
+	return 0;
+}
+
+char *keys_allow_format(unsigned allow, char *buf, size_t size)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < N_ALLOW_NAMES; i++) {
+		if ((allow & allow_names[i].bit) == 0)
+			continue;
+		int written =
+		    snprintf(buf + n, size - n, "%s%s", n > 0 ? "," : "", allow_names[i].name);
+		if (written < 0 || (size_t)written >= size - n)
+			break;
+		n += (size_t)written;
+	}
+	if (n == 0)
+		snprintf(buf, size, "none");
+	return buf;
+}
+
+const char *keys_allow_name(unsigned bit)
+{
+	for (size_t i = 0; i < N_ALLOW_NAMES; i++) {
+		if (allow_names[i].bit == bit)
+			return allow_names[i].name;
+	}
+	return NULL;
 }

@@ -63,11 +63,34 @@ struct api_key_new {
 void keys_generate(struct api_key_new *key);
 void keys_wipe(struct api_key_new *key);
 
-/* Optional restrictions of a key. All zero: none. */
+/* What a key may ask for (bits of api_key_limits.allow). A password-reset
+ * invite can take over an account, so only keys made with KEYS_ALLOW_RESET
+ * may ask for one. */
+#define KEYS_ALLOW_ACCOUNT 1u /* account invites (the default) */
+#define KEYS_ALLOW_RESET   2u /* password-reset invites */
+#define KEYS_ALLOW_ALL     (KEYS_ALLOW_ACCOUNT | KEYS_ALLOW_RESET)
+
+/* Permission names, for the CLI and forms: "account", "reset", joined by
+ * commas ("account,reset"). Parse a comma-separated list into *allow (at
+ * least one name, each known; repeats are harmless): 0, or -1 with *bad
+ * pointing at the first unknown name in text. */
+int keys_allow_parse(const char *text, unsigned *allow, const char **bad);
+
+/* The names of the bits in allow, comma-separated, into buf (32 bytes are
+ * enough); "none" for 0. Returns buf. */
+char *keys_allow_format(unsigned allow, char *buf, size_t size);
+
+/* The name of one KEYS_ALLOW_* bit, or NULL. Static. */
+const char *keys_allow_name(unsigned bit);
+
+/* Optional restrictions of a key. All zero: none beyond the default, which
+ * is account invites only. */
 struct api_key_limits {
 	int64_t expires;      /* Unix time after which the key is refused; 0: never */
 	unsigned max_invites; /* invites per period; 0: unlimited */
 	unsigned period_s;    /* length of that period in seconds (> 0 when max_invites is) */
+	unsigned allow;       /* KEYS_ALLOW_* bits; 0: KEYS_ALLOW_ACCOUNT. Read back from the
+	                         store it is never 0 */
 };
 
 /* Metadata of a stored key, borrowed for the duration of a callback. */
@@ -119,7 +142,8 @@ bool keys_expired(const struct api_key_limits *limits, int64_t now);
 /* Generate a key for host with a display name and optional limits (NULL: none)
  * and store its hash in one committed transaction. Only on KEYS_OK is *key
  * filled (caller wipes it). KEYS_INVALID for a bad host, name or limits
- * (max_invites and period_s must both be zero or both non-zero).
+ * (max_invites and period_s must both be zero or both non-zero; allow has
+ * only KEYS_ALLOW_* bits).
  * *errstr, on failure, stays valid until the next call on store. */
 enum keys_status keystore_create(struct keystore *store, const char *host, const char *name,
                                  const struct api_key_limits *limits, struct api_key_new *key,
@@ -128,7 +152,8 @@ enum keys_status keystore_create(struct keystore *store, const char *host, const
 /* Store a key made elsewhere (e.g. by Prosody's mod_invites_api), keeping its
  * ID; only the hash of secret is kept. The ID must be 1..KEYS_ID_MAX and the
  * secret 16..KEYS_SECRET_MAX characters of [A-Za-z0-9_-] (KEYS_INVALID with a
- * reason otherwise). created is Unix time, 0 for now. KEYS_EXISTS when host
+ * reason otherwise). created is Unix time, 0 for now. An imported key may
+ * make account invites only (mod_invites_api keys could do no more). KEYS_EXISTS when host
  * has a key with that ID already; KEYS_INVALID when another host's key has it. */
 enum keys_status keystore_import(struct keystore *store, const char *host, const char *id,
                                  const char *secret, const char *name, int64_t created,
@@ -151,6 +176,13 @@ enum keys_status keystore_delete(struct keystore *store, const char *host, const
  * read. Sees changes other processes committed. */
 enum keys_status keystore_verify(struct keystore *store, const char *credential, size_t len,
                                  int64_t now, struct api_key_match *match, const char **errstr);
+
+/* Answer keystore_verify() from an in-memory copy of the keys, kept current
+ * by watching the store's directory (inotify): for a long-lived process that
+ * verifies on every request. It sees every change committed before the
+ * request came, as reading the file does. 0, or -1 when the directory cannot
+ * be watched (verification then reads the file, as without this call). */
+int keystore_cache_verification(struct keystore *store);
 
 /* Write the usage of n keys in one transaction: adds invites, moves last_used
  * forward only, stores the rate window as given. Keys deleted meanwhile are

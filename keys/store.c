@@ -19,6 +19,7 @@
 #define BUSY_TIMEOUT_MS 5000
 #define CREATE_ATTEMPTS 3
 #define ERROR_SIZE      (PATH_MAX + 256)
+#define PATH_CHECK_MS   1000 /* see path_moved() */
 
 /*
  * Schema migrations: migrations[i] takes the database from user_version i to
@@ -53,12 +54,22 @@ static const char *const migrations[] = {
      * a wrong secret took measurably longer to refuse than an unknown ID). */
     ("CREATE INDEX api_keys_verify ON api_keys (id, host, secret_hash, expires, max_invites,"
      "  period_s, window_start, window_count);"),
+    /* 3 -> 4: what a key may ask for, KEYS_ALLOW_* bits. Keys made before
+     * could only make account invites, and still can only do that. The
+     * verification index is rebuilt with the column, so that verifying
+     * stays one index search. */
+    ("ALTER TABLE api_keys ADD COLUMN permissions INTEGER NOT NULL DEFAULT 1;"
+     "DROP INDEX api_keys_verify;"
+     "CREATE INDEX api_keys_verify ON api_keys (id, host, secret_hash, expires, max_invites,"
+     "  period_s, window_start, window_count, permissions);"),
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 struct keystore {
 	sqlite3 *db;
-	sqlite3_stmt *verify; /* kept prepared: verification runs on every request */
+	sqlite3_stmt *verify;    /* kept prepared: verification runs on every request */
+	struct key_cache *cache; /* NULL unless keystore_cache_verification() */
+	int64_t path_checked_ms; /* CLOCK_MONOTONIC; see path_moved() */
 	char *path;
 	dev_t dev; /* the file opened, to notice it replaced (see refresh()) */
 	ino_t ino;
@@ -277,7 +288,8 @@ struct keystore *keystore_open(const char *path, const char **errstr)
 	store->verify = prepare(
 	    store, "SELECT coalesce(k.host, ''), coalesce(k.secret_hash, zeroblob(32)), k.expires,"
 	           " coalesce(k.max_invites, 0), coalesce(k.period_s, 0),"
-	           " coalesce(k.window_start, 0), coalesce(k.window_count, 0), k.id IS NOT NULL"
+	           " coalesce(k.window_start, 0), coalesce(k.window_count, 0), k.id IS NOT NULL,"
+	           " coalesce(k.permissions, 1)"
 	           " FROM (SELECT ?1 AS wanted) LEFT JOIN api_keys AS k INDEXED BY api_keys_verify"
 	           " ON k.id = wanted");
 	if (store->verify == NULL)
@@ -317,6 +329,7 @@ void keystore_close(struct keystore *store)
 {
 	if (store == NULL)
 		return;
+	key_cache_destroy(store->cache);
 	sqlite3_finalize(store->verify);
 	sqlite3_close(store->db);
 	free(store->path);
@@ -398,14 +411,17 @@ static int bind_row(sqlite3_stmt *insert, const struct key_row *row)
 		rc = sqlite3_bind_int64(insert, 7, row->limits.max_invites);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(insert, 8, row->limits.period_s);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(
+		    insert, 9, row->limits.allow != 0 ? row->limits.allow : KEYS_ALLOW_ACCOUNT);
 	return rc;
 }
 
 static sqlite3_stmt *prepare_insert(struct keystore *store)
 {
 	return prepare(store, "INSERT INTO api_keys (id, host, name, created, secret_hash,"
-	                      " expires, max_invites, period_s)"
-	                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+	                      " expires, max_invites, period_s, permissions)"
+	                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
 }
 
 /* Insert one row in its own transaction. Returns 0 when committed, 1 when
@@ -563,7 +579,18 @@ static int column_limits(sqlite3_stmt *stmt, int first, struct api_key_limits *l
 	if (expires < 0 || max_invites < 0 || max_invites > UINT_MAX || period_s < 0 ||
 	    period_s > UINT_MAX)
 		return -1;
-	*limits = (struct api_key_limits){expires, (unsigned)max_invites, (unsigned)period_s};
+	*limits = (struct api_key_limits){expires, (unsigned)max_invites, (unsigned)period_s, 0};
+	return 0;
+}
+
+/* Read the permissions from column col into limits->allow; -1 unless it is
+ * a non-empty set of known bits. */
+static int column_allow(sqlite3_stmt *stmt, int col, struct api_key_limits *limits)
+{
+	int64_t allow = sqlite3_column_int64(stmt, col);
+	if (allow <= 0 || (allow & ~(int64_t)KEYS_ALLOW_ALL) != 0)
+		return -1;
+	limits->allow = (unsigned)allow;
 	return 0;
 }
 
@@ -581,7 +608,8 @@ static int list_row(struct keystore *store, sqlite3_stmt *list, keystore_list_cb
 		set_db_error(store); /* out of memory converting a column */
 		return -1;
 	}
-	if (column_limits(list, 4, &info.limits) < 0 || sqlite3_column_int64(list, 8) < 0) {
+	if (column_limits(list, 4, &info.limits) < 0 || column_allow(list, 9, &info.limits) < 0 ||
+	    sqlite3_column_int64(list, 8) < 0) {
 		set_error(store, "malformed key record");
 		return -1;
 	}
@@ -593,9 +621,10 @@ enum keys_status keystore_list(struct keystore *store, const char *host, keystor
 {
 	refresh(store);
 	int rc = SQLITE_OK, stop = 0;
-	sqlite3_stmt *list = prepare(store, "SELECT id, host, name, created, expires, max_invites,"
-	                                    " period_s, last_used, invites FROM api_keys"
-	                                    " WHERE host = ?1 ORDER BY created, rowid");
+	sqlite3_stmt *list =
+	    prepare(store, "SELECT id, host, name, created, expires, max_invites,"
+	                   " period_s, last_used, invites, permissions FROM api_keys"
+	                   " WHERE host = ?1 ORDER BY created, rowid");
 	if (list == NULL)
 		goto err;
 	if (sqlite3_bind_text(list, 1, host, -1, SQLITE_STATIC) != SQLITE_OK)
@@ -669,10 +698,9 @@ static const unsigned char dummy_hash[KEYS_HASH_BYTES];
 
 /* Copy the row's host, hash, limits and rate window into *match and hash.
  * 1 on success, -1 if the row is unusable. */
-static int copy_row(struct keystore *store, struct api_key_match *match,
+static int copy_row(struct keystore *store, sqlite3_stmt *row, struct api_key_match *match,
                     unsigned char hash[KEYS_HASH_BYTES])
 {
-	sqlite3_stmt *row = store->verify;
 	const unsigned char *text = sqlite3_column_text(row, 0);
 	size_t host_len = (size_t)sqlite3_column_bytes(row, 0);
 	const void *blob = sqlite3_column_blob(row, 1);
@@ -680,7 +708,8 @@ static int copy_row(struct keystore *store, struct api_key_match *match,
 	int64_t window_count = sqlite3_column_int64(row, 6);
 	if (text == NULL || host_len > KEYS_HOST_MAX || blob == NULL ||
 	    hash_len != KEYS_HASH_BYTES || column_limits(row, 2, &match->limits) < 0 ||
-	    window_count < 0 || window_count > UINT_MAX) {
+	    column_allow(row, 8, &match->limits) < 0 || window_count < 0 ||
+	    window_count > UINT_MAX) {
 		set_error(store, "malformed key record");
 		return -1;
 	}
@@ -708,7 +737,8 @@ static int lookup(struct keystore *store, const char *id, size_t id_len,
 		bool exists = sqlite3_column_int(store->verify, 7) != 0;
 		struct api_key_match decoy;
 		unsigned char decoy_hash[KEYS_HASH_BYTES];
-		found = exists ? copy_row(store, match, hash) : copy_row(store, &decoy, decoy_hash);
+		found = exists ? copy_row(store, store->verify, match, hash)
+		               : copy_row(store, store->verify, &decoy, decoy_hash);
 		if (found > 0 && !exists)
 			found = 0;
 	} else {
@@ -719,10 +749,140 @@ static int lookup(struct keystore *store, const char *id, size_t id_len,
 	return found;
 }
 
+/* ---- the verification cache (see cache.c) ---- */
+
+/* Every key's row, in the column order of store->verify (copy_row()), then
+ * the ID. */
+static int load_rows(struct keystore *store, struct key_cache_row **rows, size_t *n)
+{
+	sqlite3_stmt *all = prepare(
+	    store, "SELECT host, secret_hash, expires, coalesce(max_invites, 0),"
+	           " coalesce(period_s, 0), coalesce(window_start, 0), coalesce(window_count, 0),"
+	           " 1, coalesce(permissions, 1), id FROM api_keys");
+	if (all == NULL)
+		return -1;
+	size_t used = 0, size = 0;
+	struct key_cache_row *got = NULL;
+	int rc;
+	while ((rc = sqlite3_step(all)) == SQLITE_ROW) {
+		if (used == size) {
+			size_t grown = size ? size * 2 : 16;
+			struct key_cache_row *bigger = realloc(got, grown * sizeof *got);
+			if (bigger == NULL) {
+				set_error(store, "out of memory");
+				goto err;
+			}
+			got = bigger;
+			size = grown;
+		}
+		struct key_cache_row *row = &got[used];
+		const unsigned char *id = sqlite3_column_text(all, 9);
+		size_t id_len = (size_t)sqlite3_column_bytes(all, 9);
+		if (id == NULL || id_len > KEYS_ID_MAX) {
+			set_error(store, "malformed key record");
+			goto err;
+		}
+		if (copy_row(store, all, &row->match, row->hash) < 0)
+			goto err;
+		memcpy(row->match.id, id, id_len + 1);
+		used++;
+	}
+	if (rc != SQLITE_DONE) {
+		set_db_error(store);
+		goto err;
+	}
+	sqlite3_finalize(all);
+	*rows = got;
+	*n = used;
+	return 0;
+
+err:
+	sqlite3_finalize(all);
+	free(got);
+	return -1;
+}
+
+int keystore_cache_verification(struct keystore *store)
+{
+	if (store->cache != NULL)
+		return 0;
+	store->cache = key_cache_create(store->path);
+	return store->cache != NULL ? 0 : -1;
+}
+
+static int64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* At most once a second, whether the path still names the file open. The
+ * directory watch sees what happens inside the directory, not an ancestor
+ * renamed or replaced; this bounds how long such a change goes unseen. */
+static bool path_moved(struct keystore *store)
+{
+	int64_t now = monotonic_ms();
+	if (now - store->path_checked_ms < PATH_CHECK_MS)
+		return false;
+	store->path_checked_ms = now;
+	struct stat st;
+	return stat(store->path, &st) != 0 || st.st_dev != store->dev || st.st_ino != store->ino;
+}
+
+/* Whether to verify from the cache: it is watched and, reloaded if need be,
+ * current. Otherwise the file is read, as without a cache. */
+static bool cache_usable(struct keystore *store)
+{
+	if (store->cache == NULL)
+		return false;
+	if (path_moved(store))
+		key_cache_rewatch(store->cache);
+	switch (key_cache_check(store->cache)) {
+	case KEY_CACHE_CURRENT:
+		return true;
+	case KEY_CACHE_UNWATCHED:
+		refresh(store); /* reopens a file that is back at the path */
+		if (store->gone_reported)
+			return false;
+		key_cache_rewatch(store->cache);
+		if (key_cache_check(store->cache) == KEY_CACHE_UNWATCHED)
+			return false;
+		break;
+	case KEY_CACHE_STALE:
+		refresh(store);
+		break;
+	}
+	struct key_cache_row *rows = NULL;
+	size_t n = 0;
+	if (load_rows(store, &rows, &n) < 0)
+		return false;
+	key_cache_set_rows(store->cache, rows, n);
+	return true;
+}
+
+/* lookup() from the cache: an unknown ID copies a decoy row instead, as the
+ * SQL lookup does. */
+static int cache_lookup(struct keystore *store, const char *id, size_t id_len,
+                        struct api_key_match *match, unsigned char hash[KEYS_HASH_BYTES])
+{
+	static const struct key_cache_row decoy_row;
+	const struct key_cache_row *row = key_cache_find(store->cache, id, id_len);
+	struct api_key_match decoy;
+	unsigned char decoy_hash[KEYS_HASH_BYTES];
+	const struct key_cache_row *from = row != NULL ? row : &decoy_row;
+	struct api_key_match *to = row != NULL ? match : &decoy;
+	memcpy(to, &from->match, sizeof *to);
+	memcpy(row != NULL ? hash : decoy_hash, from->hash, KEYS_HASH_BYTES);
+	return row != NULL;
+}
+
 enum keys_status keystore_verify(struct keystore *store, const char *credential, size_t len,
                                  int64_t now, struct api_key_match *match, const char **errstr)
 {
-	refresh(store);
+	bool cached = cache_usable(store);
+	if (!cached)
+		refresh(store);
 	struct api_key_parts parts;
 	bool parsed = keys_parse(credential, len, &parts);
 	if (!parsed)
@@ -732,7 +892,8 @@ enum keys_status keystore_verify(struct keystore *store, const char *credential,
 	struct api_key_match row = {0};
 	memcpy(stored, dummy_hash, sizeof stored);
 	keys_hash_secret(parts.secret, parts.secret_len, presented);
-	int found = lookup(store, parts.id, parts.id_len, &row, stored);
+	int found = cached ? cache_lookup(store, parts.id, parts.id_len, &row, stored)
+	                   : lookup(store, parts.id, parts.id_len, &row, stored);
 	bool equal = crypto_verify_32(presented, stored) == 0;
 	bool live = !keys_expired(&row.limits, now); /* an unknown ID has no expiry */
 	sodium_memzero(presented, sizeof presented);

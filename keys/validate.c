@@ -94,6 +94,8 @@ const char *keys_check_limits(const struct api_key_limits *limits)
 		return "expiry time is negative";
 	if ((limits->max_invites == 0) != (limits->period_s == 0))
 		return "a rate limit needs both a number of invites and a period";
+	if ((limits->allow & ~KEYS_ALLOW_ALL) != 0)
+		return "unknown permission";
 	return NULL;
 }
 

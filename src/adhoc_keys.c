@@ -29,7 +29,8 @@
 #define ROWS_TEXT_MAX     (64 << 10) /* bytes of their escaped text in that form */
 #define LIMIT_INVITES_MAX 1000000    /* invites per period, in a limit like 20/1d */
 #define NOTE_MAX          512
-#define N_COLUMNS         7
+#define N_COLUMNS         8
+#define ALLOW_MAX         2 /* permissions a key can have */
 
 /* A stored key, copied out of keystore_list(), with its cells for display. */
 struct key_row {
@@ -38,7 +39,7 @@ struct key_row {
 	char *name;
 	char *option_value; /* revoke: "HOST ID" */
 	char *option_label; /* revoke: "ID — name", "HOST: ID — name" with several hosts */
-	char created[24], expires[40], last_used[24], invites[24], limit[40];
+	char created[24], expires[40], last_used[24], invites[24], limit[40], allow[32];
 };
 
 struct key_list {
@@ -185,7 +186,7 @@ static size_t row_text_size(const struct key_row *r, const char *name, bool revo
 	if (revoke)
 		return 2 * (host + id) + escaped_len(name) + 8;
 	return id + escaped_len(name) + strlen(r->created) + strlen(r->expires) +
-	       strlen(r->last_used) + strlen(r->invites) + strlen(r->limit);
+	       strlen(r->last_used) + strlen(r->invites) + strlen(r->limit) + strlen(r->allow);
 }
 
 static void format_row(struct key_row *row, const struct api_key_info *key, int64_t now)
@@ -199,6 +200,7 @@ static void format_row(struct key_row *row, const struct api_key_info *key, int6
 		snprintf(row->last_used, sizeof(row->last_used), "never");
 	snprintf(row->invites, sizeof(row->invites), "%llu", (unsigned long long)key->invites);
 	format_limit(&key->limits, row->limit, sizeof(row->limit));
+	keys_allow_format(key->limits.allow, row->allow, sizeof(row->allow));
 }
 
 static int collect_row(void *userdata, const struct api_key_info *key)
@@ -272,8 +274,23 @@ static enum keys_status collect_all(struct adhoc_keys *keys, struct key_list *li
 
 /* ---- Create API key ----------------------------------------------------------- */
 
+/* What a key may make, as the form offers it; a new key makes account
+ * invites unless the admin chooses otherwise. */
+static const struct component_option allow_options[ALLOW_MAX] = {
+    {.value = "account", .label = "Account invites"},
+    {.value = "reset", .label = "Password-reset invites (can take over an account)"},
+};
+static const char *const allow_default[] = {"account"};
+
+/* The permission names chosen in a submitted form. */
+struct allow_choice {
+	const char *values[ALLOW_MAX];
+	size_t n;
+};
+
 static int show_create_form(struct adhoc_keys *keys, struct component_step *step, const char *host,
-                            const char *name, const char *lifetime, const char *limit)
+                            const char *name, const char *lifetime, const char *limit,
+                            const struct allow_choice *allow)
 {
 	const struct config *cfg = keys->cfg;
 	struct component_option hosts[CONFIG_HOSTS_MAX];
@@ -309,6 +326,16 @@ static int show_create_form(struct adhoc_keys *keys, struct component_step *step
 	     .desc = "Optional: at most this many invites per period, e.g. 20/1d. Empty: no "
 	             "limit",
 	     .value = limit},
+	    {.type = COMPONENT_FIELD_LIST_MULTI,
+	     .var = "allow",
+	     .label = "May create",
+	     .desc = "What the key may ask for. A password-reset invite lets its holder take "
+	             "over the account: allow it only for keys that need it",
+	     .required = true,
+	     .values = allow != NULL ? allow->values : allow_default,
+	     .n_values = allow != NULL ? allow->n : 1,
+	     .options = allow_options,
+	     .n_options = ALLOW_MAX},
 	};
 	const struct component_form form = {
 	    .title = "Create API key",
@@ -321,7 +348,7 @@ static int show_create_form(struct adhoc_keys *keys, struct component_step *step
 
 static enum component_step_status create_execute(void *userdata, struct component_step *step)
 {
-	return show_create_form(userdata, step, NULL, NULL, NULL, NULL) == 0
+	return show_create_form(userdata, step, NULL, NULL, NULL, NULL, NULL) == 0
 	           ? COMPONENT_STEP_EXECUTING
 	           : out_of_memory(step);
 }
@@ -329,10 +356,11 @@ static enum component_step_status create_execute(void *userdata, struct componen
 static void show_new_key(struct component_step *step, const char *host, const char *name,
                          const struct api_key_new *key, const struct api_key_limits *limits)
 {
-	char expires[40], limit[40];
+	char expires[40], limit[40], allow[32];
 
 	format_expires(limits, time(NULL), expires, sizeof(expires));
 	format_limit(limits, limit, sizeof(limit));
+	keys_allow_format(limits->allow, allow, sizeof(allow));
 	const struct component_field fields[] = {
 	    {.type = COMPONENT_FIELD_TEXT_SINGLE,
 	     .var = "key",
@@ -350,6 +378,10 @@ static void show_new_key(struct component_step *step, const char *host, const ch
 	     .var = "limit",
 	     .label = "Invite limit",
 	     .value = limit},
+	    {.type = COMPONENT_FIELD_TEXT_SINGLE,
+	     .var = "allow",
+	     .label = "May create",
+	     .value = allow},
 	};
 	const struct component_form form = {
 	    .title = "API key created",
@@ -362,6 +394,24 @@ static void show_new_key(struct component_step *step, const char *host, const ch
 	                    "stored.");
 }
 
+/* The chosen permissions into choice, and as KEYS_ALLOW_* bits (the
+ * framework checked that each is an option and that there is one). */
+static unsigned read_allow(struct component_step *step, struct allow_choice *choice)
+{
+	const char *bad = NULL;
+	unsigned bit = 0, allow = 0;
+
+	choice->n = 0;
+	for (size_t i = 0; i < component_step_count(step, "allow") && choice->n < ALLOW_MAX; i++) {
+		const char *value = component_step_value(step, "allow", i);
+		if (keys_allow_parse(value, &bit, &bad) == 0) {
+			choice->values[choice->n++] = value;
+			allow |= bit;
+		}
+	}
+	return allow;
+}
+
 static enum component_step_status create_submit(void *userdata, struct component_step *step)
 {
 	struct adhoc_keys *keys = userdata;
@@ -372,6 +422,8 @@ static enum component_step_status create_submit(void *userdata, struct component
 	const char *err = NULL;
 	char why[NOTE_MAX];
 	enum component_step_status status = COMPONENT_STEP_INVALID;
+	struct allow_choice allow;
+	unsigned allow_bits = read_allow(step, &allow);
 
 	/* each call sets its output, so all three can be freed */
 	if ((trimmed(component_step_value(step, "name", 0), &name) |
@@ -382,6 +434,7 @@ static enum component_step_status create_submit(void *userdata, struct component
 	}
 	if (parse_limits(lifetime, limit, time(NULL), &limits, why, sizeof(why)) < 0)
 		goto again;
+	limits.allow = allow_bits;
 	switch (keystore_create(keys->store, host, name ? name : "", &limits, &key, &err)) {
 	case KEYS_OK:
 		break;
@@ -392,7 +445,9 @@ static enum component_step_status create_submit(void *userdata, struct component
 		status = store_failed(step, "cannot create a key", err);
 		goto out;
 	}
-	log_info("%s created API key %s (%s) on %s over XMPP", requester(step), key.id, name, host);
+	char allowed[32];
+	log_info("%s created API key %s (%s) on %s over XMPP, allowed: %s", requester(step), key.id,
+	         name, host, keys_allow_format(limits.allow, allowed, sizeof(allowed)));
 	show_new_key(step, host, name, &key, &limits);
 	keys_wipe(&key);
 	status = COMPONENT_STEP_COMPLETED;
@@ -400,7 +455,7 @@ static enum component_step_status create_submit(void *userdata, struct component
 
 again:
 	/* the form again, with what was typed */
-	show_create_form(keys, step, host, name, lifetime, limit);
+	show_create_form(keys, step, host, name, lifetime, limit, &allow);
 	component_step_note(step, COMPONENT_NOTE_ERROR, why);
 out:
 	free(name);
@@ -422,6 +477,7 @@ static enum component_step_status show_keys(struct adhoc_keys *keys, struct comp
 	    {.var = "last-used", .label = "Last used"},
 	    {.var = "invites", .label = "Invites"},
 	    {.var = "limit", .label = "Invite limit"},
+	    {.var = "allow", .label = "May create"},
 	};
 	struct key_list list = {0};
 	const char *err = NULL;
@@ -445,7 +501,7 @@ static enum component_step_status show_keys(struct adhoc_keys *keys, struct comp
 	for (size_t i = 0; i < list.n; i++) {
 		const struct key_row *r = &list.rows[i];
 		const char *row[N_COLUMNS] = {r->id,        r->name,    r->created, r->expires,
-		                              r->last_used, r->invites, r->limit};
+		                              r->last_used, r->invites, r->limit,   r->allow};
 		memcpy(&cells[i * N_COLUMNS], row, sizeof(row));
 	}
 	snprintf(text, sizeof(text), "API keys on %s", host);

@@ -149,7 +149,6 @@ static int check_tls(const struct config *cfg)
 int cmd_check(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
               int argc, char **argv)
 {
-	(void)opts;
 	(void)argc;
 	(void)argv;
 	char err[PATH_MAX * 2 + 256];
@@ -166,7 +165,9 @@ int cmd_check(const struct config *cfg, const char *cfg_path, const struct comma
 	printf("%s: configuration OK (component %s, %zu host%s, HTTP%s %s port %u)\n", cfg_path,
 	       cfg->component.jid, cfg->component.n_hosts, cfg->component.n_hosts == 1 ? "" : "s",
 	       cfg->http.tls_certificate != NULL ? "S" : "", cfg->http.bind, cfg->http.port);
-	return flush_stdout() == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	if (flush_stdout() != 0)
+		return EXIT_FAILURE;
+	return opts->online ? check_online(cfg) : EXIT_SUCCESS;
 }
 
 /* ---- create ---- */
@@ -237,12 +238,33 @@ static int parse_limits(const struct command_options *opts, int64_t now,
 	return 0;
 }
 
+/* --allow LIST: exactly what the key may make. Absent: account invites. */
+static int parse_allow(const struct command_options *opts, struct api_key_limits *limits)
+{
+	const char *bad = NULL;
+	char shown[CLI_SHOWN_MAX];
+	if (opts->allow == NULL) {
+		limits->allow = KEYS_ALLOW_ACCOUNT;
+		return 0;
+	}
+	if (keys_allow_parse(opts->allow, &limits->allow, &bad) == 0)
+		return 0;
+	char name[64];
+	snprintf(name, sizeof name, "%.*s", (int)strcspn(bad, ","), bad);
+	fprintf(stderr,
+	        "invites-api: --allow: %s%s%s: give account, reset or both, separated by a comma "
+	        "(--allow account,reset)\n",
+	        name[0] != '\0' ? "unknown permission \"" : "empty permission",
+	        name[0] != '\0' ? cli_shown(shown, name) : "", name[0] != '\0' ? "\"" : "");
+	return -1;
+}
+
 int cmd_create(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
                int argc, char **argv)
 {
 	(void)argc;
 	struct api_key_limits limits;
-	if (parse_limits(opts, (int64_t)time(NULL), &limits) < 0)
+	if (parse_limits(opts, (int64_t)time(NULL), &limits) < 0 || parse_allow(opts, &limits) < 0)
 		return EXIT_USAGE;
 	const char *host = served_host(cfg, cfg_path, argv[0]);
 	if (host == NULL)
@@ -299,19 +321,34 @@ static int print_key(void *userdata, const struct api_key_info *key)
 {
 	const struct listing *listing = userdata;
 	char created[TIME_SIZE], expires[TIME_SIZE], last_used[TIME_SIZE], limit[LIMIT_SIZE];
-	char period[24];
+	char period[24], allow[32];
 	if (key->limits.max_invites > 0)
 		snprintf(limit, sizeof limit, "%u/%s", key->limits.max_invites,
 		         duration_format(key->limits.period_s, period, sizeof period));
 	else
 		snprintf(limit, sizeof limit, "none");
-	return printf("%s\t%s\t%s\t%s%s\t%s\t%llu\t%s\n", key->id, key->name,
+	return printf("%s\t%s\t%s\t%s%s\t%s\t%llu\t%s\t%s\n", key->id, key->name,
 	              format_time(key->created, created),
 	              key->limits.expires != 0 ? format_time(key->limits.expires, expires)
 	                                       : "never",
 	              keys_expired(&key->limits, listing->now) ? " (expired)" : "",
 	              key->last_used != 0 ? format_time(key->last_used, last_used) : "never",
-	              (unsigned long long)key->invites, limit) < 0;
+	              (unsigned long long)key->invites, limit,
+	              keys_allow_format(key->limits.allow, allow, sizeof allow)) < 0;
+}
+
+/* ["account", "reset"]; NULL when out of memory. */
+static json_t *allow_json(unsigned allow)
+{
+	json_t *names = json_array();
+	for (unsigned bit = 1; names != NULL && bit <= KEYS_ALLOW_ALL; bit <<= 1) {
+		if ((allow & bit) != 0 &&
+		    json_array_append_new(names, json_string(keys_allow_name(bit))) < 0) {
+			json_decref(names);
+			names = NULL;
+		}
+	}
+	return names;
 }
 
 static json_t *key_json(const struct api_key_info *key, int64_t now)
@@ -327,7 +364,8 @@ static json_t *key_json(const struct api_key_info *key, int64_t now)
 	if (object == NULL)
 		return NULL;
 	bool limited = key->limits.max_invites > 0;
-	if (json_object_set_new(object, "max_invites",
+	if (json_object_set_new(object, "allow", allow_json(key->limits.allow)) < 0 ||
+	    json_object_set_new(object, "max_invites",
 	                        limited ? json_integer(key->limits.max_invites) : json_null()) <
 	        0 ||
 	    json_object_set_new(object, "period",

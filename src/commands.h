@@ -20,7 +20,9 @@ struct command_options {
 	const char *expires;     /* --expires DURATION */
 	const char *limit;       /* --limit N/DURATION */
 	const char *max_per_day; /* --max-per-day N */
+	const char *allow;       /* --allow LIST */
 	bool json;               /* --json */
+	bool online;             /* --online */
 };
 
 /* src fit for a message on a terminal: control and non-ASCII bytes become
@@ -39,6 +41,10 @@ int cmd_import(const struct config *cfg, const char *cfg_path, const struct comm
                int argc, char **argv);
 int cmd_list(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
              int argc, char **argv);
+
+/* check --online, after the offline checks passed: connect, discover every
+ * host, print what it offers and the fixes (check_online.c). */
+int check_online(const struct config *cfg);
 
 /* Run the component and the HTTP API in the foreground until SIGTERM/SIGINT
  * (daemon.c). */

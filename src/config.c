@@ -348,17 +348,108 @@ invalid:
 	return -1;
 }
 
+/* ---- [host:NAME] sections ---- */
+
+#define HOST_SECTION "host:"
+
+static struct config_host_access *find_access(struct config *cfg, const char *host)
+{
+	for (size_t i = 0; i < cfg->component.n_access; i++) {
+		if (strcasecmp(cfg->component.access[i].name, host) == 0)
+			return &cfg->component.access[i];
+	}
+	return NULL;
+}
+
+/* The entry for a [host:NAME] section, made on its first option. */
+static struct config_host_access *section_access(struct parse_state *st, const char *host)
+{
+	struct config *cfg = st->cfg;
+	struct config_host_access *a = find_access(cfg, host);
+	if (a != NULL)
+		return a;
+	if (!valid_domain(host)) {
+		snprintf(st->reason, sizeof(st->reason), "[host:%.100s]: invalid host name", host);
+		return NULL;
+	}
+	if (cfg->component.n_access == CONFIG_HOSTS_MAX) {
+		snprintf(st->reason, sizeof(st->reason), "more than %d [host:...] sections",
+		         CONFIG_HOSTS_MAX);
+		return NULL;
+	}
+	a = &cfg->component.access[cfg->component.n_access];
+	if ((a->name = strdup(host)) == NULL) {
+		snprintf(st->reason, sizeof(st->reason), "out of memory");
+		return NULL;
+	}
+	cfg->component.n_access++;
+	return a;
+}
+
+static int set_access(struct parse_state *st, struct config_host_access *a, const char *value)
+{
+	if (strcmp(value, "admin") != 0 && strcmp(value, "privileged") != 0) {
+		snprintf(st->reason, sizeof(st->reason),
+		         "[host:%.100s] access must be admin or privileged", a->name);
+		return -1;
+	}
+	a->privileged = strcmp(value, "privileged") == 0;
+	return 0;
+}
+
+static int set_act_as(struct parse_state *st, struct config_host_access *a, const char *value)
+{
+	const char *at = strchr(value, '@');
+	if (!valid_bare_jid(value) || strcasecmp(at + 1, a->name) != 0) {
+		snprintf(st->reason, sizeof(st->reason),
+		         "[host:%.60s] act_as must be a bare JID on %.60s, e.g. invitebot@%.60s",
+		         a->name, a->name, a->name);
+		return -1;
+	}
+	if (set_string(&a->act_as, value) < 0) {
+		snprintf(st->reason, sizeof(st->reason), "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int on_host_entry(struct parse_state *st, const char *host, const char *name,
+                         const char *value)
+{
+	struct config_host_access *a = section_access(st, host);
+	if (a == NULL)
+		return 0;
+	bool is_access = strcmp(name, "access") == 0, is_act_as = strcmp(name, "act_as") == 0;
+	if (!is_access && !is_act_as) {
+		snprintf(st->reason, sizeof(st->reason),
+		         "unknown option \"%.60s\" in section [host:%.60s] (known: access, act_as)",
+		         name, host);
+		return 0;
+	}
+	if ((is_act_as && a->act_as != NULL) || (is_access && a->access_set)) {
+		snprintf(st->reason, sizeof(st->reason), "%s is set twice in [host:%.100s]", name,
+		         host);
+		return 0;
+	}
+	a->access_set |= is_access;
+	return (is_access ? set_access(st, a, value) : set_act_as(st, a, value)) == 0;
+}
+
 static int on_ini_entry(void *userdata, const char *section, const char *name, const char *value)
 {
 	struct parse_state *st = userdata;
 	if (st->reason[0] != '\0')
 		return 0; /* report the first error only; ini_parse() returns its line */
+	if (strncmp(section, HOST_SECTION, strlen(HOST_SECTION)) == 0)
+		return on_host_entry(st, section + strlen(HOST_SECTION), name, value);
 
 	const struct option *opt = find_option(section, name);
 
 	if (opt == NULL && !known_section(section)) {
-		snprintf(st->reason, sizeof(st->reason),
-		         "unknown section [%.60s] (known: [component], [http], [keys])", section);
+		snprintf(
+		    st->reason, sizeof(st->reason),
+		    "unknown section [%.60s] (known: [component], [http], [keys], [host:NAME])",
+		    section);
 		return 0;
 	}
 	if (opt == NULL) {
@@ -467,6 +558,48 @@ static FILE *open_config(const char *path, char *err, size_t err_size)
 	return f;
 }
 
+/* The line of the section header [NAME], 0 if not found. */
+static int section_line(FILE *f, const char *name)
+{
+	char line[INI_LINE_MAX + 2];
+	int n = 0, found = 0;
+	rewind(f);
+	while (found == 0 && fgets(line, sizeof(line), f) != NULL) {
+		n++;
+		const char *s = line + strspn(line, " \t");
+		size_t len = strlen(name);
+		if (s[0] == '[' && strncmp(s + 1, name, len) == 0 && s[len + 1] == ']')
+			found = n;
+	}
+	return found;
+}
+
+/* Each [host:NAME] names a host of [component] hosts, and has act_as exactly
+ * when access = privileged. 0, or -1 with err set to "PATH:LINE: ...". */
+static int check_host_sections(const struct config *cfg, FILE *f, const char *path, char *err,
+                               size_t err_size)
+{
+	for (size_t i = 0; i < cfg->component.n_access; i++) {
+		const struct config_host_access *a = &cfg->component.access[i];
+		const char *problem = NULL;
+		if (config_host(cfg, a->name) == NULL)
+			problem = "is not one of [component] hosts";
+		else if (a->privileged && a->act_as == NULL)
+			problem = "has access = privileged without act_as (the bare JID privileged "
+			          "IQs act as, e.g. invitebot@HOST)";
+		else if (!a->privileged && a->act_as != NULL)
+			problem = "has act_as, which needs access = privileged";
+		if (problem == NULL)
+			continue;
+		char section[300];
+		snprintf(section, sizeof(section), HOST_SECTION "%s", a->name);
+		int line = section_line(f, section);
+		snprintf(err, err_size, "%s:%d: [host:%s] %s", path, line, a->name, problem);
+		return -1;
+	}
+	return 0;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, size_t err_size)
 {
 	struct parse_state st = {.cfg = cfg};
@@ -483,26 +616,22 @@ int config_load(struct config *cfg, const char *path, char *err, size_t err_size
 		return -1;
 	}
 	int line = ini_parse_file(f, on_ini_entry, &st);
-	fclose(f);
+	int rc = -1;
 	if (line == -2) {
 		snprintf(err, err_size, "%s: out of memory", path);
-		goto err;
-	}
-	if (line > 0) {
+	} else if (line > 0) {
 		if (st.reason[0] == '\0')
 			snprintf(st.reason, sizeof(st.reason), "syntax error");
 		snprintf(err, err_size, "%s:%d: %s", path, line, st.reason);
-		goto err;
-	}
-	if (apply_defaults(&st) < 0) {
+	} else if (apply_defaults(&st) < 0) {
 		snprintf(err, err_size, "%s: %s", path, st.reason);
-		goto err;
+	} else if (check_host_sections(cfg, f, path, err, err_size) == 0) {
+		rc = 0;
 	}
-	return 0;
-
-err:
-	config_finish(cfg);
-	return -1;
+	fclose(f);
+	if (rc < 0)
+		config_finish(cfg);
+	return rc;
 }
 
 void config_finish(struct config *cfg)
@@ -527,6 +656,21 @@ void config_finish(struct config *cfg)
 	for (size_t i = 0; i < cfg->http.n_trusted_proxies; i++)
 		free(cfg->http.trusted_proxies[i]);
 	cfg->http.n_trusted_proxies = 0;
+	for (size_t i = 0; i < cfg->component.n_access; i++) {
+		free(cfg->component.access[i].name);
+		free(cfg->component.access[i].act_as);
+	}
+	cfg->component.n_access = 0;
+}
+
+const char *config_act_as(const struct config *cfg, const char *host)
+{
+	const struct config_host_access *a = NULL;
+	for (size_t i = 0; a == NULL && i < cfg->component.n_access; i++) {
+		if (strcasecmp(cfg->component.access[i].name, host) == 0)
+			a = &cfg->component.access[i];
+	}
+	return a != NULL && a->privileged ? a->act_as : NULL;
 }
 
 const char *config_host(const struct config *cfg, const char *host)
@@ -547,202 +691,4 @@ bool config_is_admin(const struct config *cfg, const char *bare_jid)
 {
 	return bare_jid != NULL &&
 	       is_listed(cfg->component.admins, cfg->component.n_admins, bare_jid);
-}
-
-/* ---- files that hold secrets ---- */
-
-#define SECRET_FILE_MAX 1024
-
-static bool in_our_groups(gid_t gid)
-{
-	if (gid == getegid())
-		return true;
-	gid_t groups[NGROUPS_MAX];
-	int n = getgroups(NGROUPS_MAX, groups);
-	for (int i = 0; i < n; i++) {
-		if (groups[i] == gid)
-			return true;
-	}
-	return false;
-}
-
-/*
- * The mode bits do not tell everything: a POSIX ACL (system.posix_acl_access,
- * shown as a '+' after the mode) can let named users and groups read a 0600
- * file. An entry for this service's own user or one of its groups is what a
- * group-readable mode would allow too; any other named entry that grants
- * something through the mask is refused. Layout (Linux posix_acl_xattr): a
- * le32 version 2, then entries of le16 tag, le16 perm, le32 id.
- */
-enum { ACL_USER_ENTRY = 0x02, ACL_GROUP_ENTRY = 0x08, ACL_MASK_ENTRY = 0x10 };
-
-static unsigned le16_at(const uint8_t *p)
-{
-	return (unsigned)p[0] | (unsigned)p[1] << 8;
-}
-
-static uint32_t le32_at(const uint8_t *p)
-{
-	return le16_at(p) | (uint32_t)le16_at(p + 2) << 16;
-}
-
-static bool acl_grants_others(const char *path)
-{
-	uint8_t acl[4 + 8 * 64];
-	ssize_t len = getxattr(path, "system.posix_acl_access", acl, sizeof(acl));
-	if (len < 0)
-		return errno == ERANGE; /* more than 64 entries: not just ours */
-	unsigned mask = 07;
-	for (size_t at = 4; at + 8 <= (size_t)len; at += 8)
-		if (le16_at(acl + at) == ACL_MASK_ENTRY)
-			mask = le16_at(acl + at + 2);
-	for (size_t at = 4; at + 8 <= (size_t)len; at += 8) {
-		unsigned tag = le16_at(acl + at), id = le32_at(acl + at + 4);
-		if ((le16_at(acl + at + 2) & mask) == 0)
-			continue;
-		if (tag == ACL_USER_ENTRY && id != geteuid())
-			return true;
-		if (tag == ACL_GROUP_ENTRY && !in_our_groups(id))
-			return true;
-	}
-	return false;
-}
-
-int config_check_private(const char *path, const char *what, char *err, size_t err_size)
-{
-	struct stat st;
-	if (stat(path, &st) < 0) {
-		snprintf(err, err_size, "%s %s: %s", what, path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, err_size, "%s %s is not a regular file", what, path);
-		return -1;
-	}
-	unsigned mode = (unsigned)st.st_mode & 07777;
-	if ((mode & (S_IRWXO | S_IWGRP)) != 0) {
-		snprintf(err, err_size,
-		         "%s %s can be %s by %s (mode %04o): it holds a secret; fix with: chmod "
-		         "600 %s",
-		         what, path, (mode & (S_IWOTH | S_IWGRP)) != 0 ? "changed" : "read",
-		         (mode & S_IRWXO) != 0 ? "every user" : "its group", mode, path);
-		return -1;
-	}
-	if ((mode & S_IRGRP) != 0 && !in_our_groups(st.st_gid)) {
-		const struct group *gr = getgrgid(st.st_gid);
-		snprintf(err, err_size,
-		         "%s %s can be read by group %s (mode %04o), which this service is not "
-		         "in: it holds a secret; fix with: chmod 600 %s (or chgrp it to the "
-		         "service's own group)%s",
-		         what, path, gr != NULL ? gr->gr_name : "?", mode, path,
-		         geteuid() == 0 ? "; running as root: run this as the service user, "
-		                          "e.g. runuser -u invites-api -- invites-api ..."
-		                        : "");
-		return -1;
-	}
-	if (acl_grants_others(path)) {
-		snprintf(err, err_size,
-		         "%s %s has an access control list (ACL) granting access to others: it "
-		         "holds a secret; fix with: setfacl -b %s",
-		         what, path, path);
-		return -1;
-	}
-	return 0;
-}
-
-int config_check_files(const struct config *cfg, const char *cfg_path, char *err, size_t err_size)
-{
-	if (config_check_private(cfg_path, "config file", err, err_size) < 0)
-		return -1;
-	if (cfg->component.secret_file != NULL &&
-	    config_check_private(cfg->component.secret_file, "[component] secret_file", err,
-	                         err_size) < 0)
-		return -1;
-	if (cfg->http.tls_key != NULL &&
-	    config_check_private(cfg->http.tls_key, "[http] tls_key", err, err_size) < 0)
-		return -1;
-	return 0;
-}
-
-/* The file's first line: one trailing newline (LF or CRLF) is not part of it. */
-static int read_secret_file(const char *path, char **secret, char *err, size_t err_size)
-{
-	char buf[SECRET_FILE_MAX + 2];
-	size_t len = 0;
-	int fd = open_regular(path);
-	if (fd == -2) {
-		snprintf(err, err_size, "[component] secret_file %s is not a regular file", path);
-		return -1;
-	}
-	if (fd < 0) {
-		snprintf(err, err_size, "[component] secret_file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	for (ssize_t n; len < sizeof(buf) - 1; len += (size_t)n) {
-		n = read(fd, buf + len, sizeof(buf) - 1 - len);
-		if (n < 0 && errno == EINTR) {
-			n = 0;
-			continue;
-		}
-		if (n < 0) {
-			snprintf(err, err_size, "[component] secret_file %s: %s", path,
-			         strerror(errno));
-			close(fd);
-			explicit_bzero(buf, sizeof(buf));
-			return -1;
-		}
-		if (n == 0)
-			break;
-	}
-	close(fd);
-	buf[len] = '\0';
-	if (len > 0 && buf[len - 1] == '\n')
-		buf[--len] = '\0';
-	if (len > 0 && buf[len - 1] == '\r')
-		buf[--len] = '\0';
-
-	const char *problem = NULL;
-	if (len > SECRET_FILE_MAX)
-		problem = "is longer than 1024 bytes";
-	else if (len == 0)
-		problem = "is empty";
-	else if (memchr(buf, '\0', len) != NULL || has_control_chars(buf))
-		problem = "holds more than one line or control characters";
-	if (problem != NULL) {
-		/* Never the content: it may be the secret. */
-		snprintf(err, err_size,
-		         "[component] secret_file %s %s (it must hold the secret "
-		         "on one line)",
-		         path, problem);
-		explicit_bzero(buf, sizeof(buf));
-		return -1;
-	}
-	*secret = strdup(buf);
-	explicit_bzero(buf, sizeof(buf));
-	if (*secret == NULL) {
-		snprintf(err, err_size, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-int config_secret(const struct config *cfg, char **secret, char *err, size_t err_size)
-{
-	*secret = NULL;
-	if (cfg->component.secret_file != NULL)
-		return read_secret_file(cfg->component.secret_file, secret, err, err_size);
-	*secret = strdup(cfg->component.secret);
-	if (*secret == NULL) {
-		snprintf(err, err_size, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-void config_secret_free(char *secret)
-{
-	if (secret == NULL)
-		return;
-	explicit_bzero(secret, strlen(secret));
-	free(secret);
 }

@@ -4,7 +4,9 @@
 /*
  * component.cfg: an INI file parsed with inih. Every option has a default
  * except [component] jid, secret (or secret_file) and hosts; tls_certificate
- * and tls_key are unset by default. Errors name the file and line.
+ * and tls_key are unset by default. Each host may have a [host:NAME] section
+ * choosing how the component reaches it (access = admin, the default, or
+ * privileged with act_as). Errors name the file and line.
  */
 
 #include <stdbool.h>
@@ -14,6 +16,14 @@
 #define CONFIG_HOSTS_MAX    64
 #define CONFIG_ADMINS_MAX   64
 #define CONFIG_PROXIES_MAX  64
+
+/* A [host:NAME] section. */
+struct config_host_access {
+	char *name;      /* NAME, as the section spells it */
+	bool privileged; /* access = privileged (XEP-0356); false: admin */
+	char *act_as;    /* privileged: the bare JID, on NAME, privileged IQs act as */
+	bool access_set; /* config.c's own: access was given */
+};
 
 struct config {
 	struct {
@@ -28,6 +38,8 @@ struct config {
 		size_t n_admins;
 		unsigned request_timeout_s;
 		unsigned max_pending; /* requests waiting for the server at once */
+		struct config_host_access access[CONFIG_HOSTS_MAX]; /* [host:NAME] sections */
+		size_t n_access;
 	} component;
 	struct {
 		char *bind;
@@ -79,6 +91,10 @@ void config_finish(struct config *cfg);
 /* The entry of [component] hosts equal to host (case-insensitive), as the
  * config spells it; NULL if the component does not serve host. Borrowed. */
 const char *config_host(const struct config *cfg, const char *host);
+
+/* The bare JID privileged IQs to host act as, or NULL when the component is
+ * host's admin (access = admin, or no [host:NAME] section). Borrowed. */
+const char *config_act_as(const struct config *cfg, const char *host);
 
 /* True if host is one of [component] hosts (case-insensitive). */
 bool config_serves_host(const struct config *cfg, const char *host);

@@ -3,9 +3,9 @@
  * thread-safe), libmicrohttpd in external-loop mode, and a signalfd. The loop
  * poll()s three descriptors and sleeps at most a second when idle.
  *
- * This file is also the glue where an authenticated HTTP request becomes a
- * create-account command: http/ knows nothing of XMPP and component/ nothing
- * of HTTP.
+ * This file is also the glue where an authenticated HTTP request becomes an
+ * ad-hoc command (create-account, or a password reset): http/ knows nothing
+ * of the key store or the component, and component/ nothing of HTTP.
  */
 
 #include "adhoc_keys.h"
@@ -64,6 +64,31 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* What a key may do, in the key store's terms and in the HTTP module's. */
+static const struct {
+	unsigned allow; /* KEYS_ALLOW_* */
+	unsigned may;   /* HTTP_API_MAY_* */
+} permissions[] = {
+    {KEYS_ALLOW_ACCOUNT, HTTP_API_MAY_ACCOUNT},
+    {KEYS_ALLOW_RESET, HTTP_API_MAY_RESET},
+};
+
+static unsigned http_permissions(unsigned allow)
+{
+	unsigned may = 0;
+	for (size_t i = 0; i < sizeof(permissions) / sizeof(permissions[0]); i++) {
+		if ((allow & permissions[i].allow) != 0)
+			may |= permissions[i].may;
+	}
+	return may;
+}
+
+/* The command an HTTP request asks for. */
+static const enum invite_kind invite_kinds[] = {
+    [HTTP_API_INVITE_ACCOUNT] = INVITE_ACCOUNT,
+    [HTTP_API_INVITE_RESET] = INVITE_RESET,
+};
+
 static enum http_api_auth authenticate(void *userdata, const char *credential, size_t len,
                                        struct http_api_key *key)
 {
@@ -92,6 +117,7 @@ static enum http_api_auth authenticate(void *userdata, const char *credential, s
 	}
 	snprintf(key->id, sizeof(key->id), "%s", match.id);
 	snprintf(key->host, sizeof(key->host), "%s", host);
+	key->may = http_permissions(match.limits.allow);
 	return HTTP_API_AUTH_OK;
 }
 
@@ -106,7 +132,8 @@ static const struct {
                   "e.g. admins = { \"%1$s\" }"},
     {"not-authorized", "add \"%1$s\" to admins of VirtualHost \"%2$s\" in the server "
                        "config"},
-    {"item-not-found", "load mod_invites_adhoc (and mod_adhoc) on VirtualHost \"%2$s\""},
+    {"item-not-found", "load mod_invites_adhoc (and mod_adhoc) on VirtualHost \"%2$s\"; "
+                       "on ejabberd, reach it with access = privileged in [host:%2$s]"},
     {"service-unavailable", "load mod_invites_adhoc (and mod_adhoc) on VirtualHost \"%2$s\""},
     {"feature-not-implemented", "load mod_invites_adhoc on VirtualHost \"%2$s\""},
     /* Prosody treats an unknown host as a remote domain. */
@@ -122,6 +149,13 @@ static void log_remote_error(const struct daemon *d, const char *host,
                              const struct component_result *res)
 {
 	const char *condition = res->condition != NULL ? res->condition : "";
+	const char *act_as = config_act_as(d->cfg, host);
+	if (act_as != NULL && strcmp(condition, "forbidden") == 0) {
+		log_error("%s refused to create an invite for %s (forbidden: %s): let %s create "
+		          "invites on the server (ejabberd: mod_invites access_create_account)",
+		          host, act_as, res->reason, act_as);
+		return;
+	}
 	for (size_t i = 0; i < sizeof(remote_error_hints) / sizeof(remote_error_hints[0]); i++) {
 		if (strcmp(condition, remote_error_hints[i].condition) != 0)
 			continue;
@@ -176,6 +210,15 @@ static void on_invite(void *userdata, const struct component_result *res)
 		         res->reason);
 		http_api_request_fail(ir->req, 502, reason, 0);
 		break;
+	case COMPONENT_UNSUPPORTED:
+		snprintf(reason, sizeof(reason), "the XMPP server cannot do this: %s", res->reason);
+		http_api_request_fail(ir->req, 501, reason, 0);
+		break;
+	case COMPONENT_CONFLICT:
+		snprintf(reason, sizeof(reason), "the XMPP server refused the username: %s",
+		         res->reason);
+		http_api_request_fail(ir->req, 409, reason, 0);
+		break;
 	case COMPONENT_BAD_REPLY:
 		log_error("%s sent an unexpected reply: %s", ir->host, res->reason);
 		snprintf(reason, sizeof(reason), "unexpected reply from the XMPP server: %s",
@@ -187,9 +230,15 @@ static void on_invite(void *userdata, const struct component_result *res)
 }
 
 static void create_invite(void *userdata, struct http_api_request *req,
-                          const struct http_api_key *key)
+                          const struct http_api_key *key,
+                          const struct http_api_invite_request *invite)
 {
 	struct daemon *d = userdata;
+	const struct invite_params params = {
+	    .kind = invite_kinds[invite->kind],
+	    .username = invite->username,
+	    .account_jid = invite->account_jid,
+	};
 
 	if (d->stopping) {
 		http_api_request_fail(req, 503, "the service is shutting down", RETRY_AFTER_S);
@@ -202,6 +251,13 @@ static void create_invite(void *userdata, struct http_api_request *req,
 	if (component_pending(d->component) >= d->cfg->component.max_pending) {
 		http_api_request_fail(req, 503, "too many requests waiting for the XMPP server",
 		                      RETRY_AFTER_S);
+		return;
+	}
+	/* Known from discovery: no need to ask (Prosody before 13 has no reset). */
+	if (params.kind == INVITE_RESET &&
+	    component_host_offers(d->component, key->host, INVITE_RESET) == COMPONENT_OFFER_NO) {
+		http_api_request_fail(req, 501,
+		                      "the XMPP server does not offer password-reset invites", 0);
 		return;
 	}
 	struct invite_request *ir = calloc(1, sizeof(*ir));
@@ -220,7 +276,7 @@ static void create_invite(void *userdata, struct http_api_request *req,
 	ir->req = req;
 	snprintf(ir->key_id, sizeof(ir->key_id), "%s", key->id);
 	snprintf(ir->host, sizeof(ir->host), "%s", key->host);
-	if (component_create_invite(d->component, ir->host, on_invite, ir) < 0) {
+	if (component_request_invite(d->component, ir->host, &params, on_invite, ir) < 0) {
 		usage_settle(d->usage, ir->key_id, false, time(NULL));
 		free(ir);
 		http_api_request_fail(req, 503, "not connected to the XMPP server", RETRY_AFTER_S);
@@ -352,6 +408,7 @@ static int run_once(struct daemon *d, int max_wait_ms)
 	    min_timeout(component_next_timeout(d->component), http_api_next_timeout(d->http));
 	timeout = min_timeout(timeout, max_wait_ms);
 
+	log_flush(); /* what this round logged, before waiting */
 	if (poll(fds, comp_fd >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) {
 		log_error("poll: %s", strerror(errno));
 		return -1;
@@ -436,18 +493,29 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	/* The loop must not stall while the CLI writes: a usage flush that finds
 	 * the store locked is retried later; an ad-hoc change reports the error. */
 	keystore_set_busy_timeout(d.keys, STORE_BUSY_TIMEOUT_MS);
+	if (keystore_cache_verification(d.keys) < 0)
+		log_warn("cannot watch the key store's directory (inotify: %s): every request "
+		         "reads the key store",
+		         strerror(errno));
 	d.usage = usage_create();
 	if (d.usage == NULL) {
 		log_error("out of memory");
 		goto err_keys;
 	}
 
+	/* The component discovers every host on each connect and logs one line each. */
+	struct component_host hosts[CONFIG_HOSTS_MAX];
+	for (size_t i = 0; i < cfg->component.n_hosts; i++)
+		hosts[i] = (struct component_host){cfg->component.hosts[i],
+		                                   config_act_as(cfg, cfg->component.hosts[i])};
 	struct component_config ccfg = {
 	    .jid = cfg->component.jid,
 	    .secret = secret,
 	    .server = cfg->component.server,
 	    .port = cfg->component.port,
 	    .request_timeout_ms = cfg->component.request_timeout_s * 1000,
+	    .hosts = hosts,
+	    .n_hosts = cfg->component.n_hosts,
 	};
 	d.component = component_create(&ccfg, &errstr);
 	if (d.component == NULL) {
@@ -494,7 +562,9 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 		log_error("component: cannot start the XMPP connection");
 		goto err_http;
 	}
+	log_set_buffered(true); /* flushed before every wait, and when turned off */
 	int loop_status = run_loop(&d);
+	log_set_buffered(false);
 	shut_down(&d);
 	status = loop_status == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 err_http:

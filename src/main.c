@@ -22,13 +22,17 @@ enum {
 	OPT_LIMIT = 1 << 9,
 	OPT_MAX_PER_DAY = 1 << 10,
 	OPT_JSON = 1 << 11,
+	OPT_ONLINE = 1 << 12,
+	OPT_ALLOW = 1 << 13,
 };
 
 static const struct option long_options[] = {
+    {"allow", required_argument, NULL, OPT_ALLOW},
     {"expires", required_argument, NULL, OPT_EXPIRES},
     {"json", no_argument, NULL, OPT_JSON},
     {"limit", required_argument, NULL, OPT_LIMIT},
     {"max-per-day", required_argument, NULL, OPT_MAX_PER_DAY},
+    {"online", no_argument, NULL, OPT_ONLINE},
     {NULL, 0, NULL, 0},
 };
 
@@ -53,9 +57,10 @@ static int serve(const struct config *cfg, const char *cfg_path, const struct co
 
 /* Sorted by name. */
 static const struct command commands[] = {
-    {"check", 0, 0, 0, "", "validate the configuration", cmd_check},
-    {"create", 2, 2, OPT_EXPIRES | OPT_LIMIT | OPT_MAX_PER_DAY,
-     " HOST NAME [--expires DURATION] [--limit N/DURATION | --max-per-day N]",
+    {"check", 0, 0, OPT_ONLINE, " [--online]",
+     "validate the configuration (--online: and what the server offers)", cmd_check},
+    {"create", 2, 2, OPT_EXPIRES | OPT_LIMIT | OPT_MAX_PER_DAY | OPT_ALLOW,
+     " HOST NAME [--expires DURATION] [--limit N/DURATION | --max-per-day N] [--allow LIST]",
      "create an API key for HOST and print it once", cmd_create},
     {"delete", 2, 2, 0, " HOST ID", "revoke the API key ID of HOST", cmd_delete},
     {"import", 2, 2, 0, " HOST PATH", "import the keys prosodyctl mod_invites_api made",
@@ -83,6 +88,8 @@ static void usage(FILE *out)
 	}
 	fprintf(out, "\nDURATION is a number with a unit s, m, h, d or w (30d, 12h), or seconds.\n"
 	             "N/DURATION allows N invites per DURATION (20/1d).\n"
+	             "LIST is what the key may make, comma-separated: account (account invites,\n"
+	             "the default), reset (password-reset invites), e.g. --allow account,reset.\n"
 	             "PATH is Prosody's data_path, HOST's invite_api_keys.dat in it, or Prosody's\n"
 	             "SQLite database.\n");
 }
@@ -110,6 +117,12 @@ static void set_option(struct command_options *opts, int opt, const char *value)
 		break;
 	case OPT_JSON:
 		opts->json = true;
+		break;
+	case OPT_ONLINE:
+		opts->online = true;
+		break;
+	case OPT_ALLOW:
+		opts->allow = value;
 		break;
 	}
 }

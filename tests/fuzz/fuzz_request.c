@@ -81,7 +81,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	(void)accept_wants_json(f[3].text);
 	(void)path_matches(f[4].text, "/invites_api");
 	(void)path_matches(f[4].text, f[3].text);
-	(void)method_action(f[2].text);
+	(void)method_action(HTTP_API_INVITE_ACCOUNT, f[2].text);
+	(void)method_action(HTTP_API_INVITE_RESET, f[2].text);
+	enum http_api_invite_kind kind;
+	(void)route_match(f[4].text, f[3].text, &kind);
 
 	/* Flag bits 3..7 pick a log buffer of 1..32 bytes, exactly allocated. */
 	size_t line_size = (size_t)(flags >> 3) + 1;

@@ -186,6 +186,35 @@ def test_normal_user_is_forbidden_to_execute_or_inspect(user, admin, nodes, adho
 
 
 # --------------------------------------------------------------------------
+# permissions chosen in the form
+
+def test_create_form_offers_permissions_account_by_default(admin, nodes, adhoc_daemon):
+    r = start(admin, nodes["create"])
+    admin.command(COMPONENT_JID, nodes["create"], action="cancel", sessionid=r.sessionid)
+    assert r.form.value("allow") == "account", repr(r)
+    key, done = adhoc_create(admin, nodes, unique("default"))
+    assert done.form.value("allow") == "account", repr(done)
+    assert adhoc_daemon.list_rows(MAIN_HOST)[key.split("/")[0]][-1] == "account"
+    r = adhoc_daemon.request("POST", path="/invites_api/reset",
+                             query=f"key={key}&jid=alice@{MAIN_HOST}")
+    assert r.status == 403, repr(r)
+
+
+def test_create_with_reset_permission_over_xmpp(admin, nodes, adhoc_daemon):
+    key, done = adhoc_create(admin, nodes, unique("helpdesk"), allow=["account", "reset"])
+    assert done.form.value("allow") == "account,reset", repr(done)
+    key_id = key.split("/")[0]
+    assert adhoc_daemon.list_rows(MAIN_HOST)[key_id][-1] == "account,reset"
+    listed = {k["id"]: k for k in adhoc_daemon.list_json(MAIN_HOST)}[key_id]
+    assert listed["allow"] == ["account", "reset"], listed
+    # Prosody 0.12 has no reset command: past the permission check, 501
+    r = adhoc_daemon.request("POST", path="/invites_api/reset",
+                             query=f"key={key}&jid=alice@{MAIN_HOST}")
+    assert r.status == 501, repr(r)
+    assert_created(adhoc_daemon.get_invite(key), adhoc_daemon)
+
+
+# --------------------------------------------------------------------------
 # the life of a key made over XMPP
 
 def test_create_use_list_and_revoke_over_xmpp(admin, nodes, adhoc_daemon):

@@ -244,3 +244,56 @@ def test_control_characters_in_arguments_are_escaped(inst, tmp_path, case):
     else:
         r = inst.cli("check", config=tmp_path / ("cfg" + ESCAPE))
     _assert_shown_escaped(r)
+
+
+# --------------------------------------------------------------------------
+# --allow: what a key may make
+
+def _allow_column(inst, key):
+    return inst.list_rows(MAIN_HOST)[key.split("/")[0]][-1]
+
+
+@pytest.mark.parametrize("value, listed_as", [
+    (None, "account"),
+    ("account", "account"),
+    ("reset", "reset"),
+    ("account,reset", "account,reset"),
+    ("reset,account", "account,reset"),
+    ("reset,reset", "reset"),
+])
+def test_create_allow_is_stored_and_listed(inst, value, listed_as):
+    options = () if value is None else ("--allow", value)
+    key = inst.create_key(MAIN_HOST, "k", *options)
+    assert _allow_column(inst, key) == listed_as
+    listed = {k["id"]: k for k in inst.list_json(MAIN_HOST)}[key.split("/")[0]]
+    assert listed["allow"] == listed_as.split(","), listed
+
+
+def test_create_allow_with_equals_sign(inst):
+    key = inst.create_key(MAIN_HOST, "k", "--allow=reset")
+    assert _allow_column(inst, key) == "reset"
+
+
+@pytest.mark.parametrize("value, shown", [
+    ("admin", 'unknown permission "admin"'),
+    ("account,admin", 'unknown permission "admin"'),
+    ("Account", 'unknown permission "Account"'),
+    ("account, reset", 'unknown permission " reset"'),
+    ("", "empty permission"),
+    ("account,", "empty permission"),
+    ("\x1b[2J", 'unknown permission "\\x1B[2J"'),
+])
+def test_create_refuses_unknown_permissions(inst, value, shown):
+    r = inst.cli("create", MAIN_HOST, "k", "--allow", value)
+    assert r.returncode == 2, repr(r)
+    assert shown in r.stderr and "--allow account,reset" in r.stderr, repr(r)
+    assert not KEY_RE.search(r.stdout), repr(r)
+    assert inst.list_rows(MAIN_HOST) == {}
+
+
+def test_allow_is_given_once_and_only_to_create(inst):
+    r = inst.cli("create", MAIN_HOST, "k", "--allow", "account", "--allow", "reset")
+    assert r.returncode == 2 and "only one --allow" in r.stderr, repr(r)
+    r = inst.cli("list", MAIN_HOST, "--allow", "reset")
+    assert r.returncode == 2 and "does not take --allow" in r.stderr, repr(r)
+    assert inst.list_rows(MAIN_HOST) == {}

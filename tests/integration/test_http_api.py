@@ -313,3 +313,126 @@ def test_one_log_line_per_request_without_query_or_secret(daemon):
     new = daemon.log_text()[offset:]
     assert "?" not in line and "redirect" not in new, f"query logged: {new}"
     assert secret not in new
+
+
+# -- password resets, reserved usernames, permissions ---------------------------
+# Prosody 0.12 has no password-reset command and its create-account takes no
+# username: both answer 501. Permissions and parameters are checked before
+# anything is sent, so those answers come even while Prosody is frozen.
+
+RESET_PATH = "/invites_api/reset"
+
+
+def reset(daemon, key, jid, method="POST", **kw):
+    return daemon.request(method, path=RESET_PATH, query=urllib.parse.urlencode(
+        {"key": key, "jid": jid}), **kw)
+
+
+@pytest.fixture(scope="module")
+def reset_key(daemon):
+    return daemon.create_key(MAIN_HOST, "may reset", "--allow", "account,reset")
+
+
+def one_line(resp):
+    assert resp.text.endswith("\n") and "\n" not in resp.text[:-1], repr(resp)
+    return resp.text[:-1]
+
+
+def test_reset_on_prosody_012_answers_501_and_stores_nothing(daemon, reset_key):
+    before = daemon.prosody.stored_tokens()
+    r = reset(daemon, reset_key, f"alice@{MAIN_HOST}")
+    assert r.status == 501, f"{r!r}\n{daemon.describe()}"
+    assert "password-reset" in one_line(r) or "cannot do this" in one_line(r), repr(r)
+    assert r.header("Location") is None, repr(r)
+    assert_cors(r)
+    # in a form body too
+    r = daemon.request("POST", path=RESET_PATH, body=f"jid=alice%40{MAIN_HOST}".encode(),
+                       headers={**bearer(reset_key),
+                                "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 501, repr(r)
+    assert daemon.prosody.stored_tokens() == before
+
+
+def test_reset_needs_the_permission_checked_before_the_server(daemon, reset_key):
+    prosody = daemon.prosody
+    before = prosody.stored_tokens()
+    prosody.sigstop()       # a request that reached the server would now wait for it
+    try:
+        start = time.monotonic()
+        r = reset(daemon, daemon.key, f"alice@{MAIN_HOST}")
+        assert r.status == 403, repr(r)
+        assert one_line(r) == "this key may not create password-reset invites", repr(r)
+        r = reset(daemon, daemon.key, f"alice@{MAIN_HOST}",
+                  headers={"Accept": "application/json"})
+        assert r.status == 403 and json.loads(r.body) == {
+            "error": "this key may not create password-reset invites"}, repr(r)
+        # bad parameters: 400 at once as well
+        for jid in ("", MAIN_HOST, f"alice@{MAIN_HOST}/phone", f"alice@{FOREIGN_HOST}",
+                    f"a b@{MAIN_HOST}", f"@{MAIN_HOST}"):
+            r = reset(daemon, reset_key, jid)
+            assert r.status == 400, f"jid {jid!r}: {r!r}"
+        r = daemon.request("GET", path=RESET_PATH,
+                           query=f"key={reset_key}&jid=alice@{MAIN_HOST}")
+        assert r.status == 405 and allow_methods(r) == {"POST", "OPTIONS"}, repr(r)
+        assert time.monotonic() - start < 5
+    finally:
+        prosody.cont()
+    assert prosody.stored_tokens() == before
+
+
+def test_a_reset_only_key_makes_no_account_invite(daemon):
+    key = daemon.create_key(MAIN_HOST, "reset only", "--allow", "reset")
+    r = daemon.get_invite(key)
+    assert r.status == 403, repr(r)
+    assert one_line(r) == "this key may not create account invites", repr(r)
+
+
+def test_json_answer_says_the_type(daemon):
+    r = daemon.get_invite(daemon.key, headers={"Accept": "application/json"})
+    assert_created(r, daemon)
+    doc = json.loads(r.body)
+    assert doc["type"] == "account" and "username" not in doc, doc
+
+
+@pytest.mark.parametrize("username", [
+    "", "a b", "a@b", "a/b", "a:b", 'a"b', "a&b", "a'b", "a<b", "a>b", "a\tb", "a\x7fb",
+    "a\u00a0b", "\ue000", "x" * 1024,
+])
+def test_invalid_username_answers_400_and_stores_nothing(daemon, username):
+    before = daemon.prosody.stored_tokens()
+    r = daemon.request("GET", query=urllib.parse.urlencode(
+        {"key": daemon.key, "username": username}))
+    assert r.status == 400, repr(r)
+    assert one_line(r).startswith("username "), repr(r)
+    assert daemon.prosody.stored_tokens() == before
+
+
+@pytest.mark.parametrize("raw", ["%FF", "%C0%80", "%ED%A0%80", "a%00b"])
+def test_username_that_is_no_utf8_or_has_nul_answers_400(daemon, raw):
+    before = daemon.prosody.stored_tokens()
+    r = daemon.request("GET", query=f"key={daemon.key}&username={raw}")
+    assert r.status == 400, repr(r)
+    assert daemon.prosody.stored_tokens() == before
+
+
+def test_username_on_prosody_012_answers_501(daemon):
+    """Prosody 0.12's create-account has no username field: it completes at
+    once, so the invite it made is not the one asked for, and the answer is
+    501. That invite does stay in Prosody's storage, unused, until it
+    expires: the command has no way to ask first. Once the component has seen
+    a create-account complete at once on its connection, it answers 501
+    without asking, and nothing is made."""
+    r = daemon.get_invite(daemon.key)   # an invite without a username teaches it
+    assert r.status == 201, repr(r)
+    before = daemon.prosody.stored_tokens()
+    for how in ("query", "form"):
+        if how == "query":
+            r = daemon.request("GET", query=f"key={daemon.key}&username=Alice")
+        else:
+            r = daemon.request("POST", body=b"username=alice", headers={
+                **bearer(daemon.key), "Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status == 501, f"{how}: {r!r}\n{daemon.describe()}"
+        assert r.header("Location") is None, repr(r)
+        assert "does not support reserved usernames" in one_line(r), repr(r)
+        after = daemon.prosody.stored_tokens()
+    assert len(after - before) == 0, (before, after)

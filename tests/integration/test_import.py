@@ -104,7 +104,7 @@ def check_import(prosody, make_instance, paths):
         assert row[1] == name, row
         assert row[2] == iso(created_at[row[0]]), f"created should be Prosody's created_at: {row}"
         assert started - 5 <= created_at[row[0]] <= time.time() + 5
-        assert row[3:] == ["never", "never", "0", "none"], row
+        assert row[3:] == ["never", "never", "0", "none", "account"], row
 
     # the other path form imports the same keys into an empty store
     second = make_instance(name="second")

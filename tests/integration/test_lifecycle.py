@@ -114,16 +114,18 @@ def test_list_columns_and_json(make_instance):
     plain = inst.create_key(MAIN_HOST, "plain key")
     limited = inst.create_key(MAIN_HOST, "limited key", "--expires", "1d", "--limit", "5/1h")
     daily = inst.create_key(MAIN_HOST, "daily key", "--max-per-day", "7")
+    reset = inst.create_key(MAIN_HOST, "reset key", "--allow", "reset,account")
     end = time.time()
 
     rows = inst.list_rows(MAIN_HOST)
-    assert set(rows) == {key_id(plain), key_id(limited), key_id(daily)}, rows
+    assert set(rows) == {key_id(plain), key_id(limited), key_id(daily), key_id(reset)}, rows
     for row in rows.values():
-        assert len(row) == 7, f"ID NAME CREATED EXPIRES LAST_USED INVITES LIMIT: {row}"
+        assert len(row) == 8, f"ID NAME CREATED EXPIRES LAST_USED INVITES LIMIT ALLOW: {row}"
         assert start - 1 <= iso_time(row[2]) <= end + 1, row
         assert row[4] == "never" and row[5] == "0", row
     assert rows[key_id(plain)][1:2] + rows[key_id(plain)][3:4] + rows[key_id(plain)][6:] == \
-        ["plain key", "never", "none"], rows[key_id(plain)]
+        ["plain key", "never", "none", "account"], rows[key_id(plain)]
+    assert rows[key_id(reset)][7] == "account,reset", rows[key_id(reset)]
     lim = rows[key_id(limited)]
     assert lim[1] == "limited key" and lim[6] == "5/1h", lim
     assert start + 86400 - 1 <= iso_time(lim[3]) <= end + 86400 + 1, lim
@@ -134,7 +136,9 @@ def test_list_columns_and_json(make_instance):
     p = listed[key_id(plain)]
     assert p == {"id": key_id(plain), "name": "plain key", "host": MAIN_HOST,
                  "created": rows[key_id(plain)][2], "expires": None, "expired": False,
-                 "last_used": None, "invites": 0, "max_invites": None, "period": None}, p
+                 "last_used": None, "invites": 0, "max_invites": None, "period": None,
+                 "allow": ["account"]}, p
+    assert listed[key_id(reset)]["allow"] == ["account", "reset"], listed[key_id(reset)]
     q = listed[key_id(limited)]
     assert (q["expires"], q["expired"], q["max_invites"], q["period"]) == \
         (lim[3], False, 5, 3600), q

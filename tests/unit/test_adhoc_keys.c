@@ -348,6 +348,86 @@ static void test_keys_revoke(void)
 }
 
 /* Others see no commands and can run none; the key store is not touched. */
+/* Create a key through the form with these allow values; what it may do. */
+static unsigned create_allowing(struct keys_harness *k, const char *allow_values, char *shown,
+                                size_t shown_size)
+{
+	char sid[64], fields[512], key[256];
+	struct api_key_match match;
+	const char *err = NULL;
+
+	check_status(execute(&k->h, ADMIN, ADHOC_KEYS_NODE_CREATE), "executing", sid, sizeof(sid));
+	snprintf(fields, sizeof(fields),
+	         "<field var='host'><value>localhost</value></field>"
+	         "<field var='name'><value>perm</value></field>%s",
+	         allow_values);
+	xmpp_stanza_t *r = submit(&k->h, ADMIN, ADHOC_KEYS_NODE_CREATE, sid, "complete", fields);
+	check_status(r, "completed", NULL, 0);
+	snprintf(key, sizeof(key), "%s", value_of(form_of(r), "key"));
+	snprintf(shown, shown_size, "%s", value_of(form_of(r), "allow"));
+	if (keystore_verify(k->store, key, strlen(key), time(NULL), &match, &err) != KEYS_OK)
+		return 0;
+	return match.limits.allow;
+}
+
+static void test_keys_create_allow(void)
+{
+	struct keys_harness k;
+	char sid[64], shown[64];
+	keys_start(&k, 1);
+
+	xmpp_stanza_t *r = execute(&k.h, ADMIN, ADHOC_KEYS_NODE_CREATE);
+	check_status(r, "executing", sid, sizeof(sid));
+	xmpp_stanza_t *allow = field(form_of(r), "allow");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(allow);
+	CU_ASSERT_STRING_EQUAL(attr(allow, "type"), "list-multi");
+	CU_ASSERT_PTR_NOT_NULL(child(allow, "required", NULL));
+	CU_ASSERT_EQUAL(count_children(allow, "option"), 2);
+	CU_ASSERT_EQUAL(count_children(allow, "value"), 1); /* account invites only, by default */
+	CU_ASSERT_STRING_EQUAL(value_of(form_of(r), "allow"), "account");
+
+	/* an unknown permission: refused by the form check, nothing stored */
+	r = submit(&k.h, ADMIN, ADHOC_KEYS_NODE_CREATE, sid, "complete",
+	           "<field var='name'><value>x</value></field>"
+	           "<field var='allow'><value>admin</value></field>");
+	CU_ASSERT_PTR_NOT_NULL(strstr(note(r, "error"), "not one of the choices"));
+	CU_ASSERT_EQUAL(stored_keys(&k, "localhost"), 0);
+	/* a refused lifetime shows the form again with the permissions chosen */
+	r = submit(&k.h, ADMIN, ADHOC_KEYS_NODE_CREATE, sid, "complete",
+	           "<field var='name'><value>x</value></field>"
+	           "<field var='lifetime'><value>3x</value></field>"
+	           "<field var='allow'><value>reset</value></field>");
+	check_status(r, "executing", NULL, 0);
+	CU_ASSERT_STRING_EQUAL(value_of(form_of(r), "allow"), "reset");
+	CU_ASSERT_EQUAL(count_children(field(form_of(r), "allow"), "value"), 1);
+	CU_ASSERT_EQUAL(stored_keys(&k, "localhost"), 0);
+
+	CU_ASSERT_EQUAL(create_allowing(&k, "", shown, sizeof(shown)), KEYS_ALLOW_ACCOUNT);
+	CU_ASSERT_STRING_EQUAL(shown, "account");
+	CU_ASSERT_EQUAL(create_allowing(&k, "<field var='allow'><value>reset</value></field>",
+	                                shown, sizeof(shown)),
+	                KEYS_ALLOW_RESET);
+	CU_ASSERT_STRING_EQUAL(shown, "reset");
+	CU_ASSERT_EQUAL(create_allowing(&k,
+	                                "<field var='allow'><value>reset</value>"
+	                                "<value>account</value></field>",
+	                                shown, sizeof(shown)),
+	                KEYS_ALLOW_ALL);
+	CU_ASSERT_STRING_EQUAL(shown, "account,reset");
+
+	/* the list shows them */
+	r = execute(&k.h, ADMIN, ADHOC_KEYS_NODE_LIST);
+	check_status(r, "completed", NULL, 0);
+	xmpp_stanza_t *x = form_of(r);
+	CU_ASSERT_PTR_NOT_NULL(field(child(x, "reported", NULL), "allow"));
+	CU_ASSERT_EQUAL(count_children(x, "item"), 3);
+	xmpp_stanza_t *item = child(x, "item", NULL);
+	static const char *const listed[] = {"account", "reset", "account,reset"};
+	for (size_t i = 0; i < 3 && item != NULL; i++, item = xmpp_stanza_get_next(item))
+		CU_ASSERT_STRING_EQUAL(value_of(item, "allow"), listed[i]);
+	keys_finish(&k);
+}
+
 static void test_keys_not_admin(void)
 {
 	static const char *const nodes[] = {ADHOC_KEYS_NODE_CREATE, ADHOC_KEYS_NODE_LIST,
@@ -476,6 +556,7 @@ static void test_keys_bounded_in_bytes(void)
 
 static const struct unit_test tests[] = {
     {"keys: create", test_keys_create},
+    {"keys: create with permissions", test_keys_create_allow},
     {"keys: list", test_keys_list},
     {"keys: revoke", test_keys_revoke},
     {"keys: nothing for others", test_keys_not_admin},

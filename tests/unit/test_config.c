@@ -172,9 +172,50 @@ static const struct bad_case bad_cases[] = {
     {MINIMAL "admins = alice@\n", 5, "is not a bare JID"},
     {MINIMAL "admins = ok@example.com\nadmins = bad\n", 6, "\"bad\" is not a bare JID"},
     {MINIMAL "this line is not ini\n", 5, "syntax error"},
+    {MINIMAL "[host:example.com]\naccess = privileged\n", 5,
+     "[host:example.com] has access = privileged without act_as"},
+    {MINIMAL "\n[host:other.example]\naccess = admin\n", 6,
+     "[host:other.example] is not one of [component] hosts"},
+    {MINIMAL "[host:example.com]\nact_as = bot@example.com\n", 5,
+     "has act_as, which needs access = privileged"},
+    {MINIMAL "[host:example.com]\naccess = root\n", 6, "access must be admin or privileged"},
+    {MINIMAL "[host:example.com]\naccess = privileged\nact_as = bot@other.example\n", 7,
+     "act_as must be a bare JID on example.com"},
+    {MINIMAL "[host:example.com]\naccess = privileged\nact_as = example.com\n", 7,
+     "act_as must be a bare JID on example.com"},
+    {MINIMAL "[host:example.com]\naccess = privileged\nact_as = bot@example.com/r\n", 7,
+     "act_as must be a bare JID"},
+    {MINIMAL "[host:example.com]\nbogus = 1\n", 6,
+     "unknown option \"bogus\" in section [host:example.com]"},
+    {MINIMAL "[host:bad/host]\naccess = admin\n", 6, "invalid host name"},
+    {MINIMAL "[host:example.com]\naccess = admin\naccess = admin\n", 7, "set twice"},
+    {MINIMAL "[host:example.com]\naccess = privileged\nact_as = a@example.com\n"
+             "act_as = b@example.com\n",
+     8, "set twice"},
     {MINIMAL "[http\n", 5, "syntax error"},
     {NULL, 0, NULL},
 };
+
+static void test_host_sections(void)
+{
+	struct config cfg;
+	char err[256] = "";
+	const char *text = "[host:b.example]\n"
+	                   "access = privileged\n"
+	                   "act_as = InviteBot@B.example\n"
+	                   "[component]\n"
+	                   "jid = invites.example.com\nsecret = s3cret\n"
+	                   "hosts = a.example, b.example, c.example\n"
+	                   "[host:A.example]\n"
+	                   "access = admin\n";
+	CU_ASSERT_EQUAL_FATAL(load(text, &cfg, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(cfg.component.n_access, 2);
+	CU_ASSERT_PTR_NULL(config_act_as(&cfg, "a.example"));
+	CU_ASSERT_STRING_EQUAL(config_act_as(&cfg, "B.EXAMPLE"), "InviteBot@B.example");
+	CU_ASSERT_PTR_NULL(config_act_as(&cfg, "c.example")); /* no section: admin */
+	CU_ASSERT_PTR_NULL(config_act_as(&cfg, "d.example"));
+	config_finish(&cfg);
+}
 
 static void test_errors_name_file_and_line(void)
 {
@@ -702,6 +743,7 @@ static const struct unit_test tests[] = {
     {"hosts over several lines", test_hosts_on_several_lines},
     {"admins over several lines, empty by default", test_admins_on_several_lines},
     {"errors name file and line", test_errors_name_file_and_line},
+    {"[host:NAME] sections: access and act_as", test_host_sections},
     {"missing required options", test_missing_required},
     {"secret never echoed", test_secret_never_echoed},
     {"control characters refused in header values", test_header_injection_refused},

@@ -215,8 +215,119 @@ static void test_executing(void)
 	      "<x xmlns='jabber:x:data' type='form'><field var='group' type='list-single'/></x>"
 	      "</command></iq>",
 	      &r);
-	check_failure(&r, COMPONENT_BAD_REPLY, "",
-	              "the server asked for more input (not supported yet)");
+	CU_ASSERT_EQUAL(r.status, COMPONENT_OK);
+	CU_ASSERT_TRUE(r.executing);
+	CU_ASSERT_STRING_EQUAL(r.sessionid, "s1");
+	CU_ASSERT_EQUAL(r.vars, 0);
+	CU_ASSERT_PTR_NULL(r.form_type);
+	CU_ASSERT_PTR_NULL(r.invite.uri);
+	adhoc_reply_finish(&r);
+}
+
+/* ejabberd 26's create-account form, reordered, with FORM_TYPE and more. */
+static void test_executing_fields_by_var(void)
+{
+	struct adhoc_reply r;
+	parse("<iq type='result' from='localhost' id='r1'>"
+	      "<command xmlns='http://jabber.org/protocol/commands' status='executing' "
+	      "node='urn:xmpp:invite#create-account' sessionid='2026-12-04T10:00:00.1Z'>"
+	      "<x xmlns='jabber:x:data' type='result'>"
+	      "<field var='roster-subscription' type='boolean'><value>1</value></field>"
+	      "<field var='x-unknown' type='text-single'/>"
+	      "<field var='FORM_TYPE' type='hidden'><value>urn:xmpp:invite</value></field>"
+	      "<field type='fixed'><value>Pick a name</value></field>"
+	      "<field var='username' type='text-single' label='User'/>"
+	      "</x></command></iq>",
+	      &r);
+	CU_ASSERT_EQUAL(r.status, COMPONENT_OK);
+	CU_ASSERT_TRUE(r.executing);
+	CU_ASSERT_STRING_EQUAL(r.sessionid, "2026-12-04T10:00:00.1Z");
+	CU_ASSERT_EQUAL(r.vars, ADHOC_VAR_USERNAME | ADHOC_VAR_ROSTER);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r.form_type);
+	CU_ASSERT_STRING_EQUAL(r.form_type, "urn:xmpp:invite");
+	adhoc_reply_finish(&r);
+	CU_ASSERT_PTR_NULL(r.form_type);
+
+	/* Prosody 13's password-reset form */
+	parse("<iq type='result' from='localhost' id='r1'>"
+	      "<command xmlns='http://jabber.org/protocol/commands' status='executing' "
+	      "sessionid='abc'><x xmlns='jabber:x:data' type='form'>"
+	      "<field var='accountjid' type='jid-single' required='1'/></x></command></iq>",
+	      &r);
+	CU_ASSERT_EQUAL(r.status, COMPONENT_OK);
+	CU_ASSERT_EQUAL(r.vars, ADHOC_VAR_ACCOUNTJID);
+	adhoc_reply_finish(&r);
+}
+
+static void test_executing_with_error_note(void)
+{
+	struct adhoc_reply r;
+	parse("<iq type='result' from='localhost' id='r1'>"
+	      "<command xmlns='http://jabber.org/protocol/commands' status='executing' "
+	      "sessionid='s1'><note type='error'>Invalid JID</note>"
+	      "<x xmlns='jabber:x:data' type='form'><field var='accountjid'/></x></command></iq>",
+	      &r);
+	CU_ASSERT_EQUAL(r.status, COMPONENT_REMOTE_ERROR);
+	CU_ASSERT_FALSE(r.executing);
+	CU_ASSERT_STRING_EQUAL(r.reason, "Invalid JID");
+	CU_ASSERT_STRING_EQUAL(r.sessionid, "s1");
+	adhoc_reply_finish(&r);
+}
+
+static void parse_discovery(const char *xml, struct discovery_reply *reply)
+{
+	xmpp_ctx_t *ctx = xmpp_ctx_new(NULL, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+	xmpp_stanza_t *stanza = xmpp_stanza_new_from_string(ctx, xml);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(stanza);
+	discovery_reply_parse(stanza, reply);
+	xmpp_stanza_release(stanza);
+	xmpp_ctx_free(ctx);
+}
+
+static void test_discovery(void)
+{
+	struct discovery_reply d;
+
+	parse_discovery(
+	    "<iq type='result' from='localhost' id='d1'>"
+	    "<query xmlns='http://jabber.org/protocol/disco#items' "
+	    "node='http://jabber.org/protocol/commands'>"
+	    "<item jid='localhost' node='xmpp:prosody.im/mod_invites_adhoc#password-reset'"
+	    " name='Create password reset invite'/>"
+	    "<item jid='localhost' node='ping'/>"
+	    "<item jid='localhost' node='urn:xmpp:invite#create-account'/>"
+	    "</query></iq>",
+	    &d);
+	CU_ASSERT_TRUE(d.ok);
+	CU_ASSERT_TRUE(d.offers[INVITE_ACCOUNT]);
+	CU_ASSERT_TRUE(d.offers[INVITE_RESET]);
+
+	parse_discovery("<iq type='result' from='localhost' id='d1'>"
+	                "<query xmlns='http://jabber.org/protocol/disco#items'/></iq>",
+	                &d);
+	CU_ASSERT_TRUE(d.ok);
+	CU_ASSERT_FALSE(d.offers[INVITE_ACCOUNT]);
+	CU_ASSERT_FALSE(d.offers[INVITE_RESET]);
+
+	parse_discovery("<iq type='error' from='localhost' id='d1'><error type='cancel'>"
+	                "<service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>"
+	                "</error></iq>",
+	                &d);
+	CU_ASSERT_FALSE(d.ok);
+	CU_ASSERT_STRING_EQUAL(d.condition, "service-unavailable");
+	CU_ASSERT_STRING_EQUAL(d.reason, "service-unavailable");
+
+	parse_discovery("<iq type='error' from='localhost' id='d1'><error type='auth'>"
+	                "<forbidden xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text "
+	                "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>No</text></error></iq>",
+	                &d);
+	CU_ASSERT_FALSE(d.ok);
+	CU_ASSERT_STRING_EQUAL(d.reason, "forbidden: No");
+
+	parse_discovery("<iq type='result' from='localhost' id='d1'/>", &d);
+	CU_ASSERT_FALSE(d.ok);
+	CU_ASSERT_STRING_EQUAL(d.reason, "the reply is not a disco#items result");
 }
 
 static void test_missing_uri(void)
@@ -373,6 +484,9 @@ static const struct unit_test tests[] = {
     {"canceled with note", test_canceled_with_note},
     {"completed with only an error note", test_completed_with_error_note},
     {"executing asks for a form", test_executing},
+    {"executing form: fields by var, FORM_TYPE kept", test_executing_fields_by_var},
+    {"executing with an error note", test_executing_with_error_note},
+    {"disco#items of the commands node", test_discovery},
     {"missing uri", test_missing_uri},
     {"uri not xmpp:", test_uri_not_xmpp},
     {"control characters in a value", test_control_characters},

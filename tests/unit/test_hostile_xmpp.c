@@ -391,7 +391,13 @@ static void test_results_without_usable_form(void)
 	     "the uri field contains control characters"},
 	    {"<command xmlns='http://jabber.org/protocol/commands' status='executing'>"
 	     "<x xmlns='jabber:x:data' type='form'/></command>",
-	     "the server asked for more input (not supported yet)"},
+	     "the server asked for more input without a usable sessionid"},
+	    {"<command xmlns='http://jabber.org/protocol/commands' status='executing' "
+	     "sessionid='s&#10;1'><x xmlns='jabber:x:data' type='form'/></command>",
+	     "the server asked for more input without a usable sessionid"},
+	    {"<command xmlns='http://jabber.org/protocol/commands' status='executing' "
+	     "sessionid='s1'/>",
+	     "the server asked for more input without a data form"},
 	    {"<command xmlns='http://jabber.org/protocol/commands' status='bogus\x7f'/>",
 	     "unknown command status 'bogus '"},
 	};

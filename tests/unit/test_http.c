@@ -31,6 +31,7 @@
 #define MAX_PENDING           64
 #define MAX_REQUESTS          2
 #define HTTP_TARGET_TEST_SIZE 10000
+#define HTTP_FORM_TEST_SIZE   (16 * 1024)
 
 enum mode {
 	MODE_DEFER_AUTO,   /* suspend; the loop answers on its next turn */
@@ -47,6 +48,8 @@ struct pending {
 
 static struct fixture {
 	struct http_api *api;
+	struct http_api_invite_request last_invite; /* as create_invite saw it, strings copied */
+	char last_username[1024], last_jid[2048];
 	unsigned short port;
 	enum mode mode;
 	unsigned fail_status; /* non-zero: answer with http_api_request_fail */
@@ -61,14 +64,19 @@ static struct fixture {
 
 /* --- fake handlers ------------------------------------------------------- */
 
+#define MAY_BOTH (HTTP_API_MAY_ACCOUNT | HTTP_API_MAY_RESET)
+
 static const struct fake_key {
 	const char *credential;
 	enum http_api_auth result;
 	const char *id;
+	unsigned may;
 } fake_keys[] = {
-    {KEY, HTTP_API_AUTH_OK, "k1"},
-    {"k2/0ther", HTTP_API_AUTH_OK, "k2"},
-    {"broken/x", HTTP_API_AUTH_ERROR, NULL},
+    {KEY, HTTP_API_AUTH_OK, "k1", MAY_BOTH},
+    {"k2/0ther", HTTP_API_AUTH_OK, "k2", MAY_BOTH},
+    {"broken/x", HTTP_API_AUTH_ERROR, NULL, 0},
+    {"acct/only", HTTP_API_AUTH_OK, "acct", HTTP_API_MAY_ACCOUNT},
+    {"rset/only", HTTP_API_AUTH_OK, "rset", HTTP_API_MAY_RESET},
 };
 
 static enum http_api_auth fake_authenticate(void *userdata, const char *credential, size_t len,
@@ -87,6 +95,7 @@ static enum http_api_auth fake_authenticate(void *userdata, const char *credenti
 		if (k->result == HTTP_API_AUTH_OK) {
 			snprintf(key->id, sizeof(key->id), "%s", k->id);
 			snprintf(key->host, sizeof(key->host), "example.com");
+			key->may = k->may;
 		}
 		return k->result;
 	}
@@ -94,6 +103,7 @@ static enum http_api_auth fake_authenticate(void *userdata, const char *credenti
 	    memcmp(credential + len - mlen, multi, mlen) == 0) {
 		snprintf(key->id, sizeof(key->id), "%.*s", (int)(len - mlen), credential);
 		snprintf(key->host, sizeof(key->host), "example.com");
+		key->may = HTTP_API_MAY_ACCOUNT;
 		return HTTP_API_AUTH_OK;
 	}
 	return HTTP_API_AUTH_DENIED;
@@ -117,11 +127,21 @@ static void answer(struct http_api_request *req, const char *key_id)
 }
 
 static void fake_create_invite(void *userdata, struct http_api_request *req,
-                               const struct http_api_key *key)
+                               const struct http_api_key *key,
+                               const struct http_api_invite_request *invite)
 {
 	struct fixture *f = userdata;
 
 	f->create_calls++;
+	f->last_invite = *invite;
+	if (invite->username != NULL) {
+		snprintf(f->last_username, sizeof(f->last_username), "%s", invite->username);
+		f->last_invite.username = f->last_username;
+	}
+	if (invite->account_jid != NULL) {
+		snprintf(f->last_jid, sizeof(f->last_jid), "%s", invite->account_jid);
+		f->last_invite.account_jid = f->last_jid;
+	}
 	CU_ASSERT_STRING_EQUAL(key->host, "example.com");
 	switch (f->mode) {
 	case MODE_SYNC_INVITE:
@@ -911,6 +931,10 @@ static void test_deferred_failures(void)
 	    {504, "the XMPP server did not answer", 0, "the XMPP server did not answer\n"},
 	    {503, "XMPP server offline", 30, "XMPP server offline\n"},
 	    {500, "multi\nline", 0, "multi line\n"},
+	    {409, "the XMPP server refused the username: taken", 0,
+	     "the XMPP server refused the username: taken\n"},
+	    {501, "the XMPP server cannot do this: no such command", 0,
+	     "the XMPP server cannot do this: no such command\n"},
 	    {200, "not an error status", 0, "not an error status\n"}, /* becomes 500 */
 	};
 	static const enum mode modes[] = {MODE_DEFER_AUTO, MODE_SYNC_FAIL};
@@ -1158,6 +1182,7 @@ static void test_log_line(void)
 	             "Authorization: Bearer " KEY);
 	exchange(&r, "GET /x%%0Ay%%3Fkey=k1/leak?key=" KEY " HTTP/1.1");
 	exchange(&r, "POST " API_PATH " HTTP/1.1\r\nAuthorization: Bearer k1/wrongsecret");
+	exchange(&r, "POST " API_PATH "/reset?key=" KEY "&jid=alice%%40example.com HTTP/1.1");
 	loop_for(20);
 	char *log = capture_end(&cap);
 	stop();
@@ -1174,6 +1199,8 @@ static void test_log_line(void)
 	CU_ASSERT_PTR_NULL(strstr(log, "s3cret"));
 	CU_ASSERT_PTR_NULL(strstr(log, "leak"));
 	CU_ASSERT_PTR_NULL(strstr(log, "wrongsecret"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info 127.0.0.1 POST " API_PATH "/reset 201 key=k1 "));
+	CU_ASSERT_PTR_NULL(strstr(log, "alice"));
 	CU_ASSERT_PTR_NULL(strstr(log, "Bearer"));
 	CU_ASSERT_PTR_NULL(strstr(log, "?"));
 	/* One line per request, each ending in a duration (and a note). */
@@ -1184,7 +1211,298 @@ static void test_log_line(void)
 		               strstr(line, "ms (") != NULL);
 		lines++;
 	}
-	CU_ASSERT_EQUAL(lines, 3);
+	CU_ASSERT_EQUAL(lines, 4);
+}
+
+/* --- tests: password resets, usernames, permissions --------------------- */
+
+#define RESET_PATH API_PATH "/reset"
+#define FORM       "Content-Type: application/x-www-form-urlencoded"
+
+/* POST body as a form, on its own connection. */
+__attribute__((format(printf, 3, 4))) static void
+exchange_form(struct response *r, const char *body, const char *fmt, ...)
+{
+	char line[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(line));
+	exchange_body(r, body, "%s\r\n" FORM "\r\nContent-Length: %zu", line, strlen(body));
+}
+
+static void test_reset(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "POST " RESET_PATH "?key=" KEY "&jid=Alice%%40EXAMPLE.com HTTP/1.1");
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_EQUAL(fx.create_calls, 1);
+	CU_ASSERT_EQUAL(fx.last_invite.kind, HTTP_API_INVITE_RESET);
+	CU_ASSERT_STRING_EQUAL(fx.last_invite.account_jid, "alice@example.com");
+	CU_ASSERT_PTR_NULL(fx.last_invite.username);
+	exchange(&r, "POST " RESET_PATH "/?key=" KEY "&jid=bob@example.com&redirect=true HTTP/1.1");
+	assert_invite(&r, 303, "k1");
+	CU_ASSERT_STRING_EQUAL(fx.last_invite.account_jid, "bob@example.com");
+	/* in a form body, the key in the header */
+	exchange_form(&r, "jid=carol%40example.com&other=1",
+	              "POST " RESET_PATH " HTTP/1.1\r\nAuthorization: Bearer " KEY);
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_STRING_EQUAL(fx.last_invite.account_jid, "carol@example.com");
+	exchange(&r, "POST " RESET_PATH "?key=" KEY "&jid=dave@example.com HTTP/1.1\r\n"
+	             "Accept: application/json");
+	CU_ASSERT_EQUAL(r.status, 201);
+	json_t *json = json_loads(r.body, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "type")), "reset");
+	CU_ASSERT_PTR_NULL(json_object_get(json, "username"));
+	json_decref(json);
+	/* the account route still makes account invites */
+	exchange(&r, "POST " API_PATH "?key=" KEY " HTTP/1.1");
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_EQUAL(fx.last_invite.kind, HTTP_API_INVITE_ACCOUNT);
+	CU_ASSERT_PTR_NULL(fx.last_invite.account_jid);
+	CU_ASSERT_EQUAL(fx.create_calls, 5);
+	stop();
+}
+
+static void test_reset_methods(void)
+{
+	static const char *const refused[] = {"GET", "HEAD", "PUT", "DELETE", "post"};
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		exchange(&r, "%s " RESET_PATH "?key=" KEY "&jid=alice@example.com HTTP/1.1",
+		         refused[i]);
+		CU_ASSERT_EQUAL(r.status, 405);
+		assert_header(&r, "Allow", "POST, OPTIONS");
+		assert_cors(&r, "*");
+		if (strcmp(refused[i], "HEAD") != 0)
+			CU_ASSERT_STRING_EQUAL(
+			    r.body, "method not allowed: password-reset invites take POST\n");
+	}
+	exchange(&r, "OPTIONS " RESET_PATH " HTTP/1.1");
+	CU_ASSERT_EQUAL(r.status, 204);
+	assert_cors(&r, "*");
+	exchange(&r, "POST " RESET_PATH "x?key=" KEY " HTTP/1.1");
+	CU_ASSERT_EQUAL(r.status, 404);
+	CU_ASSERT_EQUAL(fx.auth_calls, 0);
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+	stop();
+}
+
+static void test_permissions(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "POST " RESET_PATH "?key=acct/only&jid=alice@example.com HTTP/1.1");
+	assert_answer(&r, 403, "this key may not create password-reset invites\n");
+	assert_no_header(&r, "Location");
+	/* checked before the parameters: no hint about them */
+	exchange(&r, "POST " RESET_PATH "?key=acct/only&jid=alice@other.example HTTP/1.1");
+	assert_answer(&r, 403, "this key may not create password-reset invites\n");
+	exchange(&r, "GET " API_PATH "?key=rset/only HTTP/1.1");
+	assert_answer(&r, 403, "this key may not create account invites\n");
+	exchange(&r, "GET " API_PATH "?key=rset/only HTTP/1.1\r\nAccept: application/json");
+	CU_ASSERT_EQUAL(r.status, 403);
+	CU_ASSERT_STRING_EQUAL(r.body, "{\"error\":\"this key may not create account invites\"}\n");
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+	/* and after the key: a wrong key learns nothing of permissions */
+	exchange(&r, "POST " RESET_PATH "?key=acct/wrong&jid=alice@example.com HTTP/1.1");
+	assert_answer(&r, 401, "invalid key\n");
+	/* allowed kinds go through */
+	exchange(&r, "POST " RESET_PATH "?key=rset/only&jid=alice@example.com HTTP/1.1");
+	assert_invite(&r, 201, "rset");
+	exchange(&r, "GET " API_PATH "?key=acct/only HTTP/1.1");
+	assert_invite(&r, 201, "acct");
+	CU_ASSERT_EQUAL(fx.create_calls, 2);
+	stop();
+}
+
+static void test_reset_bad_jid(void)
+{
+	static const struct {
+		const char *query, *reason;
+	} rows[] = {
+	    {"", "a password-reset invite needs jid=user@host"},
+	    {"&jid=", "a password-reset invite needs jid=user@host"},
+	    {"&jid", "a password-reset invite needs jid=user@host"},
+	    {"&jid=example.com", "jid must be the bare JID of an account, user@host"},
+	    {"&jid=alice@example.com/phone", "jid must be the bare JID of an account, user@host"},
+	    {"&jid=alice%40example.com%2Fphone",
+	     "jid must be the bare JID of an account, user@host"},
+	    {"&jid=@example.com", "jid has an empty user part"},
+	    {"&jid=alice@other.example", "jid is not an account of this key's host"},
+	    {"&jid=alice@", "jid is not an account of this key's host"},
+	    {"&jid=a+b@example.com", "jid has a user part with a character an XMPP username "
+	                             "cannot have (\"&'/:<>@, space, control character, ...)"},
+	    {"&jid=%FF@example.com", "jid is not valid UTF-8"},
+	    {"&jid=alice@example.com&jid=bob@example.com", "more than one jid parameter"},
+	    {"&jid=alice@example.com&JID=alice@example.com", "more than one jid parameter"},
+	    {"&jid=alice@example.com&username=alice", "username is a parameter of account invites"},
+	};
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char body[300];
+		snprintf(body, sizeof(body), "%s\n", rows[i].reason);
+		exchange(&r, "POST " RESET_PATH "?key=" KEY "%s HTTP/1.1", rows[i].query);
+		assert_answer(&r, 400, body);
+	}
+	/* NUL, raw or escaped, in the query or the body */
+	exchange(&r, "POST " RESET_PATH "?key=" KEY "&jid=alice%%00@example.com HTTP/1.1");
+	assert_answer(&r, 400, "NUL byte (%00) in the URL\n");
+	exchange_form(&r, "jid=alice%00@example.com", "POST " RESET_PATH "?key=" KEY " HTTP/1.1");
+	assert_answer(&r, 400, "malformed percent-encoding (or %00) in the form body\n");
+	exchange_form(&r, "jid=alice%4@example.com", "POST " RESET_PATH "?key=" KEY " HTTP/1.1");
+	assert_answer(&r, 400, "malformed percent-encoding (or %00) in the form body\n");
+	/* in the query and the body: twice */
+	exchange_form(&r, "jid=alice%40example.com",
+	              "POST " RESET_PATH "?key=" KEY "&jid=alice@example.com HTTP/1.1");
+	assert_answer(&r, 400, "more than one jid parameter\n");
+	/* a body that is not a form is not read for parameters */
+	exchange_body(&r, "jid=alice%40example.com",
+	              "POST " RESET_PATH "?key=" KEY " HTTP/1.1\r\nContent-Length: 23");
+	assert_answer(&r, 400, "a password-reset invite needs jid=user@host\n");
+	/* jid on the account route: not quietly an account invite */
+	exchange(&r, "POST " API_PATH "?key=" KEY "&jid=alice@example.com HTTP/1.1");
+	CU_ASSERT_EQUAL(r.status, 400);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "reset"));
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+	stop();
+}
+
+static void test_username(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "GET " API_PATH "?key=" KEY "&username=Alice HTTP/1.1");
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_EQUAL(fx.last_invite.kind, HTTP_API_INVITE_ACCOUNT);
+	CU_ASSERT_STRING_EQUAL(fx.last_invite.username, "alice");
+	CU_ASSERT_PTR_NULL(fx.last_invite.account_jid);
+	exchange(&r, "GET " API_PATH "?key=" KEY "&username=Stra%%C3%%9Fe HTTP/1.1\r\n"
+	             "Accept: application/json");
+	CU_ASSERT_EQUAL(r.status, 201);
+	json_t *json = json_loads(r.body, 0, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "type")), "account");
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "username")), "strasse");
+	json_decref(json);
+	exchange_form(&r, "username=bob", "POST " API_PATH "?key=" KEY " HTTP/1.1");
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_STRING_EQUAL(fx.last_invite.username, "bob");
+	exchange(&r, "GET " API_PATH "?key=" KEY " HTTP/1.1");
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_PTR_NULL(fx.last_invite.username);
+	CU_ASSERT_EQUAL(fx.create_calls, 4);
+
+	static const char prohibited[] = "username has a character an XMPP username cannot have "
+	                                 "(\"&'/:<>@, space, control character, ...)\n";
+	static const struct {
+		const char *value, *body;
+	} bad[] = {
+	    {"a%22b", prohibited},
+	    {"a%26b", prohibited},
+	    {"a%27b", prohibited},
+	    {"a%2Fb", prohibited},
+	    {"a%3Ab", prohibited},
+	    {"a%3Cb", prohibited},
+	    {"a%3Eb", prohibited},
+	    {"a%40b", prohibited},
+	    {"a/b", prohibited},
+	    {"a:b", prohibited},
+	    {"a@b", prohibited},
+	    {"a%20b", prohibited},
+	    {"a+b", prohibited},
+	    {"a%09b", prohibited},
+	    {"a%7Fb", prohibited},
+	    {"a%C2%A0b", prohibited},
+	    {"%EE%80%80", prohibited},
+	    {"", "username is empty\n"},
+	    {"%C2%AD", "username is empty\n"},
+	    {"%FF", "username is not valid UTF-8\n"},
+	    {"%C0%80", "username is not valid UTF-8\n"},
+	    {"%ED%A0%80", "username is not valid UTF-8\n"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		exchange(&r, "GET " API_PATH "?key=" KEY "&username=%s HTTP/1.1", bad[i].value);
+		assert_answer(&r, 400, bad[i].body);
+		char form[64];
+		snprintf(form, sizeof(form), "username=%s", bad[i].value);
+		exchange_form(&r, form, "POST " API_PATH "?key=" KEY " HTTP/1.1");
+		assert_answer(&r, 400, bad[i].body);
+	}
+	char name[1100];
+	memset(name, 'a', 1024);
+	name[1024] = '\0';
+	exchange(&r, "GET " API_PATH "?key=" KEY "&username=%s HTTP/1.1", name);
+	assert_answer(&r, 400, "username is longer than 1023 bytes\n");
+	name[1023] = '\0';
+	exchange(&r, "GET " API_PATH "?key=" KEY "&username=%s HTTP/1.1", name);
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_EQUAL(strlen(fx.last_invite.username), 1023);
+	unsigned calls = fx.create_calls;
+	exchange(&r, "GET " API_PATH "?key=" KEY "&username=a%%00b HTTP/1.1");
+	assert_answer(&r, 400, "NUL byte (%00) in the URL\n");
+	exchange_form(&r, "username=a%00b", "POST " API_PATH "?key=" KEY " HTTP/1.1");
+	assert_answer(&r, 400, "malformed percent-encoding (or %00) in the form body\n");
+	exchange(&r, "GET " API_PATH "?key=" KEY "&username=a&username=b HTTP/1.1");
+	assert_answer(&r, 400, "more than one username parameter\n");
+	exchange_form(&r, "username=b", "POST " API_PATH "?key=" KEY "&username=a HTTP/1.1");
+	assert_answer(&r, 400, "more than one username parameter\n");
+	CU_ASSERT_EQUAL(fx.create_calls, calls);
+	stop();
+}
+
+/* POST a form of total bytes ("username=ok&x=xxx..."), chunked or not. */
+static void post_form(struct response *r, size_t total, bool chunked)
+{
+	struct client c = {0};
+	char *request = malloc(total + 512);
+	char *p = request;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(request);
+	p += sprintf(p, "POST " API_PATH "?key=" KEY " HTTP/1.1\r\nHost: x\r\n"
+	                "Connection: close\r\n" FORM "\r\n");
+	if (chunked)
+		p += sprintf(p, "Transfer-Encoding: chunked\r\n\r\n%zx\r\n", total);
+	else
+		p += sprintf(p, "Content-Length: %zu\r\n\r\n", total);
+	memset(p, 'x', total);
+	memcpy(p, "username=ok&x=", 14);
+	p += total;
+	if (chunked)
+		p += sprintf(p, "\r\n0\r\n\r\n");
+	client_add(&c, request, (size_t)(p - request));
+	free(request);
+	client_start(&c);
+	client_finish(&c);
+	*r = c.responses[0];
+}
+
+static void test_form_limit(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	exchange(&r, "POST " API_PATH "?key=" KEY " HTTP/1.1\r\n" FORM "\r\nContent-Length: 16385");
+	assert_answer(&r, 413, "form body too large\n");
+	post_form(&r, HTTP_FORM_TEST_SIZE, false); /* exactly at the limit */
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_STRING_EQUAL(fx.last_invite.username, "ok");
+	post_form(&r, HTTP_FORM_TEST_SIZE, true);
+	assert_invite(&r, 201, "k1");
+	post_form(&r, HTTP_FORM_TEST_SIZE + 1, true); /* read, then refused */
+	assert_answer(&r, 413, "form body too large\n");
+	CU_ASSERT_EQUAL(fx.create_calls, 2);
+	stop();
 }
 
 /* --- tests: hostile clients ---------------------------------------------- */
@@ -1368,7 +1686,7 @@ static void test_throttle(void)
 	struct http_api_config cfg = {.bind = "127.0.0.1",
 	                              .path = API_PATH,
 	                              .auth_failure_burst = 2,
-	                              .auth_failure_rate = 60};
+	                              .auth_failure_rate = 20}; /* a token every 3 s */
 	struct response r;
 
 	fx.mode = MODE_DEFER_AUTO;
@@ -1380,7 +1698,7 @@ static void test_throttle(void)
 	unsigned calls = fx.auth_calls;
 	exchange_from(&r, "127.0.0.2", "k1/wrong", "");
 	assert_answer(&r, 429, "too many failed authentications from this address\n");
-	assert_header(&r, "Retry-After", "1");
+	assert_header(&r, "Retry-After", "3"); /* answered a second later */
 	exchange_from(&r, "127.0.0.2", KEY, ""); /* the right key waits too */
 	CU_ASSERT_EQUAL(r.status, 429);
 	CU_ASSERT_EQUAL(fx.auth_calls, calls);          /* not even looked at */
@@ -1388,7 +1706,7 @@ static void test_throttle(void)
 	CU_ASSERT_EQUAL(r.status, 401);
 	exchange_from(&r, "127.0.0.3", KEY, "");
 	assert_invite(&r, 201, "k1");
-	loop_for(1100);
+	loop_for(1100); /* 3 s after the bucket ran dry: one token back */
 	exchange_from(&r, "127.0.0.2", KEY, "");
 	assert_invite(&r, 201, "k1");
 	/* Successes cost nothing. */
@@ -1451,6 +1769,50 @@ static void test_bad_limits_config(void)
 	assert_create_fails(&cfg);
 }
 
+/* A throttled client's 429 leaves a second after its request began; refused
+ * keys before that are answered at once. */
+static void test_throttled_is_answered_late(void)
+{
+	struct http_api_config cfg = {
+	    .bind = "127.0.0.1", .path = API_PATH, .auth_failure_burst = 1, .auth_failure_rate = 1};
+	struct response r;
+	struct client c = {0};
+
+	fx.mode = MODE_DEFER_AUTO;
+	start_with(&cfg);
+	int64_t begin = now_ms();
+	exchange_from(&r, "127.0.0.2", "k1/wrong", "");
+	assert_answer(&r, 401, "invalid key\n");
+	CU_ASSERT_TRUE(now_ms() - begin < 500);
+	static const char *const keys[] = {"k1/wrong", "garbage", KEY};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		begin = now_ms();
+		exchange_from(&r, "127.0.0.2", keys[i], "");
+		assert_answer(&r, 429, "too many failed authentications from this address\n");
+		CU_ASSERT_TRUE(now_ms() - begin >= 1000);
+		CU_ASSERT_TRUE(now_ms() - begin < 2000);
+	}
+	/* Others are answered at once meanwhile. */
+	begin = now_ms();
+	exchange_from(&r, "127.0.0.3", KEY, "");
+	assert_invite(&r, 201, "k1");
+	CU_ASSERT_TRUE(now_ms() - begin < 500);
+
+	/* At shutdown a held answer goes out at once. */
+	client_addf(&c, "GET " API_PATH "?key=k1/wrong HTTP/1.1\r\nHost: localhost\r\n"
+	                "Connection: close\r\n\r\n");
+	c.source = "127.0.0.2";
+	client_start(&c);
+	loop_for(300); /* received and held by now */
+	int64_t held = now_ms();
+	stop();
+	pthread_join(c.thread, NULL);
+	free(c.requests[0]);
+	CU_ASSERT_EQUAL(c.answered, 1);
+	CU_ASSERT_EQUAL(c.responses[0].status, 429);
+	CU_ASSERT_TRUE(now_ms() - held < 900);
+}
+
 static const struct unit_test tests[] = {
     {"create errors", test_create_errors},
     {"GET with query key", test_get_query_key},
@@ -1480,9 +1842,16 @@ static const struct unit_test tests[] = {
     {"deadline after keep-alive", test_deadline_after_keep_alive},
     {"hostile request targets", test_hostile_targets},
     {"throttled authentication", test_throttle},
+    {"throttled clients answered late", test_throttled_is_answered_late},
     {"X-Forwarded-For", test_forwarded_for},
     {"limits in the config", test_bad_limits_config},
     {"log line", test_log_line},
+    {"password-reset invites", test_reset},
+    {"405 and 204 on the reset route", test_reset_methods},
+    {"403 without the permission", test_permissions},
+    {"400 for every kind of bad jid", test_reset_bad_jid},
+    {"reserved usernames, 400 for bad ones", test_username},
+    {"413 form body limit", test_form_limit},
     {NULL, NULL},
 };
 

@@ -275,6 +275,50 @@ static void test_expired(void)
 	CU_ASSERT_FALSE(keys_expired(&rate, INT64_MAX));
 }
 
+static void test_allow_names(void)
+{
+	static const struct {
+		const char *text;
+		int rc;
+		unsigned allow;
+		const char *canonical;
+	} rows[] = {
+	    {"account", 0, KEYS_ALLOW_ACCOUNT, "account"},
+	    {"reset", 0, KEYS_ALLOW_RESET, "reset"},
+	    {"account,reset", 0, KEYS_ALLOW_ALL, "account,reset"},
+	    {"reset,account", 0, KEYS_ALLOW_ALL, "account,reset"},
+	    {"reset,reset", 0, KEYS_ALLOW_RESET, "reset"},
+	    {"", -1, 0, NULL},
+	    {",", -1, 0, NULL},
+	    {"account,", -1, 0, NULL},
+	    {"Account", -1, 0, NULL},
+	    {"account, reset", -1, 0, NULL},
+	    {"admin", -1, 0, NULL},
+	    {"resets", -1, 0, NULL},
+	};
+	char buf[32];
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		unsigned allow = 99;
+		const char *bad = NULL;
+		CU_ASSERT_EQUAL(keys_allow_parse(rows[i].text, &allow, &bad), rows[i].rc);
+		if (rows[i].rc == 0) {
+			CU_ASSERT_EQUAL(allow, rows[i].allow);
+			CU_ASSERT_STRING_EQUAL(keys_allow_format(allow, buf, sizeof buf),
+			                       rows[i].canonical);
+		} else {
+			CU_ASSERT_PTR_NOT_NULL(bad);
+			CU_ASSERT_EQUAL(allow, 99);
+		}
+	}
+	const char *bad = NULL;
+	unsigned allow = 0;
+	CU_ASSERT_EQUAL(keys_allow_parse("account,admin", &allow, &bad), -1);
+	CU_ASSERT_STRING_EQUAL(bad, "admin");
+	CU_ASSERT_STRING_EQUAL(keys_allow_format(0, buf, sizeof buf), "none");
+	CU_ASSERT_STRING_EQUAL(keys_allow_name(KEYS_ALLOW_RESET), "reset");
+	CU_ASSERT_PTR_NULL(keys_allow_name(4));
+}
+
 static const struct unit_test tests[] = {
     {"generated key shape", test_generate_shape},
     {"1000 generated IDs are distinct", test_generate_distinct},
@@ -285,6 +329,7 @@ static const struct unit_test tests[] = {
     {"parse checks every byte value", test_parse_every_byte},
     {"hash matches BLAKE2b-256 vectors", test_hash_vectors},
     {"expiry boundary", test_expired},
+    {"permission names parse and format", test_allow_names},
     {NULL, NULL},
 };
 

@@ -1,6 +1,7 @@
 /* Unit tests for the pure helpers of the HTTP module (http/request.c). */
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,16 +10,68 @@
 
 static void test_method_action(void)
 {
-	CU_ASSERT_EQUAL(method_action("GET"), METHOD_INVITE);
-	CU_ASSERT_EQUAL(method_action("POST"), METHOD_INVITE);
-	CU_ASSERT_EQUAL(method_action("OPTIONS"), METHOD_PREFLIGHT);
-	CU_ASSERT_EQUAL(method_action("HEAD"), METHOD_NOT_ALLOWED);
-	CU_ASSERT_EQUAL(method_action("PUT"), METHOD_NOT_ALLOWED);
-	CU_ASSERT_EQUAL(method_action("DELETE"), METHOD_NOT_ALLOWED);
-	CU_ASSERT_EQUAL(method_action("PATCH"), METHOD_NOT_ALLOWED);
-	CU_ASSERT_EQUAL(method_action("get"), METHOD_NOT_ALLOWED); /* case-sensitive */
-	CU_ASSERT_EQUAL(method_action("GETX"), METHOD_NOT_ALLOWED);
-	CU_ASSERT_EQUAL(method_action(""), METHOD_NOT_ALLOWED);
+	static const enum http_api_invite_kind A = HTTP_API_INVITE_ACCOUNT,
+	                                       R = HTTP_API_INVITE_RESET;
+	CU_ASSERT_EQUAL(method_action(A, "GET"), METHOD_INVITE);
+	CU_ASSERT_EQUAL(method_action(A, "POST"), METHOD_INVITE);
+	CU_ASSERT_EQUAL(method_action(A, "OPTIONS"), METHOD_PREFLIGHT);
+	CU_ASSERT_EQUAL(method_action(A, "HEAD"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action(A, "PUT"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action(A, "DELETE"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action(A, "PATCH"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action(A, "get"), METHOD_NOT_ALLOWED); /* case-sensitive */
+	CU_ASSERT_EQUAL(method_action(A, "GETX"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action(A, ""), METHOD_NOT_ALLOWED);
+	/* a reset link must never be made by opening a URL */
+	CU_ASSERT_EQUAL(method_action(R, "POST"), METHOD_INVITE);
+	CU_ASSERT_EQUAL(method_action(R, "OPTIONS"), METHOD_PREFLIGHT);
+	CU_ASSERT_EQUAL(method_action(R, "GET"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action(R, "HEAD"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action(R, "PUT"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_EQUAL(method_action(R, "post"), METHOD_NOT_ALLOWED);
+	CU_ASSERT_STRING_EQUAL(allowed_methods(A), "GET, POST, OPTIONS");
+	CU_ASSERT_STRING_EQUAL(allowed_methods(R), "POST, OPTIONS");
+	CU_ASSERT_STRING_EQUAL(invite_type_name(A), "account");
+	CU_ASSERT_STRING_EQUAL(invite_type_name(R), "reset");
+}
+
+static void test_routes(void)
+{
+	static const struct {
+		const char *url, *path;
+		bool match;
+		enum http_api_invite_kind kind;
+	} rows[] = {
+	    {"/invites_api", "/invites_api", true, HTTP_API_INVITE_ACCOUNT},
+	    {"/invites_api/", "/invites_api", true, HTTP_API_INVITE_ACCOUNT},
+	    {"/invites_api/reset", "/invites_api", true, HTTP_API_INVITE_RESET},
+	    {"/invites_api/reset/", "/invites_api", true, HTTP_API_INVITE_RESET},
+	    {"/invites_api/reset", "/invites_api/", true, HTTP_API_INVITE_RESET},
+	    {"/invites_api/reset//", "/invites_api", false, 0},
+	    {"/invites_api/resetx", "/invites_api", false, 0},
+	    {"/invites_api/RESET", "/invites_api", false, 0},
+	    {"/invites_api//reset", "/invites_api", false, 0},
+	    {"/invites_api/reset/x", "/invites_api", false, 0},
+	    {"/invites_apireset", "/invites_api", false, 0},
+	    {"/reset", "/invites_api", false, 0},
+	    {"/invites_api//", "/invites_api", false, 0},
+	    {"/", "/", true, HTTP_API_INVITE_ACCOUNT},
+	    {"/reset", "/", true, HTTP_API_INVITE_RESET},
+	    {"/reset/", "/", true, HTTP_API_INVITE_RESET},
+	    {"", "/", false, 0},
+	    {"//", "/", false, 0},
+	    {"/x", "/", false, 0},
+	    {"/api/invites/reset", "/api/invites", true, HTTP_API_INVITE_RESET},
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		enum http_api_invite_kind kind = 99;
+		bool match = route_match(rows[i].url, rows[i].path, &kind);
+		CU_ASSERT_EQUAL(match, rows[i].match);
+		if (match != rows[i].match)
+			fprintf(stderr, "\nroute %s on %s\n", rows[i].url, rows[i].path);
+		if (rows[i].match)
+			CU_ASSERT_EQUAL(kind, rows[i].kind);
+	}
 }
 
 static void test_path_matches(void)
@@ -237,14 +290,15 @@ static void test_body_invite(void)
 	    .uri = "xmpp:example.com?register;preauth=abc",
 	    .expires = "2026-12-10T15:54:46Z",
 	};
+	struct http_api_invite_request account = {.kind = HTTP_API_INVITE_ACCOUNT};
 	size_t len = 0;
-	char *body = body_invite(&invite, false, &len);
+	char *body = body_invite(&invite, &account, false, &len);
 
 	CU_ASSERT_STRING_EQUAL(body, "https://example.com/invite?t=abc\n");
 	CU_ASSERT_EQUAL(len, strlen(body));
 	free(body);
 
-	body = body_invite(&invite, true, &len);
+	body = body_invite(&invite, &account, true, &len);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(body);
 	CU_ASSERT_EQUAL(len, strlen(body));
 	json_t *json = parse_body(body, len);
@@ -252,15 +306,35 @@ static void test_body_invite(void)
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "url")), invite.url);
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "uri")), invite.uri);
 	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "expires")), invite.expires);
-	CU_ASSERT_EQUAL(json_object_size(json), 3);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "type")), "account");
+	CU_ASSERT_EQUAL(json_object_size(json), 4); /* no username unless one was reserved */
 	json_decref(json);
 	free(body);
 
 	invite.expires = NULL;
-	body = body_invite(&invite, true, &len);
+	body = body_invite(&invite, &account, true, &len);
 	json = parse_body(body, len);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
 	CU_ASSERT_TRUE(json_is_null(json_object_get(json, "expires")));
+	json_decref(json);
+	free(body);
+
+	struct http_api_invite_request reserved = {.kind = HTTP_API_INVITE_ACCOUNT,
+	                                           .username = "alice"};
+	body = body_invite(&invite, &reserved, true, &len);
+	json = parse_body(body, len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "username")), "alice");
+	json_decref(json);
+	free(body);
+
+	struct http_api_invite_request reset = {.kind = HTTP_API_INVITE_RESET,
+	                                        .account_jid = "alice@example.com"};
+	body = body_invite(&invite, &reset, true, &len);
+	json = parse_body(body, len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(json);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(json, "type")), "reset");
+	CU_ASSERT_PTR_NULL(json_object_get(json, "username"));
 	json_decref(json);
 	free(body);
 }
@@ -588,6 +662,7 @@ static void test_throttle_bounded(void)
 static const struct unit_test tests[] = {
     {"method table", test_method_action},
     {"path matching", test_path_matches},
+    {"routes: account and reset", test_routes},
     {"credential sources", test_credential_sources},
     {"credential Bearer syntax", test_credential_bearer_syntax},
     {"credential conflict", test_credential_conflict},

@@ -12,9 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HOST  "example.com"
-#define OTHER "other.example"
-#define NOW   ((int64_t)time(NULL))
+#define HOST           "example.com"
+#define OTHER          "other.example"
+#define NOW            ((int64_t)time(NULL))
+#define SCHEMA_VERSION 4 /* what keystore_open() migrates to */
 
 /* ---- fixture: a fresh directory under /tmp with a store path in it ---- */
 
@@ -50,6 +51,9 @@ static struct keystore *open_store(const struct fixture *fx)
 	const char *err = NULL;
 	struct keystore *store = keystore_open(fx->path, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(store);
+#ifdef STORE_CACHED /* test_store_cached: every test again, verifying from memory */
+	CU_ASSERT_EQUAL_FATAL(keystore_cache_verification(store), 0);
+#endif
 	return store;
 }
 
@@ -679,32 +683,33 @@ static void test_schema(void)
 	struct keystore *store = open_store(&fx);
 	struct api_key_new key;
 	create_key(store, HOST, "schema", &key);
-	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 3);
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), SCHEMA_VERSION);
 	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
 	CU_ASSERT_EQUAL(raw_int(&fx,
 	                        "SELECT count(*) FROM pragma_table_info('api_keys')"
 	                        " WHERE name IN ('id', 'host', 'name', 'created', 'secret_hash',"
 	                        " 'expires', 'max_invites', 'period_s', 'last_used', 'invites',"
-	                        " 'window_start', 'window_count')"),
-	                12);
+	                        " 'window_start', 'window_count', 'permissions')"),
+	                13);
 	/* "never" is NULL, counters start at 0 */
 	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT expires IS NULL AND last_used IS NULL AND"
 	                             " max_invites = 0 AND period_s = 0 AND invites = 0 AND"
-	                             " window_start = 0 AND window_count = 0 FROM api_keys"),
+	                             " window_start = 0 AND window_count = 0 AND permissions = 1"
+	                             " FROM api_keys"),
 	                1);
 	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT count(*) FROM pragma_index_info('api_keys_host')"
 	                             " WHERE name = 'host'"),
 	                1);
 	/* Verification reads only this index, whether the ID exists or not. */
 	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT group_concat(name) = 'id,host,secret_hash,expires,"
-	                             "max_invites,period_s,window_start,window_count'"
+	                             "max_invites,period_s,window_start,window_count,permissions'"
 	                             " FROM pragma_index_info('api_keys_verify')"),
 	                1);
 	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT length(secret_hash) FROM api_keys"), KEYS_HASH_BYTES);
 	keystore_close(store);
 	/* Reopening an up-to-date store changes nothing. */
 	store = open_store(&fx);
-	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 3);
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), SCHEMA_VERSION);
 	CU_ASSERT_EQUAL(row_count(&fx), 1);
 	keystore_close(store);
 	keys_wipe(&key);
@@ -1001,8 +1006,10 @@ static void test_limits_round_trip(void)
 	fixture_init(&fx);
 	struct keystore *store = open_store(&fx);
 	struct api_key_new plain, limited;
-	struct api_key_limits limits = {
-	    .expires = NOW + 3600, .max_invites = 20, .period_s = 86400};
+	struct api_key_limits limits = {.expires = NOW + 3600,
+	                                .max_invites = 20,
+	                                .period_s = 86400,
+	                                .allow = KEYS_ALLOW_ACCOUNT | KEYS_ALLOW_RESET};
 	create_key(store, HOST, "plain", &plain);
 	create_limited(store, "limited", limits, &limited);
 
@@ -1011,6 +1018,8 @@ static void test_limits_round_trip(void)
 	CU_ASSERT_EQUAL(list.limits[0].expires, 0);
 	CU_ASSERT_EQUAL(list.limits[0].max_invites, 0);
 	CU_ASSERT_EQUAL(list.limits[0].period_s, 0);
+	CU_ASSERT_EQUAL(list.limits[0].allow, KEYS_ALLOW_ACCOUNT); /* 0 given: the default */
+	CU_ASSERT_EQUAL(list.limits[1].allow, KEYS_ALLOW_ALL);
 	CU_ASSERT_EQUAL(list.last_used[0], 0);
 	CU_ASSERT_EQUAL(list.invites[0], 0);
 	CU_ASSERT_EQUAL(list.limits[1].expires, limits.expires);
@@ -1023,6 +1032,7 @@ static void test_limits_round_trip(void)
 	CU_ASSERT_EQUAL(match.limits.expires, limits.expires);
 	CU_ASSERT_EQUAL(match.limits.max_invites, 20);
 	CU_ASSERT_EQUAL(match.limits.period_s, 86400);
+	CU_ASSERT_EQUAL(match.limits.allow, KEYS_ALLOW_ALL);
 	CU_ASSERT_EQUAL(match.window_start, 0);
 	CU_ASSERT_EQUAL(match.window_count, 0);
 	memset(&match, 'x', sizeof match);
@@ -1030,7 +1040,16 @@ static void test_limits_round_trip(void)
 	CU_ASSERT_EQUAL(match.limits.expires, 0);
 	CU_ASSERT_EQUAL(match.limits.max_invites, 0);
 	CU_ASSERT_EQUAL(match.limits.period_s, 0);
+	CU_ASSERT_EQUAL(match.limits.allow, KEYS_ALLOW_ACCOUNT);
 	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT count(*) FROM api_keys WHERE expires IS NULL"), 1);
+	/* A reset-only key is a reset-only key. */
+	struct api_key_new reset_only;
+	create_limited(store, "reset only", (struct api_key_limits){.allow = KEYS_ALLOW_RESET},
+	               &reset_only);
+	CU_ASSERT_EQUAL_FATAL(verify_text(store, reset_only.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(match.limits.allow, KEYS_ALLOW_RESET);
+	CU_ASSERT_EQUAL(list_host(store, HOST).limits[2].allow, KEYS_ALLOW_RESET);
+	keys_wipe(&reset_only);
 	keys_wipe(&plain);
 	keys_wipe(&limited);
 	keystore_close(store);
@@ -1043,10 +1062,10 @@ static void test_invalid_limits(void)
 	fixture_init(&fx);
 	struct keystore *store = open_store(&fx);
 	static const struct api_key_limits bad[] = {
-	    {.max_invites = 5},
-	    {.period_s = 60},
-	    {.expires = -1},
-	    {.expires = -1, .max_invites = 1, .period_s = 1},
+	    {.max_invites = 5}, {.period_s = 60},
+	    {.expires = -1},    {.expires = -1, .max_invites = 1, .period_s = 1},
+	    {.allow = 4},       {.allow = KEYS_ALLOW_ALL | 8},
+	    {.allow = ~0u},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct api_key_new key;
@@ -1113,8 +1132,11 @@ static void test_import(void)
 	CU_ASSERT_EQUAL(verify_text(store, text, &match), KEYS_OK);
 	CU_ASSERT_STRING_EQUAL(match.id, id);
 	CU_ASSERT_STRING_EQUAL(match.host, HOST);
+	CU_ASSERT_EQUAL(match.limits.allow,
+	                KEYS_ALLOW_ACCOUNT); /* mod_invites_api's could no more */
 	struct listing list = list_host(store, HOST);
 	CU_ASSERT_EQUAL_FATAL(list.count, 1);
+	CU_ASSERT_EQUAL(list.limits[0].allow, KEYS_ALLOW_ACCOUNT);
 	CU_ASSERT_STRING_EQUAL(list.ids[0], id);
 	CU_ASSERT_STRING_EQUAL(list.names[0], "Key one");
 	CU_ASSERT_EQUAL(list.created[0], 1700000000);
@@ -1382,12 +1404,13 @@ static void test_migrate_from_v1(void)
 	sqlite3_close(db);
 
 	struct keystore *store = open_store(&fx);
-	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 3);
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), SCHEMA_VERSION);
 	struct api_key_match match;
 	CU_ASSERT_EQUAL(verify_text(store, key.text, &match), KEYS_OK);
 	CU_ASSERT_STRING_EQUAL(match.host, HOST);
 	CU_ASSERT_EQUAL(match.limits.expires, 0);
 	CU_ASSERT_EQUAL(match.limits.max_invites, 0);
+	CU_ASSERT_EQUAL(match.limits.allow, KEYS_ALLOW_ACCOUNT);
 	CU_ASSERT_EQUAL(match.window_start, 0);
 	struct listing list = list_host(store, HOST);
 	CU_ASSERT_EQUAL_FATAL(list.count, 1);
@@ -1407,11 +1430,82 @@ static void test_migrate_from_v1(void)
 
 	/* A second process opening it later finds it current. */
 	store = open_store(&fx);
-	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), 3);
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), SCHEMA_VERSION);
 	CU_ASSERT_EQUAL(row_count(&fx), 2);
 	keystore_close(store);
 	keys_wipe(&key);
 	keys_wipe(&limited);
+	fixture_finish(&fx);
+}
+
+/* A store of the previous release (user_version 3, no permissions) upgrades
+ * in place: its keys stay account-only, the verification index is rebuilt
+ * with the new column, and the new permission works. */
+static void test_migrate_from_v3(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct api_key_new key;
+	keys_generate(&key);
+	unsigned char hash[KEYS_HASH_BYTES];
+	keys_hash_secret(key.secret, KEYS_SECRET_LEN, hash);
+
+	sqlite3 *db = NULL;
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(fx.path, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(
+	    sqlite3_exec(
+	        db,
+	        "PRAGMA journal_mode = WAL;"
+	        "CREATE TABLE api_keys (id TEXT PRIMARY KEY NOT NULL, host TEXT NOT NULL,"
+	        "  name TEXT NOT NULL, created INTEGER NOT NULL, secret_hash BLOB NOT NULL,"
+	        "  expires INTEGER, max_invites INTEGER NOT NULL DEFAULT 0,"
+	        "  period_s INTEGER NOT NULL DEFAULT 0, last_used INTEGER,"
+	        "  invites INTEGER NOT NULL DEFAULT 0,"
+	        "  window_start INTEGER NOT NULL DEFAULT 0,"
+	        "  window_count INTEGER NOT NULL DEFAULT 0);"
+	        "CREATE INDEX api_keys_host ON api_keys (host);"
+	        "CREATE INDEX api_keys_verify ON api_keys (id, host, secret_hash, expires,"
+	        "  max_invites, period_s, window_start, window_count);"
+	        "PRAGMA user_version = 3;",
+	        NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_stmt *insert = NULL;
+	CU_ASSERT_EQUAL_FATAL(sqlite3_prepare_v2(db,
+	                                         "INSERT INTO api_keys (id, host, name, created,"
+	                                         " secret_hash, max_invites, period_s, invites)"
+	                                         " VALUES (?1, ?2, 'v3 key', 1700000000, ?3, 5,"
+	                                         " 3600, 42)",
+	                                         -1, &insert, NULL),
+	                      SQLITE_OK);
+	sqlite3_bind_text(insert, 1, key.id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(insert, 2, HOST, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(insert, 3, hash, sizeof hash, SQLITE_STATIC);
+	CU_ASSERT_EQUAL(sqlite3_step(insert), SQLITE_DONE);
+	sqlite3_finalize(insert);
+	sqlite3_close(db);
+
+	struct keystore *store = open_store(&fx);
+	CU_ASSERT_EQUAL(raw_int(&fx, "PRAGMA user_version"), SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(raw_int(&fx, "SELECT group_concat(name) = 'id,host,secret_hash,expires,"
+	                             "max_invites,period_s,window_start,window_count,permissions'"
+	                             " FROM pragma_index_info('api_keys_verify')"),
+	                1);
+	struct api_key_match match;
+	CU_ASSERT_EQUAL_FATAL(verify_text(store, key.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(match.limits.allow, KEYS_ALLOW_ACCOUNT);
+	CU_ASSERT_EQUAL(match.limits.max_invites, 5);
+	struct listing list = list_host(store, HOST);
+	CU_ASSERT_EQUAL_FATAL(list.count, 1);
+	CU_ASSERT_STRING_EQUAL(list.names[0], "v3 key");
+	CU_ASSERT_EQUAL(list.invites[0], 42);
+	CU_ASSERT_EQUAL(list.limits[0].allow, KEYS_ALLOW_ACCOUNT);
+	struct api_key_new reset;
+	create_limited(store, "reset", (struct api_key_limits){.allow = KEYS_ALLOW_ALL}, &reset);
+	CU_ASSERT_EQUAL_FATAL(verify_text(store, reset.text, &match), KEYS_OK);
+	CU_ASSERT_EQUAL(match.limits.allow, KEYS_ALLOW_ALL);
+	keystore_close(store);
+	keys_wipe(&key);
+	keys_wipe(&reset);
 	fixture_finish(&fx);
 }
 
@@ -1450,6 +1544,9 @@ static void test_malformed_limits(void)
 	    "UPDATE api_keys SET max_invites = 0, period_s = 4294967296",
 	    "UPDATE api_keys SET period_s = 0, expires = -5",
 	    "UPDATE api_keys SET expires = NULL, window_count = -1",
+	    "UPDATE api_keys SET window_count = 0, permissions = 0",
+	    "UPDATE api_keys SET permissions = 4",
+	    "UPDATE api_keys SET permissions = -1",
 	};
 	for (size_t i = 0; i < sizeof sabotage / sizeof sabotage[0]; i++) {
 		CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, sabotage[i]), SQLITE_OK);
@@ -1460,9 +1557,15 @@ static void test_malformed_limits(void)
 		CU_ASSERT_PTR_NOT_NULL(err);
 	}
 	/* list reads the limits too (not the window) */
-	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "UPDATE api_keys SET window_count = 0, invites = -1"),
-	                      SQLITE_OK);
 	const char *err = NULL;
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "UPDATE api_keys SET permissions = 1"), SQLITE_OK);
+	CU_ASSERT_EQUAL(keystore_list(store, HOST, collect, &(struct listing){0}, &err), KEYS_OK);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "UPDATE api_keys SET permissions = 7"), SQLITE_OK);
+	CU_ASSERT_EQUAL(keystore_list(store, HOST, collect, &(struct listing){0}, &err),
+	                KEYS_ERROR);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(&fx, "UPDATE api_keys SET permissions = 1, window_count = 0,"
+	                                    " invites = -1"),
+	                      SQLITE_OK);
 	CU_ASSERT_EQUAL(keystore_list(store, HOST, collect, &(struct listing){0}, &err),
 	                KEYS_ERROR);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
@@ -1507,6 +1610,7 @@ static const struct unit_test tests[] = {
     {"usage of a deleted key is skipped", test_record_usage_deleted_key},
     {"usage batch is one transaction", test_record_usage_atomic},
     {"a version 1 store upgrades in place", test_migrate_from_v1},
+    {"a version 3 store upgrades in place, account-only", test_migrate_from_v3},
     {"a failed migration changes nothing", test_migration_failure},
     {"out-of-range limits are a malformed record", test_malformed_limits},
     {"a replaced or removed store file is followed", test_replaced_file},

@@ -94,9 +94,10 @@ static enum http_api_auth deny(void *userdata, const char *credential, size_t le
 	return HTTP_API_AUTH_DENIED;
 }
 
-static void no_invite(void *userdata, struct http_api_request *req, const struct http_api_key *key)
+static void no_invite(void *userdata, struct http_api_request *req, const struct http_api_key *key,
+                      const struct http_api_invite_request *invite)
 {
-	(void)userdata, (void)key;
+	(void)userdata, (void)key, (void)invite;
 	http_api_request_fail(req, 500, "unexpected", 0);
 }
 

@@ -1,0 +1,201 @@
+/*
+ * The verification cache: every key's verification row in memory, sorted by
+ * ID, for a long-lived store that verifies a key on every request.
+ *
+ * Reading SQLite on every request takes and drops a read lock (fcntl twice),
+ * an fstat and a stat: most of the cost of refusing a wrong key. The cache
+ * answers from memory instead and stays exactly as fresh: the key store's
+ * directory is watched with inotify, and the kernel queues an event inside the
+ * write() that commits a change, before the writer (the CLI's delete) returns.
+ * A request sent after that is read after the event is queued, so draining the
+ * queue at each verification (one read() that normally fails with EAGAIN) sees
+ * every change committed before the request was sent.
+ *
+ * While the watch cannot be trusted (the directory removed or moved away, or
+ * the store's file removed or moved out of it: a new file may then appear
+ * elsewhere under the same path), key_cache_check() says so, and the store
+ * verifies through SQLite as before until its file is back at the path and
+ * key_cache_rewatch() watches the directory the path names then.
+ */
+
+#include "keys-internal.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#define WATCH_MASK                                                                                 \
+	(IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE |        \
+	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+
+struct key_cache {
+	int fd;         /* inotify instance, non-blocking */
+	int wd;         /* watch of dir; -1 while there is none */
+	char *dir;      /* directory holding the key store */
+	char *base;     /* the key store's file name; its -wal, -shm, -journal too */
+	bool stale;     /* rows do not reflect the file: reload before use */
+	bool file_left; /* the store's file was removed or moved out of dir */
+	struct key_cache_row *rows;
+	size_t n_rows;
+};
+
+static char *dup_dirname(const char *path)
+{
+	char *copy = strdup(path);
+	if (copy == NULL)
+		return NULL;
+	char *dir = strdup(dirname(copy));
+	free(copy);
+	return dir;
+}
+
+static char *dup_basename(const char *path)
+{
+	char *copy = strdup(path);
+	if (copy == NULL)
+		return NULL;
+	char *base = strdup(basename(copy));
+	free(copy);
+	return base;
+}
+
+static void watch(struct key_cache *cache)
+{
+	cache->wd = inotify_add_watch(cache->fd, cache->dir, WATCH_MASK);
+	cache->stale = true; /* whatever happened while nothing watched */
+}
+
+struct key_cache *key_cache_create(const char *path)
+{
+	struct key_cache *cache = calloc(1, sizeof *cache);
+	if (cache == NULL)
+		return NULL;
+	cache->dir = dup_dirname(path);
+	cache->base = dup_basename(path);
+	cache->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (cache->dir == NULL || cache->base == NULL || cache->fd < 0)
+		goto err;
+	watch(cache);
+	if (cache->wd < 0)
+		goto err;
+	return cache;
+
+err:
+	key_cache_destroy(cache);
+	return NULL;
+}
+
+void key_cache_destroy(struct key_cache *cache)
+{
+	if (cache == NULL)
+		return;
+	if (cache->fd >= 0)
+		close(cache->fd);
+	free(cache->rows);
+	free(cache->dir);
+	free(cache->base);
+	free(cache);
+}
+
+/* An event's name is the store's file or one of SQLite's files beside it. */
+static bool names_store(const struct key_cache *cache, const struct inotify_event *ev)
+{
+	if (ev->len == 0)
+		return false;
+	size_t n = strlen(cache->base);
+	if (strncmp(ev->name, cache->base, n) != 0)
+		return false;
+	const char *rest = ev->name + n;
+	return *rest == '\0' || strcmp(rest, "-wal") == 0 || strcmp(rest, "-shm") == 0 ||
+	       strcmp(rest, "-journal") == 0;
+}
+
+static void read_events(struct key_cache *cache)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t got;
+	while ((got = read(cache->fd, buf, sizeof buf)) > 0) {
+		for (char *p = buf; p < buf + got;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF) &&
+			    ev->wd == cache->wd) {
+				if (!(ev->mask & IN_IGNORED))
+					inotify_rm_watch(cache->fd, cache->wd);
+				cache->wd = -1;
+			}
+			if (ev->mask & IN_Q_OVERFLOW || names_store(cache, ev))
+				cache->stale = true;
+			if (ev->mask & (IN_DELETE | IN_MOVED_FROM) && ev->len > 0 &&
+			    strcmp(ev->name, cache->base) == 0)
+				cache->file_left = true;
+			p += sizeof *ev + ev->len;
+		}
+	}
+}
+
+void key_cache_rewatch(struct key_cache *cache)
+{
+	read_events(cache);
+	if (cache->wd >= 0)
+		inotify_rm_watch(cache->fd, cache->wd);
+	cache->file_left = false;
+	/* A new watch has a new descriptor (they are not reused at once), so the
+	 * IN_IGNORED of the one removed is told apart by read_events(). */
+	watch(cache);
+}
+
+enum key_cache_state key_cache_check(struct key_cache *cache)
+{
+	read_events(cache);
+	if (cache->wd < 0 && !cache->file_left)
+		watch(cache);
+	if (cache->wd < 0 || cache->file_left)
+		return KEY_CACHE_UNWATCHED;
+	return cache->stale ? KEY_CACHE_STALE : KEY_CACHE_CURRENT;
+}
+
+static int compare_rows(const void *a, const void *b)
+{
+	const struct key_cache_row *x = a, *y = b;
+	return strcmp(x->match.id, y->match.id);
+}
+
+void key_cache_set_rows(struct key_cache *cache, struct key_cache_row *rows, size_t n)
+{
+	free(cache->rows);
+	qsort(rows, n, sizeof *rows, compare_rows);
+	cache->rows = rows;
+	cache->n_rows = n;
+	cache->stale = false;
+}
+
+/*
+ * Binary search over the sorted IDs. A miss does the same number of probes
+ * as a hit on a table of that size, give or take the last one, and the caller
+ * hashes and compares in constant time either way.
+ */
+const struct key_cache_row *key_cache_find(const struct key_cache *cache, const char *id,
+                                           size_t id_len)
+{
+	if (id_len > KEYS_ID_MAX)
+		return NULL;
+	char wanted[KEYS_ID_MAX + 1];
+	memcpy(wanted, id, id_len);
+	wanted[id_len] = '\0';
+	size_t lo = 0, hi = cache->n_rows;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int cmp = strcmp(wanted, cache->rows[mid].match.id);
+		if (cmp == 0)
+			return &cache->rows[mid];
+		if (cmp < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}

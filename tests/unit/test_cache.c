@@ -1,0 +1,406 @@
+/*
+ * The verification cache (keys/cache.c): that it notices every change to the
+ * key store's files, and that a store verifying from it refuses a key deleted
+ * by another process at the very next verification, whatever way the change
+ * came (the CLI's delete, a raw SQL write, a file replaced, the directory
+ * removed and made again). test_store_cached runs every key store test with
+ * the cache on as well.
+ */
+
+#include "keys/keys-internal.h"
+#include "keys/keys.h"
+#include "unit.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HOST "example.com"
+#define NOW  ((int64_t)time(NULL))
+
+struct fixture {
+	char dir[64];
+	char path[96];
+};
+
+static void fixture_init(struct fixture *fx)
+{
+	CU_ASSERT_FATAL(keys_init() == 0);
+	snprintf(fx->dir, sizeof fx->dir, "/tmp/test_cache.XXXXXX");
+	CU_ASSERT_FATAL(mkdtemp(fx->dir) != NULL);
+	snprintf(fx->path, sizeof fx->path, "%s/keys.sqlite", fx->dir);
+}
+
+static void remove_store_files(const struct fixture *fx)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		char path[128];
+		snprintf(path, sizeof path, "%s%s", fx->path, suffixes[i]);
+		unlink(path);
+	}
+}
+
+static void fixture_finish(struct fixture *fx)
+{
+	remove_store_files(fx);
+	CU_ASSERT(rmdir(fx->dir) == 0);
+}
+
+static struct keystore *open_cached(const struct fixture *fx)
+{
+	const char *err = NULL;
+	struct keystore *store = keystore_open(fx->path, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(store);
+	CU_ASSERT_EQUAL_FATAL(keystore_cache_verification(store), 0);
+	return store;
+}
+
+static struct keystore *open_plain(const struct fixture *fx)
+{
+	const char *err = NULL;
+	struct keystore *store = keystore_open(fx->path, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(store);
+	return store;
+}
+
+static void create_key(struct keystore *store, struct api_key_new *key)
+{
+	const char *err = NULL;
+	CU_ASSERT_EQUAL_FATAL(keystore_create(store, HOST, "k", NULL, key, &err), KEYS_OK);
+}
+
+static enum keys_status verify(struct keystore *store, const char *text)
+{
+	const char *err = NULL;
+	struct api_key_match match;
+	return keystore_verify(store, text, strlen(text), NOW, &match, &err);
+}
+
+/* ---- the cache module alone ---- */
+
+static void touch(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT(write(fd, "x", 1) == 1);
+	close(fd);
+}
+
+static void test_states(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct key_cache *cache = key_cache_create(fx.path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cache);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE); /* never filled */
+	key_cache_set_rows(cache, NULL, 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+
+	/* Other files in the directory are not the store's. */
+	char other[128];
+	snprintf(other, sizeof other, "%s/keys.sqlite.bak", fx.dir);
+	touch(other);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+	unlink(other);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+
+	/* The store, its WAL, its shared memory, its rollback journal. */
+	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		char path[128];
+		snprintf(path, sizeof path, "%s%s", fx.path, suffixes[i]);
+		touch(path);
+		CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+		key_cache_set_rows(cache, NULL, 0);
+		CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+		if (i > 0) {
+			unlink(path);
+			CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+			key_cache_set_rows(cache, NULL, 0);
+		}
+	}
+
+	/* The store's file removed or moved away: a new one may appear in
+	 * another directory under the same path, so unwatched until told. */
+	unlink(fx.path);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_UNWATCHED);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_UNWATCHED);
+	key_cache_rewatch(cache);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+	key_cache_set_rows(cache, NULL, 0);
+	touch(fx.path);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+	key_cache_set_rows(cache, NULL, 0);
+	snprintf(other, sizeof other, "%s/moved", fx.dir);
+	CU_ASSERT_FATAL(rename(fx.path, other) == 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_UNWATCHED);
+	unlink(other);
+	key_cache_rewatch(cache);
+	key_cache_set_rows(cache, NULL, 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+
+	/* A file renamed into place. */
+	snprintf(other, sizeof other, "%s/new", fx.dir);
+	touch(other);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+	CU_ASSERT_FATAL(rename(other, fx.path) == 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+	key_cache_set_rows(cache, NULL, 0);
+	unlink(fx.path);
+	key_cache_rewatch(cache);
+	key_cache_set_rows(cache, NULL, 0);
+
+	/* The directory gone (nothing holds it): unwatched until it is back,
+	 * then stale. */
+	CU_ASSERT_FATAL(rmdir(fx.dir) == 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_UNWATCHED);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_UNWATCHED);
+	CU_ASSERT_FATAL(mkdir(fx.dir, 0700) == 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+	key_cache_set_rows(cache, NULL, 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+	touch(fx.path);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+
+	/* The directory replaced by another one of the same name. */
+	snprintf(other, sizeof other, "%s.old", fx.dir);
+	CU_ASSERT_FATAL(rename(fx.dir, other) == 0);
+	CU_ASSERT_FATAL(mkdir(fx.dir, 0700) == 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE); /* watches the new one */
+	key_cache_set_rows(cache, NULL, 0);
+	touch(fx.path);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+	char old_file[160];
+	snprintf(old_file, sizeof old_file, "%s/keys.sqlite", other);
+	unlink(old_file);
+	rmdir(other);
+
+	key_cache_destroy(cache);
+	fixture_finish(&fx);
+}
+
+static void test_unwatchable(void)
+{
+	CU_ASSERT_PTR_NULL(key_cache_create("/nonexistent-dir-for-test/keys.sqlite"));
+}
+
+static void test_find(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct key_cache *cache = key_cache_create(fx.path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cache);
+	enum { N = 257 };
+	struct key_cache_row *rows = calloc(N, sizeof *rows);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rows);
+	for (int i = 0; i < N; i++) /* out of order, of varying length */
+		snprintf(rows[i].match.id, sizeof rows[i].match.id, "id%d", (i * 97) % N);
+	key_cache_set_rows(cache, rows, N);
+	for (int i = 0; i < N; i++) {
+		char id[16];
+		int len = snprintf(id, sizeof id, "id%d", i);
+		const struct key_cache_row *row = key_cache_find(cache, id, (size_t)len);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(row);
+		CU_ASSERT_STRING_EQUAL(row->match.id, id);
+	}
+	CU_ASSERT_PTR_NULL(key_cache_find(cache, "id", 2));
+	CU_ASSERT_PTR_NULL(key_cache_find(cache, "id1000", 6));
+	CU_ASSERT_PTR_NULL(key_cache_find(cache, "id10x", 4 + 1));
+	CU_ASSERT_PTR_NOT_NULL(key_cache_find(cache, "id10x", 4)); /* a prefix of the text */
+	char longest[KEYS_ID_MAX + 2];
+	memset(longest, 'a', sizeof longest);
+	CU_ASSERT_PTR_NULL(key_cache_find(cache, longest, sizeof longest));
+	key_cache_set_rows(cache, NULL, 0);
+	CU_ASSERT_PTR_NULL(key_cache_find(cache, "id1", 3));
+	key_cache_destroy(cache);
+	fixture_finish(&fx);
+}
+
+/* ---- a store verifying from the cache ---- */
+
+static void test_delete_by_others_seen_at_once(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *daemon = open_cached(&fx);
+	struct keystore *cli = open_plain(&fx);
+	enum { N = 40 };
+	struct api_key_new keys[N];
+	const char *err = NULL;
+	for (int i = 0; i < N; i++)
+		create_key(cli, &keys[i]);
+	for (int i = 0; i < N; i++)
+		CU_ASSERT_EQUAL(verify(daemon, keys[i].text), KEYS_OK);
+	/* Each delete is refused by the very next verification, and only it. */
+	for (int i = 0; i < N; i++) {
+		CU_ASSERT_EQUAL(keystore_delete(cli, HOST, keys[i].id, &err), KEYS_OK);
+		CU_ASSERT_EQUAL(verify(daemon, keys[i].text), KEYS_DENIED);
+		if (i + 1 < N)
+			CU_ASSERT_EQUAL(verify(daemon, keys[i + 1].text), KEYS_OK);
+		keys_wipe(&keys[i]);
+	}
+	keystore_close(cli);
+	keystore_close(daemon);
+	fixture_finish(&fx);
+}
+
+static void test_raw_sql_write_seen(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *daemon = open_cached(&fx);
+	struct api_key_new key;
+	create_key(daemon, &key);
+	CU_ASSERT_EQUAL(verify(daemon, key.text), KEYS_OK);
+	char wrong[sizeof key.text];
+	memcpy(wrong, key.text, sizeof wrong);
+	wrong[KEYS_ID_LEN + 1] ^= 1; /* the secret one character off */
+	CU_ASSERT_EQUAL(verify(daemon, wrong), KEYS_DENIED);
+
+	/* An expiry set behind the store's back, by another connection. */
+	sqlite3 *db = NULL;
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(fx.path, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "UPDATE api_keys SET expires = 1", NULL, NULL, NULL),
+	                SQLITE_OK);
+	CU_ASSERT_EQUAL(verify(daemon, key.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, "UPDATE api_keys SET expires = NULL", NULL, NULL, NULL),
+	                SQLITE_OK);
+	CU_ASSERT_EQUAL(verify(daemon, key.text), KEYS_OK);
+	sqlite3_close(db);
+	keys_wipe(&key);
+	keystore_close(daemon);
+	fixture_finish(&fx);
+}
+
+static void test_own_usage_seen(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *daemon = open_cached(&fx);
+	struct api_key_new key;
+	create_key(daemon, &key);
+	const char *err = NULL;
+	struct api_key_match match;
+	CU_ASSERT_EQUAL(keystore_verify(daemon, key.text, strlen(key.text), NOW, &match, &err),
+	                KEYS_OK);
+	CU_ASSERT_EQUAL(match.window_count, 0);
+	struct api_key_usage usage = {key.id, 3, NOW, NOW - 10, 3};
+	CU_ASSERT_EQUAL(keystore_record_usage(daemon, &usage, 1, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(keystore_verify(daemon, key.text, strlen(key.text), NOW, &match, &err),
+	                KEYS_OK);
+	CU_ASSERT_EQUAL(match.window_count, 3);
+	CU_ASSERT_EQUAL(match.window_start, NOW - 10);
+	CU_ASSERT_STRING_EQUAL(match.id, key.id);
+	CU_ASSERT_STRING_EQUAL(match.host, HOST);
+	keys_wipe(&key);
+	keystore_close(daemon);
+	fixture_finish(&fx);
+}
+
+/* The directory removed: the keys held keep working (as without the cache);
+ * made again with a new store: only the new store's keys work, and deletes
+ * in it are seen at once again (the watch is back). */
+static void test_directory_removed_and_back(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *daemon = open_cached(&fx);
+	struct api_key_new old, fresh, later;
+	create_key(daemon, &old);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_OK);
+	remove_store_files(&fx);
+	CU_ASSERT_FATAL(rmdir(fx.dir) == 0);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_OK);
+
+	CU_ASSERT_FATAL(mkdir(fx.dir, 0700) == 0);
+	struct keystore *cli = open_plain(&fx);
+	create_key(cli, &fresh);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_OK);
+	create_key(cli, &later);
+	CU_ASSERT_EQUAL(verify(daemon, later.text), KEYS_OK);
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_delete(cli, HOST, fresh.id, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify(daemon, later.text), KEYS_OK);
+	keystore_close(cli);
+	keys_wipe(&old);
+	keys_wipe(&fresh);
+	keys_wipe(&later);
+	keystore_close(daemon);
+	fixture_finish(&fx);
+}
+
+/* An ancestor of the directory renamed and made again: the watch cannot see
+ * it, the once-a-second check of the path does. */
+static void test_ancestor_replaced(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	char a[96], b[112], path[128], moved[96];
+	snprintf(a, sizeof a, "%s/a", fx.dir);
+	snprintf(b, sizeof b, "%s/b", a);
+	snprintf(path, sizeof path, "%s/keys.sqlite", b);
+	snprintf(moved, sizeof moved, "%s/gone", fx.dir);
+	CU_ASSERT_FATAL(mkdir(a, 0700) == 0 && mkdir(b, 0700) == 0);
+	const char *err = NULL;
+	struct keystore *daemon = keystore_open(path, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(daemon);
+	CU_ASSERT_EQUAL_FATAL(keystore_cache_verification(daemon), 0);
+	struct api_key_new old, fresh;
+	create_key(daemon, &old);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_OK);
+
+	CU_ASSERT_FATAL(rename(a, moved) == 0);
+	CU_ASSERT_FATAL(mkdir(a, 0700) == 0 && mkdir(b, 0700) == 0);
+	struct keystore *cli = keystore_open(path, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cli);
+	create_key(cli, &fresh);
+	keystore_close(cli);
+	struct timespec pause = {1, 100 * 1000 * 1000};
+	nanosleep(&pause, NULL);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_OK);
+	keystore_close(daemon);
+
+	static const char *const files[] = {"keys.sqlite", "keys.sqlite-wal", "keys.sqlite-shm"};
+	const char *dirs[] = {b, a};
+	char moved_b[128];
+	snprintf(moved_b, sizeof moved_b, "%s/b", moved);
+	const char *old_dirs[] = {moved_b, moved};
+	for (size_t i = 0; i < 3; i++) {
+		char f[160];
+		snprintf(f, sizeof f, "%s/%s", b, files[i]);
+		unlink(f);
+		snprintf(f, sizeof f, "%s/%s", moved_b, files[i]);
+		unlink(f);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		CU_ASSERT(rmdir(dirs[i]) == 0);
+		CU_ASSERT(rmdir(old_dirs[i]) == 0);
+	}
+	keys_wipe(&old);
+	keys_wipe(&fresh);
+	CU_ASSERT(rmdir(fx.dir) == 0);
+}
+
+static const struct unit_test tests[] = {
+    {"cache states follow the store's files", test_states},
+    {"an unwatchable directory gives no cache", test_unwatchable},
+    {"binary search finds every ID and no other", test_find},
+    {"a delete by another process is refused at once", test_delete_by_others_seen_at_once},
+    {"a raw SQL write is seen at once", test_raw_sql_write_seen},
+    {"the store's own usage writes are seen", test_own_usage_seen},
+    {"directory removed and made again", test_directory_removed_and_back},
+    {"an ancestor directory replaced is seen within a second", test_ancestor_replaced},
+    {NULL, NULL},
+};
+
+UNIT_MAIN("cache", tests)
