@@ -21,19 +21,18 @@ TRIXIE_BPO_PKGS="prosody prosody-modules lua-dbi-sqlite3 ejabberd erlang-p1-sqli
 # zlib1g-dev: trixie's libstrophe.pc lists zlib in Requires.private (XEP-0138),
 # but libstrophe-dev does not depend on zlib1g-dev: pkg-config fails without it.
 TRIXIE_PKGS="gcc libc6-dev meson ninja-build pkg-config libstrophe-dev libexpat1-dev libmicrohttpd-dev
-libgnutls28-dev libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev zlib1g-dev"
+libgnutls28-dev libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev libidn-dev zlib1g-dev"
 TRIXIE_STAMP_TEXT="trixie recipe 1
 backports: $TRIXIE_BPO_PKGS
 packages: $(echo $TRIXIE_PKGS)"
 
 _trixie_say() { echo "trixie: $*" >&2; }
 
-# Whatever runs with the tree as its root directory (install scripts' epmd,
-# ejabberd, prosody): SIGKILL it, by pid.
+# Whatever runs with the tree as its root directory once the packages are in
+# (an install script's epmd, ejabberd or prosody): SIGKILL it, by pid.
 _trixie_end_processes() {
     local root=$1 pid left=""
-    for pid in $(pgrep -x 'epmd|beam.smp|ejabberd|prosody|lua5.4|lua5.1|erl_child_setup|inet_gethost|heart' || true); do
-        [ "$(readlink "/proc/$pid/root" 2>/dev/null)" = "$root" ] || continue
+    for pid in $(_trixie_users "$root"); do
         _trixie_say "ending $(cat "/proc/$pid/comm" 2>/dev/null) (pid $pid) left by an install script"
         kill -KILL "$pid" 2>/dev/null
         left=1
@@ -109,6 +108,11 @@ trixie_tree() {
     if [ $? -ne 0 ]; then
         echo "trixie tree unavailable: building it failed (network? see $new.log)" >&2
         rm -rf "$new"
+        return 1
+    fi
+    m=$(_trixie_users "$TRIXIE_ROOT" | tr '\n' ' ')
+    if [ -n "$m" ]; then
+        echo "trixie tree unavailable: built $new, but $TRIXIE_ROOT is in use by pids $m" >&2
         return 1
     fi
     rm -rf "$TRIXIE_ROOT" && mv "$new" "$TRIXIE_ROOT" && mv "$new.log" "$TRIXIE_ROOT.log" || return 1
