@@ -195,8 +195,12 @@ def tail(path, lines=40):
 
 
 def token_from_url(url):
-    """The invite token from a landing URL (...?TOKEN) or an xmpp: URI (...;preauth=TOKEN)."""
+    """The invite token from a landing URL (Prosody's ...?TOKEN, ejabberd's
+    .../invites/TOKEN) or an xmpp: URI (...;preauth=TOKEN)."""
     m = re.search(r"preauth=([A-Za-z0-9_-]+)", url)
+    if m:
+        return m.group(1)
+    m = re.fullmatch(r"https?://[^/]+/invites/([A-Za-z0-9_-]+)", url)
     if m:
         return m.group(1)
     query = urllib.parse.urlsplit(url).query
@@ -523,16 +527,16 @@ def secrets_in_logs(logs=None, secret_values=None):
 # assertions shared by the test modules
 
 def location_token(resp, daemon):
-    """Check resp carries an invite page URL of the module's Prosody in Location,
-    stored by Prosody; return (url, token)."""
+    """Check resp carries an invite page URL of the module's server in Location,
+    stored by that server; return (url, token)."""
     loc = resp.header("Location")
     assert loc, f"no Location: {resp!r}\n{daemon.describe()}"
-    prefix = f"http://localhost:{daemon.prosody.http_port}/invites_page?"
+    prefix = daemon.prosody.page_url("")   # the server's landing page, without a token
     assert loc.startswith(prefix), f"Location {loc!r} is not {prefix}TOKEN"
     token = loc[len(prefix):]
     assert re.fullmatch(r"[A-Za-z0-9_-]+", token), loc
     assert token in daemon.prosody.stored_tokens(), \
-        f"token {token} of {loc} is not in Prosody's store {daemon.prosody.store_file(MAIN_HOST)}"
+        f"token {token} of {loc} is not among what {daemon.prosody.name} stored"
     return loc, token
 
 

@@ -27,6 +27,7 @@ import signal
 import sqlite3
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import harness
@@ -85,11 +86,16 @@ def daemon_lacks_privileged(binary):
     return None
 
 
+def server_class():
+    """The class of this session's servers (what it offers: offers_password_reset,
+    takes_username, max_unexpired_invites)."""
+    return {"prosody": Prosody, "prosody13": Prosody13, "ejabberd": Ejabberd}.get(KIND, Prosody)
+
+
 def make_server(directory, **kw):
     """The server of this session's kind (not started). kw: invite_page, extra_modules
     (Prosody modules), sql (Prosody's SQLite storage; ejabberd always uses SQLite)."""
-    cls = {"prosody": Prosody, "prosody13": Prosody13, "ejabberd": Ejabberd}[KIND]
-    return cls(directory, **kw)
+    return server_class()(directory, **kw)
 
 
 class Server:
@@ -101,6 +107,18 @@ class Server:
     # A user's stanza with a from other than the user: Prosody stamps the real
     # sender over it, ejabberd closes the stream (invalid-from).
     stamps_forged_from = True
+    # What its invite commands offer: the password-reset command (Prosody 13's
+    # mod_invites_adhoc), a username field in create-account (ejabberd's).
+    offers_password_reset = False
+    takes_username = False
+    # ejabberd refuses more unexpired account invites per inviter (here the
+    # act_as JID) than this: "Maximum number of invites reached".
+    max_unexpired_invites = None
+    # What the daemon's log names as the fix when the component may not create
+    # invites on other.localhost: Prosody refuses (forbidden: the admins entry),
+    # ejabberd does not run a plain component's command (access = privileged).
+    foreign_host_fix = "admins"
+    invite_lifetime_days = 7   # the default lifetime of an account invite
     page_texts = ("You have been invited", "Invite expired")   # (valid, invalid)
 
     def __init__(self, directory):
@@ -435,6 +453,7 @@ class Prosody13(Prosody):
 
     kind = "prosody13"
     name = "Prosody 13"
+    offers_password_reset = True
     chrooted = True
     extra_base_modules = ["admin_shell"]   # prosodyctl shell (generate_invite)
 
@@ -538,10 +557,17 @@ class Ejabberd(Server):
     kind = "ejabberd"
     name = "ejabberd 26"
     stamps_forged_from = False
+    takes_username = True
+    max_unexpired_invites = 1000
+    foreign_host_fix = "access = privileged"
+    invite_lifetime_days = 5
 
     def __init__(self, directory, invite_page=True, extra_modules=(), sql=False):
         super().__init__(directory)
-        self.home = Path(tempfile.mkdtemp(prefix="invites-api-ejabberd-", dir="/tmp"))
+        # under /dev/shm when the test asked for RAM (test_faults), else /tmp
+        in_ram = str(self.dir).startswith("/dev/shm/")
+        self.home = Path(tempfile.mkdtemp(prefix="invites-api-ejabberd-",
+                                          dir="/dev/shm" if in_ram else "/tmp"))
         _EJABBERD_HOMES.append((self.home, self.dir))
         link = self.dir / "ejabberd"
         if not link.is_symlink():
@@ -620,6 +646,8 @@ class Ejabberd(Server):
             return ""
 
     def component_connections(self):
+        # Erlang's logger writes its file through a delayed-write buffer (2 s)
+        time.sleep(2.5)
         return self._log_text().count("Accepted external component handshake authentication")
 
     def saw_component_stream_close(self):
