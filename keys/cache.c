@@ -35,7 +35,8 @@
 struct key_cache {
 	int fd;         /* inotify instance, non-blocking */
 	int wd;         /* watch of dir; -1 while there is none */
-	char *dir;      /* directory holding the key store */
+	char *path;     /* the key store's path as given */
+	char *dir;      /* directory holding the key store, symlinks resolved */
 	char *base;     /* the key store's file name; its -wal, -shm, -journal too */
 	bool stale;     /* rows do not reflect the file: reload before use */
 	bool file_left; /* the store's file was removed or moved out of dir */
@@ -63,9 +64,33 @@ static char *dup_basename(const char *path)
 	return base;
 }
 
+/*
+ * SQLite follows a symlink at the path and keeps its WAL beside the file
+ * linked to: the directory watched is the target's, or a store kept on
+ * another disk through a link would change unseen. A link retargeted is seen
+ * by the store's check of the path, which calls key_cache_rewatch().
+ */
+static int locate(struct key_cache *cache)
+{
+	char *real = realpath(cache->path, NULL); /* NULL: the file is gone, watch the path's */
+	char *dir = dup_dirname(real != NULL ? real : cache->path);
+	char *base = dup_basename(real != NULL ? real : cache->path);
+	free(real);
+	if (dir == NULL || base == NULL) {
+		free(dir);
+		free(base);
+		return -1;
+	}
+	free(cache->dir);
+	free(cache->base);
+	cache->dir = dir;
+	cache->base = base;
+	return 0;
+}
+
 static void watch(struct key_cache *cache)
 {
-	cache->wd = inotify_add_watch(cache->fd, cache->dir, WATCH_MASK);
+	cache->wd = cache->dir != NULL ? inotify_add_watch(cache->fd, cache->dir, WATCH_MASK) : -1;
 	cache->stale = true; /* whatever happened while nothing watched */
 }
 
@@ -74,10 +99,9 @@ struct key_cache *key_cache_create(const char *path)
 	struct key_cache *cache = calloc(1, sizeof *cache);
 	if (cache == NULL)
 		return NULL;
-	cache->dir = dup_dirname(path);
-	cache->base = dup_basename(path);
+	cache->path = strdup(path);
 	cache->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (cache->dir == NULL || cache->base == NULL || cache->fd < 0)
+	if (cache->path == NULL || cache->fd < 0 || locate(cache) < 0)
 		goto err;
 	watch(cache);
 	if (cache->wd < 0)
@@ -96,6 +120,7 @@ void key_cache_destroy(struct key_cache *cache)
 	if (cache->fd >= 0)
 		close(cache->fd);
 	free(cache->rows);
+	free(cache->path);
 	free(cache->dir);
 	free(cache->base);
 	free(cache);
@@ -143,6 +168,7 @@ void key_cache_rewatch(struct key_cache *cache)
 	if (cache->wd >= 0)
 		inotify_rm_watch(cache->fd, cache->wd);
 	cache->file_left = false;
+	locate(cache); /* out of memory: the directory found before */
 	/* A new watch has a new descriptor (they are not reused at once), so the
 	 * IN_IGNORED of the one removed is told apart by read_events(). */
 	watch(cache);

@@ -391,6 +391,35 @@ static void test_ancestor_replaced(void)
 	CU_ASSERT(rmdir(fx.dir) == 0);
 }
 
+/* The store's path a symlink to a file in another directory (a store kept
+ * on another disk): SQLite follows the link, so its writes, WAL included,
+ * happen in the target's directory, and a delete made through the link is
+ * refused at once all the same. */
+static void test_store_file_symlinked(void)
+{
+	struct fixture fx, target;
+	fixture_init(&fx);
+	fixture_init(&target);
+	CU_ASSERT_FATAL(symlink(target.path, fx.path) == 0);
+	struct keystore *daemon = open_cached(&fx);
+	struct keystore *cli = open_plain(&fx);
+	struct api_key_new gone, kept;
+	create_key(cli, &gone);
+	create_key(cli, &kept);
+	CU_ASSERT_EQUAL(verify(daemon, gone.text), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, kept.text), KEYS_OK);
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_delete(cli, HOST, gone.id, &err), KEYS_OK);
+	keystore_close(cli);
+	CU_ASSERT_EQUAL(verify(daemon, gone.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify(daemon, kept.text), KEYS_OK);
+	keystore_close(daemon);
+	keys_wipe(&gone);
+	keys_wipe(&kept);
+	fixture_finish(&fx);
+	fixture_finish(&target);
+}
+
 static const struct unit_test tests[] = {
     {"cache states follow the store's files", test_states},
     {"an unwatchable directory gives no cache", test_unwatchable},
@@ -400,6 +429,7 @@ static const struct unit_test tests[] = {
     {"the store's own usage writes are seen", test_own_usage_seen},
     {"directory removed and made again", test_directory_removed_and_back},
     {"an ancestor directory replaced is seen within a second", test_ancestor_replaced},
+    {"a store path that is a symlink to another directory", test_store_file_symlinked},
     {NULL, NULL},
 };
 
