@@ -476,6 +476,36 @@ static void test_timeout_covers_both_steps(void)
 	harness_finish(&h);
 }
 
+/* The stream lost between the steps: the request fails OFFLINE at once (the
+ * daemon's 503), not at its deadline; the server's late completion, after
+ * the reconnect, is no answer to anything. */
+static void test_disconnect_between_steps(void)
+{
+	struct harness h;
+	char id[64];
+
+	harness_init(&h, NULL, 0, WAIT_MS);
+	const struct invite_params params = {.kind = INVITE_ACCOUNT, .username = "alice"};
+	struct outcome *o = request(&h, &params);
+	expect_command(&h, NODE_CREATE_ACCOUNT, "execute", id, sizeof(id));
+	send_executing(&h, id, NODE_CREATE_ACCOUNT, ACCOUNT_FORM);
+	expect_command(&h, NODE_CREATE_ACCOUNT, "complete", id, sizeof(id));
+	uint64_t start = now_ms();
+	fake_close(&h.fake);
+	CU_ASSERT_TRUE_FATAL(wait_outcome(&h, o));
+	CU_ASSERT_EQUAL(o->status, COMPONENT_OFFLINE);
+	CU_ASSERT(now_ms() - start < 1000);
+	CU_ASSERT_EQUAL(component_pending(h.comp), 0);
+	uint64_t deadline = now_ms() + WAIT_MS;
+	while (!component_online(h.comp) && pump(&h, deadline))
+		;
+	CU_ASSERT_TRUE_FATAL(component_online(h.comp));
+	send_completed(&h, id, NODE_CREATE_ACCOUNT);
+	settle(&h, 100);
+	CU_ASSERT_EQUAL(o->calls, 1);
+	harness_finish(&h);
+}
+
 /* ---- password reset ---------------------------------------------------------- */
 
 /* Prosody 13: execute, a form with accountjid, complete; its form verbatim. */
@@ -894,6 +924,7 @@ static const struct unit_test tests[] = {
     {"username reserved or taken: conflict", test_username_conflict},
     {"steps are bounded", test_steps_bounded},
     {"one timeout over both steps", test_timeout_covers_both_steps},
+    {"the stream lost between the steps", test_disconnect_between_steps},
     {"password reset (Prosody 13)", test_reset},
     {"password reset unsupported", test_reset_unsupported},
     {"privileged: wrapping, unwrapping, forged replies ignored", test_privileged_flow},
