@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -304,6 +305,64 @@ static void test_own_usage_seen(void)
 	fixture_finish(&fx);
 }
 
+/*
+ * A writer that stays open (a second daemon on the same store, an sqlite3
+ * shell) deleting keys while the store keeps verifying. A WAL commit writes
+ * its frames (the event) and only then publishes them in the -shm index,
+ * which no event tells: a reload between the two read the old keys and
+ * took them as current. The child deletes while the parent verifies in a
+ * loop; each delete must be refused by the first verification after it.
+ */
+static void test_delete_during_verification(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *daemon = open_cached(&fx);
+	int to_writer[2], to_daemon[2];
+	CU_ASSERT_FATAL(pipe(to_writer) == 0 && pipe(to_daemon) == 0);
+	enum { ROUNDS = 40 };
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		const char *err = NULL;
+		struct keystore *writer = keystore_open(fx.path, &err);
+		for (int i = 0; writer != NULL && i < ROUNDS; i++) {
+			struct api_key_new key;
+			char go;
+			if (keystore_create(writer, HOST, "k", NULL, &key, &err) != KEYS_OK ||
+			    write(to_daemon[1], key.text, sizeof key.text) != sizeof key.text ||
+			    read(to_writer[0], &go, 1) != 1 ||
+			    keystore_delete(writer, HOST, key.id, &err) != KEYS_OK ||
+			    write(to_daemon[1], "d", 1) != 1)
+				_exit(1);
+		}
+		_exit(writer != NULL ? 0 : 1);
+	}
+	CU_ASSERT_FATAL(fcntl(to_daemon[0], F_SETFL, O_NONBLOCK) == 0);
+	int accepted = 0;
+	for (int i = 0; i < ROUNDS; i++) {
+		struct api_key_new key;
+		char done;
+		while (read(to_daemon[0], key.text, sizeof key.text) != (ssize_t)sizeof key.text)
+			;
+		CU_ASSERT_EQUAL(verify(daemon, key.text), KEYS_OK);
+		CU_ASSERT_FATAL(write(to_writer[1], "g", 1) == 1);
+		while (read(to_daemon[0], &done, 1) != 1)
+			verify(daemon, key.text); /* while the child commits */
+		accepted += verify(daemon, key.text) != KEYS_DENIED;
+	}
+	CU_ASSERT_EQUAL(accepted, 0);
+	int status;
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(to_writer[0]);
+	close(to_writer[1]);
+	close(to_daemon[0]);
+	close(to_daemon[1]);
+	keystore_close(daemon);
+	fixture_finish(&fx);
+}
+
 /* The directory removed: the keys held keep working (as without the cache);
  * made again with a new store: only the new store's keys work, and deletes
  * in it are seen at once again (the watch is back). */
@@ -426,6 +485,7 @@ static const struct unit_test tests[] = {
     {"binary search finds every ID and no other", test_find},
     {"a delete by another process is refused at once", test_delete_by_others_seen_at_once},
     {"a raw SQL write is seen at once", test_raw_sql_write_seen},
+    {"a delete while verifying, by a writer kept open", test_delete_during_verification},
     {"the store's own usage writes are seen", test_own_usage_seen},
     {"directory removed and made again", test_directory_removed_and_back},
     {"an ancestor directory replaced is seen within a second", test_ancestor_replaced},
