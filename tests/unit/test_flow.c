@@ -814,6 +814,30 @@ static void test_privilege_message_from_others(void)
 	harness_finish(&h);
 }
 
+/* ejabberd lists every namespace it grants; a long list is cut in the
+ * summary line, but what check --online asks must not be. */
+static void test_privilege_message_long(void)
+{
+	struct harness h;
+	char grants[4096] = "";
+
+	harness_init(&h, privileged_host, 1, WAIT_MS);
+	for (int i = 0; i < 20; i++) {
+		size_t len = strlen(grants);
+		snprintf(grants + len, sizeof(grants) - len,
+		         "<namespace type='both' ns='urn:example:some-long-namespace:%d'/>", i);
+	}
+	strcat(grants, GRANT_COMMANDS GRANT_DISCO);
+	fake_send(&h.fake, PRIVILEGE_MESSAGE, "localhost", grants);
+	settle(&h, 200);
+	CU_ASSERT_PTR_NOT_NULL(component_privileges(h.comp));
+	CU_ASSERT_TRUE(component_commands_granted(h.comp));
+	fake_send(&h.fake, PRIVILEGE_MESSAGE, "localhost", GRANT_DISCO);
+	settle(&h, 200);
+	CU_ASSERT_FALSE(component_commands_granted(h.comp));
+	harness_finish(&h);
+}
+
 /* ---- discovery --------------------------------------------------------------- */
 
 static void test_discovery_per_host(void)
@@ -931,6 +955,7 @@ static const struct unit_test tests[] = {
     {"privileged: errors", test_privileged_errors},
     {"privileged: timeout names the permission", test_privileged_timeout},
     {"privilege message only from the server", test_privilege_message_from_others},
+    {"a long privilege message", test_privilege_message_long},
     {"discovery per host, log lines, reconnect", test_discovery_per_host},
     {"host table errors", test_host_config_errors},
     {NULL, NULL},
