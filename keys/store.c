@@ -380,6 +380,10 @@ static void refresh(struct keystore *store)
 	store->ino = fresh->ino;
 	free(fresh->path);
 	free(fresh);
+	/* The new file may be in another directory (an ancestor or a symlink
+	 * replaced): the cache must watch that one, and reload. */
+	if (store->cache != NULL)
+		key_cache_rewatch(store->cache);
 }
 
 /* ---- create and import ---- */

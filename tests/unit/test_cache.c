@@ -450,6 +450,63 @@ static void test_ancestor_replaced(void)
 	CU_ASSERT(rmdir(fx.dir) == 0);
 }
 
+/* The same, but another operation (the daemon's usage write) reopens the
+ * store at its new place before the once-a-second check: the cache must
+ * follow it there, not keep the old file's keys and the old directory. */
+static void test_ancestor_replaced_then_written(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	char a[96], b[112], path[128], moved[96];
+	snprintf(a, sizeof a, "%s/a", fx.dir);
+	snprintf(b, sizeof b, "%s/b", a);
+	snprintf(path, sizeof path, "%s/keys.sqlite", b);
+	snprintf(moved, sizeof moved, "%s/gone", fx.dir);
+	CU_ASSERT_FATAL(mkdir(a, 0700) == 0 && mkdir(b, 0700) == 0);
+	const char *err = NULL;
+	struct keystore *daemon = keystore_open(path, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(daemon);
+	CU_ASSERT_EQUAL_FATAL(keystore_cache_verification(daemon), 0);
+	struct api_key_new old, fresh, gone;
+	create_key(daemon, &old);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_OK);
+
+	CU_ASSERT_FATAL(rename(a, moved) == 0);
+	CU_ASSERT_FATAL(mkdir(a, 0700) == 0 && mkdir(b, 0700) == 0);
+	struct keystore *cli = keystore_open(path, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cli);
+	create_key(cli, &fresh);
+	create_key(cli, &gone);
+	struct api_key_usage usage = {"nobody", 1, NOW, NOW, 1};
+	CU_ASSERT_EQUAL(keystore_record_usage(daemon, &usage, 1, &err), KEYS_OK);
+	struct timespec pause = {1, 100 * 1000 * 1000};
+	nanosleep(&pause, NULL);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, gone.text), KEYS_OK);
+	CU_ASSERT_EQUAL(keystore_delete(cli, HOST, gone.id, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, gone.text), KEYS_DENIED);
+	keystore_close(cli);
+	keystore_close(daemon);
+
+	static const char *const files[] = {"keys.sqlite", "keys.sqlite-wal", "keys.sqlite-shm"};
+	char moved_b[128];
+	snprintf(moved_b, sizeof moved_b, "%s/b", moved);
+	for (size_t i = 0; i < 3; i++) {
+		char f[160];
+		snprintf(f, sizeof f, "%s/%s", b, files[i]);
+		unlink(f);
+		snprintf(f, sizeof f, "%s/%s", moved_b, files[i]);
+		unlink(f);
+	}
+	CU_ASSERT(rmdir(b) == 0 && rmdir(a) == 0);
+	CU_ASSERT(rmdir(moved_b) == 0 && rmdir(moved) == 0);
+	keys_wipe(&old);
+	keys_wipe(&fresh);
+	keys_wipe(&gone);
+	CU_ASSERT(rmdir(fx.dir) == 0);
+}
+
 /* The store's path a symlink to a file in another directory (a store kept
  * on another disk): SQLite follows the link, so its writes, WAL included,
  * happen in the target's directory, and a delete made through the link is
@@ -489,6 +546,8 @@ static const struct unit_test tests[] = {
     {"the store's own usage writes are seen", test_own_usage_seen},
     {"directory removed and made again", test_directory_removed_and_back},
     {"an ancestor directory replaced is seen within a second", test_ancestor_replaced},
+    {"an ancestor replaced, then the store reopened by a write",
+     test_ancestor_replaced_then_written},
     {"a store path that is a symlink to another directory", test_store_file_symlinked},
     {NULL, NULL},
 };
