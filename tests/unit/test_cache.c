@@ -12,12 +12,12 @@
 #include "unit.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -310,55 +310,71 @@ static void test_own_usage_seen(void)
  * shell) deleting keys while the store keeps verifying. A WAL commit writes
  * its frames (the event) and only then publishes them in the -shm index,
  * which no event tells: a reload between the two read the old keys and
- * took them as current. The child deletes while the parent verifies in a
- * loop; each delete must be refused by the first verification after it.
+ * took them as current. The writer (a thread with its own connection)
+ * deletes while the store verifies in a loop; each delete must be refused
+ * by the first verification after it.
  */
+enum { WRITER_ROUNDS = 40 };
+
+struct writer {
+	const char *path;
+	int to_writer[2], to_daemon[2];
+	bool failed;
+};
+
+static void *write_and_delete(void *arg)
+{
+	struct writer *w = arg;
+	const char *err = NULL;
+	struct keystore *store = keystore_open(w->path, &err);
+	w->failed = store == NULL;
+	for (int i = 0; !w->failed && i < WRITER_ROUNDS; i++) {
+		struct api_key_new key;
+		char go;
+		w->failed = keystore_create(store, HOST, "k", NULL, &key, &err) != KEYS_OK ||
+		            write(w->to_daemon[1], key.text, sizeof key.text) != sizeof key.text ||
+		            read(w->to_writer[0], &go, 1) != 1 ||
+		            keystore_delete(store, HOST, key.id, &err) != KEYS_OK ||
+		            write(w->to_daemon[1], "d", 1) != 1;
+		keys_wipe(&key);
+	}
+	keystore_close(store);
+	close(w->to_daemon[1]); /* the store's side stops waiting */
+	return NULL;
+}
+
 static void test_delete_during_verification(void)
 {
 	struct fixture fx;
 	fixture_init(&fx);
 	struct keystore *daemon = open_cached(&fx);
-	int to_writer[2], to_daemon[2];
-	CU_ASSERT_FATAL(pipe(to_writer) == 0 && pipe(to_daemon) == 0);
-	enum { ROUNDS = 40 };
-	pid_t pid = fork();
-	CU_ASSERT_FATAL(pid >= 0);
-	if (pid == 0) {
-		const char *err = NULL;
-		struct keystore *writer = keystore_open(fx.path, &err);
-		for (int i = 0; writer != NULL && i < ROUNDS; i++) {
-			struct api_key_new key;
-			char go;
-			if (keystore_create(writer, HOST, "k", NULL, &key, &err) != KEYS_OK ||
-			    write(to_daemon[1], key.text, sizeof key.text) != sizeof key.text ||
-			    read(to_writer[0], &go, 1) != 1 ||
-			    keystore_delete(writer, HOST, key.id, &err) != KEYS_OK ||
-			    write(to_daemon[1], "d", 1) != 1)
-				_exit(1);
-		}
-		_exit(writer != NULL ? 0 : 1);
-	}
-	CU_ASSERT_FATAL(fcntl(to_daemon[0], F_SETFL, O_NONBLOCK) == 0);
-	int accepted = 0;
-	for (int i = 0; i < ROUNDS; i++) {
-		struct api_key_new key;
+	struct writer w = {.path = fx.path};
+	CU_ASSERT_FATAL(pipe(w.to_writer) == 0 && pipe(w.to_daemon) == 0);
+	CU_ASSERT_FATAL(fcntl(w.to_daemon[0], F_SETFL, O_NONBLOCK) == 0);
+	pthread_t thread;
+	CU_ASSERT_FATAL(pthread_create(&thread, NULL, write_and_delete, &w) == 0);
+	int accepted = 0, rounds = 0;
+	for (; rounds < WRITER_ROUNDS; rounds++) {
+		char text[sizeof(struct api_key_new){0}.text];
 		char done;
-		while (read(to_daemon[0], key.text, sizeof key.text) != (ssize_t)sizeof key.text)
+		ssize_t n;
+		while ((n = read(w.to_daemon[0], text, sizeof text)) < 0)
 			;
-		CU_ASSERT_EQUAL(verify(daemon, key.text), KEYS_OK);
-		CU_ASSERT_FATAL(write(to_writer[1], "g", 1) == 1);
-		while (read(to_daemon[0], &done, 1) != 1)
-			verify(daemon, key.text); /* while the child commits */
-		accepted += verify(daemon, key.text) != KEYS_DENIED;
+		if (n != (ssize_t)sizeof text)
+			break; /* the writer failed */
+		CU_ASSERT_EQUAL(verify(daemon, text), KEYS_OK);
+		CU_ASSERT_FATAL(write(w.to_writer[1], "g", 1) == 1);
+		while ((n = read(w.to_daemon[0], &done, 1)) < 0)
+			verify(daemon, text); /* while the writer commits */
+		accepted += verify(daemon, text) != KEYS_DENIED;
 	}
+	close(w.to_writer[1]); /* a writer still waiting for "g" stops */
+	CU_ASSERT_EQUAL(pthread_join(thread, NULL), 0);
+	CU_ASSERT_FALSE(w.failed);
+	CU_ASSERT_EQUAL(rounds, WRITER_ROUNDS);
 	CU_ASSERT_EQUAL(accepted, 0);
-	int status;
-	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
-	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	close(to_writer[0]);
-	close(to_writer[1]);
-	close(to_daemon[0]);
-	close(to_daemon[1]);
+	close(w.to_writer[0]);
+	close(w.to_daemon[0]);
 	keystore_close(daemon);
 	fixture_finish(&fx);
 }
