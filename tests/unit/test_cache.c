@@ -552,6 +552,79 @@ static void test_store_file_symlinked(void)
 	fixture_finish(&target);
 }
 
+/* The link retargeted (ln -sfn: a new link renamed over it), at once: the
+ * link's directory is watched as well as the target's. */
+static void test_store_symlink_retargeted(void)
+{
+	struct fixture fx, first, second;
+	fixture_init(&fx);
+	fixture_init(&first);
+	fixture_init(&second);
+	CU_ASSERT_FATAL(symlink(first.path, fx.path) == 0);
+	struct keystore *daemon = open_cached(&fx);
+	struct keystore *cli = open_plain(&second);
+	struct api_key_new old, fresh;
+	create_key(daemon, &old);
+	create_key(cli, &fresh);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_DENIED);
+
+	char link[128];
+	snprintf(link, sizeof link, "%s/new-link", fx.dir);
+	CU_ASSERT_FATAL(symlink(second.path, link) == 0);
+	CU_ASSERT_FATAL(rename(link, fx.path) == 0);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_OK);
+	/* and the new target's directory is the one watched now */
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_delete(cli, HOST, fresh.id, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_DENIED);
+	keystore_close(cli);
+	keystore_close(daemon);
+	keys_wipe(&old);
+	keys_wipe(&fresh);
+	fixture_finish(&fx);
+	fixture_finish(&first);
+	fixture_finish(&second);
+}
+
+/* A link to a file beside it (one directory, one watch for both). */
+static void test_store_symlink_in_same_directory(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	char v2[128], link[128];
+	snprintf(v2, sizeof v2, "%s-v2", fx.path);
+	snprintf(link, sizeof link, "%s.link", fx.path);
+	CU_ASSERT_FATAL(symlink("keys.sqlite-v1", fx.path) == 0);
+	struct keystore *daemon = open_cached(&fx);
+	const char *err = NULL;
+	struct keystore *cli = keystore_open(v2, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cli);
+	struct api_key_new old, fresh;
+	create_key(daemon, &old);
+	create_key(cli, &fresh);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_OK);
+	CU_ASSERT_FATAL(symlink("keys.sqlite-v2", link) == 0);
+	CU_ASSERT_FATAL(rename(link, fx.path) == 0);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_OK);
+	CU_ASSERT_EQUAL(keystore_delete(cli, HOST, fresh.id, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_DENIED);
+	keystore_close(cli);
+	keystore_close(daemon);
+	keys_wipe(&old);
+	keys_wipe(&fresh);
+	static const char *const suffixes[] = {"-v1", "-v1-wal", "-v1-shm",
+	                                       "-v2", "-v2-wal", "-v2-shm"};
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		char path[160];
+		snprintf(path, sizeof path, "%s%s", fx.path, suffixes[i]);
+		unlink(path);
+	}
+	fixture_finish(&fx);
+}
+
 static const struct unit_test tests[] = {
     {"cache states follow the store's files", test_states},
     {"an unwatchable directory gives no cache", test_unwatchable},
@@ -565,6 +638,8 @@ static const struct unit_test tests[] = {
     {"an ancestor replaced, then the store reopened by a write",
      test_ancestor_replaced_then_written},
     {"a store path that is a symlink to another directory", test_store_file_symlinked},
+    {"the store's symlink retargeted", test_store_symlink_retargeted},
+    {"the store's symlink to a file beside it", test_store_symlink_in_same_directory},
     {NULL, NULL},
 };
 
