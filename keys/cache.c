@@ -6,10 +6,12 @@
  * an fstat and a stat: most of the cost of refusing a wrong key. The cache
  * answers from memory instead and stays exactly as fresh: the key store's
  * directory is watched with inotify, and the kernel queues an event inside the
- * write() that commits a change, before the writer (the CLI's delete) returns.
- * A request sent after that is read after the event is queued, so draining the
- * queue at each verification (one read() that normally fails with EAGAIN) sees
- * every change committed before the request was sent.
+ * write() of a change's WAL frames, before the writer (the CLI's delete)
+ * returns. A request sent after that is read after the event is queued, so
+ * draining the queue at each verification (one read() that normally fails with
+ * EAGAIN) sees every change committed before the request was sent. The commit
+ * becomes visible a moment after that write, with no event of its own: the
+ * store reloads under the write lock (load_rows() in store.c).
  *
  * While the watch cannot be trusted (the directory removed or moved away, or
  * the store's file removed or moved out of it: a new file may then appear
