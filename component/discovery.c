@@ -187,6 +187,7 @@ int privilege_handle_message(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *use
 		return 1; /* anyone may send us a message: only the server's counts */
 	log_info("privileges granted by %s: %s", from, got.summary);
 	snprintf(comp->privileges, sizeof(comp->privileges), "%.80s: %s", from, got.summary);
+	comp->commands_granted = got.commands_set;
 	warn_missing_privileges(comp, &got);
 	if (comp->privileged_discovery_at)
 		discover_privileged(comp);
@@ -196,6 +197,11 @@ int privilege_handle_message(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *use
 const char *component_privileges(const struct component *comp)
 {
 	return comp && comp->privileges[0] ? comp->privileges : NULL;
+}
+
+bool component_commands_granted(const struct component *comp)
+{
+	return comp && comp->privileges[0] && comp->commands_granted;
 }
 
 /* ---- hosts ------------------------------------------------------------------- */

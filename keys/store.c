@@ -380,6 +380,10 @@ static void refresh(struct keystore *store)
 	store->ino = fresh->ino;
 	free(fresh->path);
 	free(fresh);
+	/* The new file may be in another directory (an ancestor or a symlink
+	 * replaced): the cache must watch that one, and reload. */
+	if (store->cache != NULL)
+		key_cache_rewatch(store->cache);
 }
 
 /* ---- create and import ---- */
@@ -751,16 +755,45 @@ static int lookup(struct keystore *store, const char *id, size_t id_len,
 
 /* ---- the verification cache (see cache.c) ---- */
 
-/* Every key's row, in the column order of store->verify (copy_row()), then
- * the ID. */
+/*
+ * Every key's row, in the column order of store->verify (copy_row()), then
+ * the ID.
+ *
+ * Read under the write lock (BEGIN IMMEDIATE, rolled back). A WAL commit
+ * writes its frames, which is the event that sends us here, and only then
+ * publishes them in the -shm index, which no event tells: a plain read in
+ * between sees the keys as they were, and nothing would mark them stale
+ * again. A writer publishes before it lets go of the lock, so what is read
+ * holding it is every commit whose writes came before. The lock is not
+ * waited for: while a writer holds it, the caller verifies through SQLite
+ * and the rows stay stale until it is free.
+ */
+static int lock_without_waiting(struct keystore *store)
+{
+	int rc = sqlite3_busy_timeout(store->db, 0);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(store->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	int timeout_ms = store->busy_timeout_ms >= 0 ? store->busy_timeout_ms : BUSY_TIMEOUT_MS;
+	if (sqlite3_busy_timeout(store->db, timeout_ms) != SQLITE_OK || rc != SQLITE_OK) {
+		set_db_error(store);
+		rollback(store);
+		return -1;
+	}
+	return 0;
+}
+
 static int load_rows(struct keystore *store, struct key_cache_row **rows, size_t *n)
 {
+	if (lock_without_waiting(store) < 0)
+		return -1;
 	sqlite3_stmt *all = prepare(
 	    store, "SELECT host, secret_hash, expires, coalesce(max_invites, 0),"
 	           " coalesce(period_s, 0), coalesce(window_start, 0), coalesce(window_count, 0),"
 	           " 1, coalesce(permissions, 1), id FROM api_keys");
-	if (all == NULL)
+	if (all == NULL) {
+		rollback(store);
 		return -1;
+	}
 	size_t used = 0, size = 0;
 	struct key_cache_row *got = NULL;
 	int rc;
@@ -792,12 +825,14 @@ static int load_rows(struct keystore *store, struct key_cache_row **rows, size_t
 		goto err;
 	}
 	sqlite3_finalize(all);
+	rollback(store);
 	*rows = got;
 	*n = used;
 	return 0;
 
 err:
 	sqlite3_finalize(all);
+	rollback(store);
 	free(got);
 	return -1;
 }

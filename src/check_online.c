@@ -121,11 +121,8 @@ static void print_fix(const struct config *cfg, const char *host)
 static bool commands_granted(const struct config *cfg, const struct component *comp,
                              const char *host)
 {
-	const char *granted = component_privileges(comp);
-	if (config_act_as(cfg, host) == NULL || granted == NULL)
-		return true;
-	if (strstr(granted, "iq http://jabber.org/protocol/commands set") != NULL ||
-	    strstr(granted, "iq http://jabber.org/protocol/commands both") != NULL)
+	if (config_act_as(cfg, host) == NULL || component_privileges(comp) == NULL ||
+	    component_commands_granted(comp))
 		return true;
 	printf("  the server did not grant the iq permission http://jabber.org/protocol/commands "
 	       "set: commands sent as %s would get no answer\n",
