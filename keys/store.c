@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -144,17 +145,42 @@ static sqlite3_stmt *prepare(struct keystore *store, const char *sql)
 	return stmt;
 }
 
+/* Whether path exists and belongs to another user than this process's
+ * effective one; if so, owner gets that user's name (or uid). */
+static bool owned_by_another(const char *path, char *owner, size_t size)
+{
+	struct stat st;
+	if (stat(path, &st) < 0 || st.st_uid == geteuid())
+		return false;
+	struct passwd pwbuf, *pw = NULL;
+	char buf[1024];
+	if (getpwuid_r(st.st_uid, &pwbuf, buf, sizeof buf, &pw) == 0 && pw != NULL)
+		snprintf(owner, size, "user %s", pw->pw_name);
+	else
+		snprintf(owner, size, "uid %lu", (unsigned long)st.st_uid);
+	return true;
+}
+
 /* Why the store cannot be opened for writing, for the errors an operator
- * meets most: the directory missing, the file system read-only. */
+ * meets most: the directory missing, the file system read-only, the file
+ * made by another user. */
 static void set_create_error(struct keystore *store, int err)
 {
 	char reason[PATH_MAX + 64];
+	char owner[64];
 	char *dir = strdup(store->path);
 	if (err == ENOENT && dir != NULL)
 		snprintf(reason, sizeof reason, "directory %s does not exist", dirname(dir));
 	else if (err == EROFS)
 		snprintf(reason, sizeof reason, "%s (the key store must be writable)",
 		         strerror(err));
+	else if ((err == EACCES || err == EPERM) && owned_by_another(store->path, owner,
+	                                                            sizeof owner))
+		/* Typically a key command run as root before the service user. */
+		snprintf(reason, sizeof reason,
+		         "%s (it belongs to %s, not to the user running this: chown it and its "
+		         "-wal and -shm files to the service user)",
+		         strerror(err), owner);
 	else
 		snprintf(reason, sizeof reason, "%s", strerror(err));
 	free(dir);

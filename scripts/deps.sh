@@ -2,7 +2,7 @@
 # Usage: install_packages build|demo|test|bench
 
 BUILD_PKGS="gcc meson ninja-build pkg-config libstrophe-dev libexpat1-dev libmicrohttpd-dev libgnutls28-dev
-libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev"
+libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev libidn-dev"
 DEMO_PKGS="$BUILD_PKGS prosody prosody-modules curl"
 TEST_PKGS="$DEMO_PKGS python3 python3-pytest python3-slixmpp lua-dbi-sqlite3 chromium sqlite3
 valgrind openssl ca-certificates"

@@ -145,6 +145,15 @@ static size_t report_hosts(const struct config *cfg, const struct component *com
 		    commands_granted(cfg, comp, host))
 			continue;
 		missing++;
+		/* Prosody routes a host it does not serve to s2s: the admins fix
+		 * would not help (not-allowed "Communication with remote domains is
+		 * not enabled", remote-server-not-found, remote-server-timeout). */
+		if (component_host_offers(comp, host, INVITE_ACCOUNT) == COMPONENT_OFFER_UNKNOWN &&
+		    strstr(line, "remote") != NULL)
+			printf("  the server treats %s as a remote domain: if it should be one of "
+			       "its own, check [component] hosts against the server's VirtualHost "
+			       "names\n",
+			       host);
 		print_fix(cfg, host);
 	}
 	return missing;
