@@ -48,7 +48,8 @@ void discovery_finish(struct adhoc_request *req, const struct discovery_reply *r
 	if (hs->offers[INVITE_ACCOUNT] == COMPONENT_OFFER_YES)
 		log_info("%s", line);
 	else
-		log_warn("%s", line);
+		log_warn("%s (invites-api check --online prints what to change on the server)",
+		         line);
 }
 
 static void discover(struct component *comp, size_t index)

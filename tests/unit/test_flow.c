@@ -891,7 +891,8 @@ static void test_discovery_per_host(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info localhost: account invites yes, password "
 	                                   "resets yes\n"));
 	CU_ASSERT_PTR_NOT_NULL(
-	    strstr(log, " warn other.localhost: commands unknown (forbidden)\n"));
+	    strstr(log, " warn other.localhost: commands unknown (forbidden) (invites-api check "
+	                "--online prints what to change on the server)\n"));
 
 	/* a reconnect forgets and asks again; an empty list is "no" */
 	fake_close(&h.fake);
