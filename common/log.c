@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -52,9 +53,47 @@ static void write_all(const char *bytes, size_t len)
 	}
 }
 
+/*
+ * A crash (a fault, an abort, a sanitizer's report ending in abort) would
+ * take the round's lines with it, and they are the ones that tell what led
+ * to it. While buffering, the crash signals first write them out, then go to
+ * the handler that was there before (the sanitizer's, or the default), so
+ * the process still dies as it would have. A fault raised by the kernel is
+ * left to happen again on return; a signal sent (abort(), kill) is raised
+ * again. write() and sigaction() are async-signal-safe.
+ */
+static const int crash_signals[] = {SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGSEGV};
+static struct sigaction crash_previous[sizeof crash_signals / sizeof crash_signals[0]];
+
+static void on_crash(int sig, siginfo_t *info, void *context)
+{
+	(void)context;
+	write_all(pending.bytes, pending.used);
+	pending.used = 0;
+	for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++)
+		sigaction(crash_signals[i], &crash_previous[i], NULL);
+	if (info == NULL || info->si_code <= 0)
+		raise(sig);
+}
+
+static void catch_crashes(bool on)
+{
+	struct sigaction action = {.sa_sigaction = on_crash,
+	                           .sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK};
+	sigemptyset(&action.sa_mask);
+	for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
+		if (on)
+			sigaction(crash_signals[i], &action, &crash_previous[i]);
+		else
+			sigaction(crash_signals[i], &crash_previous[i], NULL);
+	}
+}
+
 void log_set_buffered(bool on)
 {
 	log_flush();
+	if (on != pending.on)
+		catch_crashes(on);
 	pending.on = on;
 }
 

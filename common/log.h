@@ -22,7 +22,8 @@ void log_set_level(enum log_level level);
 /* With buffering on, lines are kept in memory (up to 16 KiB) until
  * log_flush(): an event loop flushes before it waits, so that a busy round
  * costs one write() instead of one per line. Off by default; turning it off
- * flushes. */
+ * flushes. While on, a crash signal (SIGSEGV, SIGABRT, ...) writes the lines
+ * kept before the process dies of it. */
 void log_set_buffered(bool on);
 void log_flush(void);
 

@@ -252,6 +252,7 @@ struct component {
 	uint64_t privileged_discovery_at; /* ms, monotonic; 0: none waiting (requests.c) */
 	struct adhoc_request *settled;    /* answered without asking the server, due now */
 	char privileges[600];             /* the last privilege message; "" when none */
+	bool commands_granted;            /* by it: iq commands set */
 
 	struct iq_responder responder; /* answers others' IQs (iq.c) */
 };

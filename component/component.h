@@ -172,6 +172,10 @@ void component_host_describe(const struct component *comp, const char *host, cha
  * Borrowed, valid until the next component_run(). */
 const char *component_privileges(const struct component *comp);
 
+/* Whether that message granted the iq permission http://jabber.org/protocol/commands
+ * set (false when none came). Not read from the line, which a long list cuts. */
+bool component_commands_granted(const struct component *comp);
+
 /* Why the last connection attempt failed or the stream went down, with the
  * fix where known; "" if it never did. Borrowed, valid until the next
  * component_run(). */

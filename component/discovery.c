@@ -48,7 +48,8 @@ void discovery_finish(struct adhoc_request *req, const struct discovery_reply *r
 	if (hs->offers[INVITE_ACCOUNT] == COMPONENT_OFFER_YES)
 		log_info("%s", line);
 	else
-		log_warn("%s", line);
+		log_warn("%s (invites-api check --online prints what to change on the server)",
+		         line);
 }
 
 static void discover(struct component *comp, size_t index)
@@ -187,6 +188,7 @@ int privilege_handle_message(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *use
 		return 1; /* anyone may send us a message: only the server's counts */
 	log_info("privileges granted by %s: %s", from, got.summary);
 	snprintf(comp->privileges, sizeof(comp->privileges), "%.80s: %s", from, got.summary);
+	comp->commands_granted = got.commands_set;
 	warn_missing_privileges(comp, &got);
 	if (comp->privileged_discovery_at)
 		discover_privileged(comp);
@@ -196,6 +198,11 @@ int privilege_handle_message(xmpp_conn_t *conn, xmpp_stanza_t *stanza, void *use
 const char *component_privileges(const struct component *comp)
 {
 	return comp && comp->privileges[0] ? comp->privileges : NULL;
+}
+
+bool component_commands_granted(const struct component *comp)
+{
+	return comp && comp->privileges[0] && comp->commands_granted;
 }
 
 /* ---- hosts ------------------------------------------------------------------- */

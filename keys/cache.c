@@ -6,10 +6,12 @@
  * an fstat and a stat: most of the cost of refusing a wrong key. The cache
  * answers from memory instead and stays exactly as fresh: the key store's
  * directory is watched with inotify, and the kernel queues an event inside the
- * write() that commits a change, before the writer (the CLI's delete) returns.
- * A request sent after that is read after the event is queued, so draining the
- * queue at each verification (one read() that normally fails with EAGAIN) sees
- * every change committed before the request was sent.
+ * write() of a change's WAL frames, before the writer (the CLI's delete)
+ * returns. A request sent after that is read after the event is queued, so
+ * draining the queue at each verification (one read() that normally fails with
+ * EAGAIN) sees every change committed before the request was sent. The commit
+ * becomes visible a moment after that write, with no event of its own: the
+ * store reloads under the write lock (load_rows() in store.c).
  *
  * While the watch cannot be trusted (the directory removed or moved away, or
  * the store's file removed or moved out of it: a new file may then appear
@@ -26,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define WATCH_MASK                                                                                 \
@@ -33,12 +36,17 @@
 	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
 struct key_cache {
-	int fd;         /* inotify instance, non-blocking */
-	int wd;         /* watch of dir; -1 while there is none */
-	char *dir;      /* directory holding the key store */
-	char *base;     /* the key store's file name; its -wal, -shm, -journal too */
-	bool stale;     /* rows do not reflect the file: reload before use */
-	bool file_left; /* the store's file was removed or moved out of dir */
+	int fd;          /* inotify instance, non-blocking */
+	int wd;          /* watch of dir; -1 while there is none */
+	int link_wd;     /* watch of link_dir (may equal wd); -1 while there is none */
+	char *path;      /* the key store's path as given */
+	char *dir;       /* directory holding the key store, symlinks resolved */
+	char *base;      /* the key store's file name; its -wal, -shm, -journal too */
+	char *link_dir;  /* while the path itself is a symlink: its directory, */
+	char *link_base; /* and its name; else NULL */
+	bool stale;      /* rows do not reflect the file: reload before use */
+	bool file_left;  /* the store's file was removed or moved out of dir, or the
+	                    link replaced: the path may name another file now */
 	struct key_cache_row *rows;
 	size_t n_rows;
 };
@@ -63,10 +71,64 @@ static char *dup_basename(const char *path)
 	return base;
 }
 
+/*
+ * SQLite follows a symlink at the path and keeps its WAL beside the file
+ * linked to: the directory watched is the target's, or a store kept on
+ * another disk through a link would change unseen. The link's own directory
+ * is watched too, to see the link replaced. (A link further up, or an
+ * ancestor replaced, is seen by the store's check of the path, which calls
+ * key_cache_rewatch().)
+ */
+static int locate(struct key_cache *cache)
+{
+	char *real = realpath(cache->path, NULL); /* NULL: the file is gone, watch the path's */
+	struct stat st;
+	bool link = lstat(cache->path, &st) == 0 && S_ISLNK(st.st_mode);
+	char *dir = dup_dirname(real != NULL ? real : cache->path);
+	char *base = dup_basename(real != NULL ? real : cache->path);
+	char *link_dir = link ? dup_dirname(cache->path) : NULL;
+	char *link_base = link ? dup_basename(cache->path) : NULL;
+	free(real);
+	if (dir == NULL || base == NULL || (link && (link_dir == NULL || link_base == NULL))) {
+		free(dir);
+		free(base);
+		free(link_dir);
+		free(link_base);
+		return -1;
+	}
+	free(cache->dir);
+	free(cache->base);
+	free(cache->link_dir);
+	free(cache->link_base);
+	cache->dir = dir;
+	cache->base = base;
+	cache->link_dir = link_dir;
+	cache->link_base = link_base;
+	return 0;
+}
+
 static void watch(struct key_cache *cache)
 {
-	cache->wd = inotify_add_watch(cache->fd, cache->dir, WATCH_MASK);
+	cache->wd = cache->dir != NULL ? inotify_add_watch(cache->fd, cache->dir, WATCH_MASK) : -1;
+	cache->link_wd = cache->link_dir != NULL
+	                     ? inotify_add_watch(cache->fd, cache->link_dir, WATCH_MASK)
+	                     : -1;
 	cache->stale = true; /* whatever happened while nothing watched */
+}
+
+static void unwatch(struct key_cache *cache)
+{
+	if (cache->wd >= 0)
+		inotify_rm_watch(cache->fd, cache->wd);
+	if (cache->link_wd >= 0 && cache->link_wd != cache->wd)
+		inotify_rm_watch(cache->fd, cache->link_wd);
+	cache->wd = cache->link_wd = -1;
+}
+
+/* Every watch the path needs is in place. */
+static bool watched(const struct key_cache *cache)
+{
+	return cache->wd >= 0 && (cache->link_dir == NULL || cache->link_wd >= 0);
 }
 
 struct key_cache *key_cache_create(const char *path)
@@ -74,13 +136,12 @@ struct key_cache *key_cache_create(const char *path)
 	struct key_cache *cache = calloc(1, sizeof *cache);
 	if (cache == NULL)
 		return NULL;
-	cache->dir = dup_dirname(path);
-	cache->base = dup_basename(path);
+	cache->path = strdup(path);
 	cache->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (cache->dir == NULL || cache->base == NULL || cache->fd < 0)
+	if (cache->path == NULL || cache->fd < 0 || locate(cache) < 0)
 		goto err;
 	watch(cache);
-	if (cache->wd < 0)
+	if (!watched(cache))
 		goto err;
 	return cache;
 
@@ -96,8 +157,11 @@ void key_cache_destroy(struct key_cache *cache)
 	if (cache->fd >= 0)
 		close(cache->fd);
 	free(cache->rows);
+	free(cache->path);
 	free(cache->dir);
 	free(cache->base);
+	free(cache->link_dir);
+	free(cache->link_base);
 	free(cache);
 }
 
@@ -122,15 +186,21 @@ static void read_events(struct key_cache *cache)
 		for (char *p = buf; p < buf + got;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 			if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF) &&
-			    ev->wd == cache->wd) {
+			    (ev->wd == cache->wd || ev->wd == cache->link_wd)) {
 				if (!(ev->mask & IN_IGNORED))
-					inotify_rm_watch(cache->fd, cache->wd);
-				cache->wd = -1;
+					inotify_rm_watch(cache->fd, ev->wd);
+				if (ev->wd == cache->wd)
+					cache->wd = -1;
+				if (ev->wd == cache->link_wd)
+					cache->link_wd = -1;
 			}
 			if (ev->mask & IN_Q_OVERFLOW || names_store(cache, ev))
 				cache->stale = true;
 			if (ev->mask & (IN_DELETE | IN_MOVED_FROM) && ev->len > 0 &&
 			    strcmp(ev->name, cache->base) == 0)
+				cache->file_left = true;
+			if (ev->wd == cache->link_wd && ev->len > 0 &&
+			    strcmp(ev->name, cache->link_base) == 0)
 				cache->file_left = true;
 			p += sizeof *ev + ev->len;
 		}
@@ -140,9 +210,9 @@ static void read_events(struct key_cache *cache)
 void key_cache_rewatch(struct key_cache *cache)
 {
 	read_events(cache);
-	if (cache->wd >= 0)
-		inotify_rm_watch(cache->fd, cache->wd);
+	unwatch(cache);
 	cache->file_left = false;
+	locate(cache); /* out of memory: the directory found before */
 	/* A new watch has a new descriptor (they are not reused at once), so the
 	 * IN_IGNORED of the one removed is told apart by read_events(). */
 	watch(cache);
@@ -151,9 +221,11 @@ void key_cache_rewatch(struct key_cache *cache)
 enum key_cache_state key_cache_check(struct key_cache *cache)
 {
 	read_events(cache);
-	if (cache->wd < 0 && !cache->file_left)
+	if (!watched(cache) && !cache->file_left) {
+		unwatch(cache);
 		watch(cache);
-	if (cache->wd < 0 || cache->file_left)
+	}
+	if (!watched(cache) || cache->file_left)
 		return KEY_CACHE_UNWATCHED;
 	return cache->stale ? KEY_CACHE_STALE : KEY_CACHE_CURRENT;
 }

@@ -37,7 +37,7 @@ enum key_cache_state {
 	                        do not use until key_cache_rewatch() */
 };
 
-/* Watch the directory of the key store at path (inotify). The cache starts
+/* Watch the directory of the key store at path, symlinks resolved (inotify). The cache starts
  * stale. NULL when out of memory or the directory cannot be watched. */
 struct key_cache *key_cache_create(const char *path);
 void key_cache_destroy(struct key_cache *cache); /* accepts NULL */

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -144,17 +145,42 @@ static sqlite3_stmt *prepare(struct keystore *store, const char *sql)
 	return stmt;
 }
 
+/* Whether path exists and belongs to another user than this process's
+ * effective one; if so, owner gets that user's name (or uid). */
+static bool owned_by_another(const char *path, char *owner, size_t size)
+{
+	struct stat st;
+	if (stat(path, &st) < 0 || st.st_uid == geteuid())
+		return false;
+	struct passwd pwbuf, *pw = NULL;
+	char buf[1024];
+	if (getpwuid_r(st.st_uid, &pwbuf, buf, sizeof buf, &pw) == 0 && pw != NULL)
+		snprintf(owner, size, "user %s", pw->pw_name);
+	else
+		snprintf(owner, size, "uid %lu", (unsigned long)st.st_uid);
+	return true;
+}
+
 /* Why the store cannot be opened for writing, for the errors an operator
- * meets most: the directory missing, the file system read-only. */
+ * meets most: the directory missing, the file system read-only, the file
+ * made by another user. */
 static void set_create_error(struct keystore *store, int err)
 {
 	char reason[PATH_MAX + 64];
+	char owner[64];
 	char *dir = strdup(store->path);
 	if (err == ENOENT && dir != NULL)
 		snprintf(reason, sizeof reason, "directory %s does not exist", dirname(dir));
 	else if (err == EROFS)
 		snprintf(reason, sizeof reason, "%s (the key store must be writable)",
 		         strerror(err));
+	else if ((err == EACCES || err == EPERM) && owned_by_another(store->path, owner,
+	                                                            sizeof owner))
+		/* Typically a key command run as root before the service user. */
+		snprintf(reason, sizeof reason,
+		         "%s (it belongs to %s, not to the user running this: chown it and its "
+		         "-wal and -shm files to the service user)",
+		         strerror(err), owner);
 	else
 		snprintf(reason, sizeof reason, "%s", strerror(err));
 	free(dir);
@@ -380,6 +406,10 @@ static void refresh(struct keystore *store)
 	store->ino = fresh->ino;
 	free(fresh->path);
 	free(fresh);
+	/* The new file may be in another directory (an ancestor or a symlink
+	 * replaced): the cache must watch that one, and reload. */
+	if (store->cache != NULL)
+		key_cache_rewatch(store->cache);
 }
 
 /* ---- create and import ---- */
@@ -751,16 +781,45 @@ static int lookup(struct keystore *store, const char *id, size_t id_len,
 
 /* ---- the verification cache (see cache.c) ---- */
 
-/* Every key's row, in the column order of store->verify (copy_row()), then
- * the ID. */
+/*
+ * Every key's row, in the column order of store->verify (copy_row()), then
+ * the ID.
+ *
+ * Read under the write lock (BEGIN IMMEDIATE, rolled back). A WAL commit
+ * writes its frames, which is the event that sends us here, and only then
+ * publishes them in the -shm index, which no event tells: a plain read in
+ * between sees the keys as they were, and nothing would mark them stale
+ * again. A writer publishes before it lets go of the lock, so what is read
+ * holding it is every commit whose writes came before. The lock is not
+ * waited for: while a writer holds it, the caller verifies through SQLite
+ * and the rows stay stale until it is free.
+ */
+static int lock_without_waiting(struct keystore *store)
+{
+	int rc = sqlite3_busy_timeout(store->db, 0);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(store->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	int timeout_ms = store->busy_timeout_ms >= 0 ? store->busy_timeout_ms : BUSY_TIMEOUT_MS;
+	if (sqlite3_busy_timeout(store->db, timeout_ms) != SQLITE_OK || rc != SQLITE_OK) {
+		set_db_error(store);
+		rollback(store);
+		return -1;
+	}
+	return 0;
+}
+
 static int load_rows(struct keystore *store, struct key_cache_row **rows, size_t *n)
 {
+	if (lock_without_waiting(store) < 0)
+		return -1;
 	sqlite3_stmt *all = prepare(
 	    store, "SELECT host, secret_hash, expires, coalesce(max_invites, 0),"
 	           " coalesce(period_s, 0), coalesce(window_start, 0), coalesce(window_count, 0),"
 	           " 1, coalesce(permissions, 1), id FROM api_keys");
-	if (all == NULL)
+	if (all == NULL) {
+		rollback(store);
 		return -1;
+	}
 	size_t used = 0, size = 0;
 	struct key_cache_row *got = NULL;
 	int rc;
@@ -792,12 +851,14 @@ static int load_rows(struct keystore *store, struct key_cache_row **rows, size_t
 		goto err;
 	}
 	sqlite3_finalize(all);
+	rollback(store);
 	*rows = got;
 	*n = used;
 	return 0;
 
 err:
 	sqlite3_finalize(all);
+	rollback(store);
 	free(got);
 	return -1;
 }

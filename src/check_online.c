@@ -121,11 +121,8 @@ static void print_fix(const struct config *cfg, const char *host)
 static bool commands_granted(const struct config *cfg, const struct component *comp,
                              const char *host)
 {
-	const char *granted = component_privileges(comp);
-	if (config_act_as(cfg, host) == NULL || granted == NULL)
-		return true;
-	if (strstr(granted, "iq http://jabber.org/protocol/commands set") != NULL ||
-	    strstr(granted, "iq http://jabber.org/protocol/commands both") != NULL)
+	if (config_act_as(cfg, host) == NULL || component_privileges(comp) == NULL ||
+	    component_commands_granted(comp))
 		return true;
 	printf("  the server did not grant the iq permission http://jabber.org/protocol/commands "
 	       "set: commands sent as %s would get no answer\n",
@@ -148,6 +145,15 @@ static size_t report_hosts(const struct config *cfg, const struct component *com
 		    commands_granted(cfg, comp, host))
 			continue;
 		missing++;
+		/* Prosody routes a host it does not serve to s2s: the admins fix
+		 * would not help (not-allowed "Communication with remote domains is
+		 * not enabled", remote-server-not-found, remote-server-timeout). */
+		if (component_host_offers(comp, host, INVITE_ACCOUNT) == COMPONENT_OFFER_UNKNOWN &&
+		    strstr(line, "remote") != NULL)
+			printf("  the server treats %s as a remote domain: if it should be one of "
+			       "its own, check [component] hosts against the server's VirtualHost "
+			       "names\n",
+			       host);
 		print_fix(cfg, host);
 	}
 	return missing;

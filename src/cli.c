@@ -104,7 +104,25 @@ static int check_database_dir(const struct config *cfg)
 		        "the user the service runs as)\n",
 		        dir, strerror(errno));
 	free(copy);
-	return rc;
+	if (rc < 0)
+		return rc;
+	/* A key command run as root before the service user made the files
+	 * root's: check passes for that user only if it can open them. */
+	static const char *const suffixes[] = {"", "-wal", "-shm"};
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		char path[PATH_MAX];
+		int n = snprintf(path, sizeof path, "%s%s", cfg->keys.database, suffixes[i]);
+		if (n < 0 || (size_t)n >= sizeof path || access(path, F_OK) < 0)
+			continue;
+		if (access(path, R_OK | W_OK) < 0) {
+			fprintf(stderr,
+			        "invites-api: [keys] database: %s: %s (it must belong to the user "
+			        "the service runs as: chown USER: %s*)\n",
+			        path, strerror(errno), cfg->keys.database);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* Mistakes a config check can spot without connecting. Never prints the secret. */

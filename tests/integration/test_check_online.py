@@ -69,3 +69,14 @@ def test_check_online_next_to_a_running_daemon(fresh_prosody, make_instance):
     assert "another instance is connected as component" in r.stderr, repr(r)
     assert "run it while the daemon is stopped" in r.stderr, repr(r)
     assert daemon.proc.poll() is None
+
+
+def test_check_online_names_a_host_the_server_does_not_serve(prosody, make_instance):
+    """A `hosts` entry that is no VirtualHost of the server is routed as a remote
+    domain: say that, not only the admins fix (which cannot help)."""
+    inst = make_instance(prosody, hosts=(MAIN_HOST, "not-served.invalid"))
+    r = inst.cli("check", "--online")
+    assert r.returncode == 1, repr(r)
+    assert OK_LINE in r.stdout.splitlines(), repr(r)
+    assert "the server treats not-served.invalid as a remote domain" in r.stdout, repr(r)
+    assert "check [component] hosts" in r.stdout, repr(r)

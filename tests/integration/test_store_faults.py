@@ -169,6 +169,29 @@ def test_store_directory_gone(prosody, make_instance, tmp_path):
     assert inst.create_key(MAIN_HOST, "back")
 
 
+
+def test_store_path_symlinked_to_another_directory(prosody, make_instance, tmp_path):
+    """The key store's path a symlink to a file elsewhere (a store on another
+    disk): SQLite writes beside the file linked to, and a delete through the
+    link is refused by the very next request all the same."""
+    real = tmp_path / "disk" / "keys.sqlite"
+    inst = store_instance(make_instance, prosody, tmp_path / "store")
+    real.parent.mkdir()
+    inst.database.symlink_to(real)
+    key = inst.create_key(MAIN_HOST, "to revoke")
+    other = inst.create_key(MAIN_HOST, "kept")
+    assert real.exists() and inst.database.is_symlink()
+    inst.start()
+    assert_created(inst.get_invite(key), inst)
+    r = inst.cli("delete", MAIN_HOST, key.split("/")[0])
+    assert r.returncode == 0, repr(r)
+    refused = inst.get_invite(key)
+    assert refused.status == 401, f"deleted key still works: {refused!r}\n{inst.describe()}"
+    assert_created(inst.get_invite(other), inst)
+    # and a key created through the link works at once
+    assert_created(inst.get_invite(inst.create_key(MAIN_HOST, "later")), inst)
+
+
 # -- disk full -------------------------------------------------------------------
 
 def fill(path):

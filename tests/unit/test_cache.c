@@ -12,6 +12,7 @@
 #include "unit.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,6 +305,80 @@ static void test_own_usage_seen(void)
 	fixture_finish(&fx);
 }
 
+/*
+ * A writer that stays open (a second daemon on the same store, an sqlite3
+ * shell) deleting keys while the store keeps verifying. A WAL commit writes
+ * its frames (the event) and only then publishes them in the -shm index,
+ * which no event tells: a reload between the two read the old keys and
+ * took them as current. The writer (a thread with its own connection)
+ * deletes while the store verifies in a loop; each delete must be refused
+ * by the first verification after it.
+ */
+enum { WRITER_ROUNDS = 40 };
+
+struct writer {
+	const char *path;
+	int to_writer[2], to_daemon[2];
+	bool failed;
+};
+
+static void *write_and_delete(void *arg)
+{
+	struct writer *w = arg;
+	const char *err = NULL;
+	struct keystore *store = keystore_open(w->path, &err);
+	w->failed = store == NULL;
+	for (int i = 0; !w->failed && i < WRITER_ROUNDS; i++) {
+		struct api_key_new key;
+		char go;
+		w->failed = keystore_create(store, HOST, "k", NULL, &key, &err) != KEYS_OK ||
+		            write(w->to_daemon[1], key.text, sizeof key.text) != sizeof key.text ||
+		            read(w->to_writer[0], &go, 1) != 1 ||
+		            keystore_delete(store, HOST, key.id, &err) != KEYS_OK ||
+		            write(w->to_daemon[1], "d", 1) != 1;
+		keys_wipe(&key);
+	}
+	keystore_close(store);
+	close(w->to_daemon[1]); /* the store's side stops waiting */
+	return NULL;
+}
+
+static void test_delete_during_verification(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *daemon = open_cached(&fx);
+	struct writer w = {.path = fx.path};
+	CU_ASSERT_FATAL(pipe(w.to_writer) == 0 && pipe(w.to_daemon) == 0);
+	CU_ASSERT_FATAL(fcntl(w.to_daemon[0], F_SETFL, O_NONBLOCK) == 0);
+	pthread_t thread;
+	CU_ASSERT_FATAL(pthread_create(&thread, NULL, write_and_delete, &w) == 0);
+	int accepted = 0, rounds = 0;
+	for (; rounds < WRITER_ROUNDS; rounds++) {
+		char text[sizeof(struct api_key_new){0}.text];
+		char done;
+		ssize_t n;
+		while ((n = read(w.to_daemon[0], text, sizeof text)) < 0)
+			;
+		if (n != (ssize_t)sizeof text)
+			break; /* the writer failed */
+		CU_ASSERT_EQUAL(verify(daemon, text), KEYS_OK);
+		CU_ASSERT_FATAL(write(w.to_writer[1], "g", 1) == 1);
+		while ((n = read(w.to_daemon[0], &done, 1)) < 0)
+			verify(daemon, text); /* while the writer commits */
+		accepted += verify(daemon, text) != KEYS_DENIED;
+	}
+	close(w.to_writer[1]); /* a writer still waiting for "g" stops */
+	CU_ASSERT_EQUAL(pthread_join(thread, NULL), 0);
+	CU_ASSERT_FALSE(w.failed);
+	CU_ASSERT_EQUAL(rounds, WRITER_ROUNDS);
+	CU_ASSERT_EQUAL(accepted, 0);
+	close(w.to_writer[0]);
+	close(w.to_daemon[0]);
+	keystore_close(daemon);
+	fixture_finish(&fx);
+}
+
 /* The directory removed: the keys held keep working (as without the cache);
  * made again with a new store: only the new store's keys work, and deletes
  * in it are seen at once again (the watch is back). */
@@ -391,15 +466,180 @@ static void test_ancestor_replaced(void)
 	CU_ASSERT(rmdir(fx.dir) == 0);
 }
 
+/* The same, but another operation (the daemon's usage write) reopens the
+ * store at its new place before the once-a-second check: the cache must
+ * follow it there, not keep the old file's keys and the old directory. */
+static void test_ancestor_replaced_then_written(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	char a[96], b[112], path[128], moved[96];
+	snprintf(a, sizeof a, "%s/a", fx.dir);
+	snprintf(b, sizeof b, "%s/b", a);
+	snprintf(path, sizeof path, "%s/keys.sqlite", b);
+	snprintf(moved, sizeof moved, "%s/gone", fx.dir);
+	CU_ASSERT_FATAL(mkdir(a, 0700) == 0 && mkdir(b, 0700) == 0);
+	const char *err = NULL;
+	struct keystore *daemon = keystore_open(path, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(daemon);
+	CU_ASSERT_EQUAL_FATAL(keystore_cache_verification(daemon), 0);
+	struct api_key_new old, fresh, gone;
+	create_key(daemon, &old);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_OK);
+
+	CU_ASSERT_FATAL(rename(a, moved) == 0);
+	CU_ASSERT_FATAL(mkdir(a, 0700) == 0 && mkdir(b, 0700) == 0);
+	struct keystore *cli = keystore_open(path, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cli);
+	create_key(cli, &fresh);
+	create_key(cli, &gone);
+	struct api_key_usage usage = {"nobody", 1, NOW, NOW, 1};
+	CU_ASSERT_EQUAL(keystore_record_usage(daemon, &usage, 1, &err), KEYS_OK);
+	struct timespec pause = {1, 100 * 1000 * 1000};
+	nanosleep(&pause, NULL);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, gone.text), KEYS_OK);
+	CU_ASSERT_EQUAL(keystore_delete(cli, HOST, gone.id, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, gone.text), KEYS_DENIED);
+	keystore_close(cli);
+	keystore_close(daemon);
+
+	static const char *const files[] = {"keys.sqlite", "keys.sqlite-wal", "keys.sqlite-shm"};
+	char moved_b[128];
+	snprintf(moved_b, sizeof moved_b, "%s/b", moved);
+	for (size_t i = 0; i < 3; i++) {
+		char f[160];
+		snprintf(f, sizeof f, "%s/%s", b, files[i]);
+		unlink(f);
+		snprintf(f, sizeof f, "%s/%s", moved_b, files[i]);
+		unlink(f);
+	}
+	CU_ASSERT(rmdir(b) == 0 && rmdir(a) == 0);
+	CU_ASSERT(rmdir(moved_b) == 0 && rmdir(moved) == 0);
+	keys_wipe(&old);
+	keys_wipe(&fresh);
+	keys_wipe(&gone);
+	CU_ASSERT(rmdir(fx.dir) == 0);
+}
+
+/* The store's path a symlink to a file in another directory (a store kept
+ * on another disk): SQLite follows the link, so its writes, WAL included,
+ * happen in the target's directory, and a delete made through the link is
+ * refused at once all the same. */
+static void test_store_file_symlinked(void)
+{
+	struct fixture fx, target;
+	fixture_init(&fx);
+	fixture_init(&target);
+	CU_ASSERT_FATAL(symlink(target.path, fx.path) == 0);
+	struct keystore *daemon = open_cached(&fx);
+	struct keystore *cli = open_plain(&fx);
+	struct api_key_new gone, kept;
+	create_key(cli, &gone);
+	create_key(cli, &kept);
+	CU_ASSERT_EQUAL(verify(daemon, gone.text), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, kept.text), KEYS_OK);
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_delete(cli, HOST, gone.id, &err), KEYS_OK);
+	keystore_close(cli);
+	CU_ASSERT_EQUAL(verify(daemon, gone.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify(daemon, kept.text), KEYS_OK);
+	keystore_close(daemon);
+	keys_wipe(&gone);
+	keys_wipe(&kept);
+	fixture_finish(&fx);
+	fixture_finish(&target);
+}
+
+/* The link retargeted (ln -sfn: a new link renamed over it), at once: the
+ * link's directory is watched as well as the target's. */
+static void test_store_symlink_retargeted(void)
+{
+	struct fixture fx, first, second;
+	fixture_init(&fx);
+	fixture_init(&first);
+	fixture_init(&second);
+	CU_ASSERT_FATAL(symlink(first.path, fx.path) == 0);
+	struct keystore *daemon = open_cached(&fx);
+	struct keystore *cli = open_plain(&second);
+	struct api_key_new old, fresh;
+	create_key(daemon, &old);
+	create_key(cli, &fresh);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_DENIED);
+
+	char link[128];
+	snprintf(link, sizeof link, "%s/new-link", fx.dir);
+	CU_ASSERT_FATAL(symlink(second.path, link) == 0);
+	CU_ASSERT_FATAL(rename(link, fx.path) == 0);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_OK);
+	/* and the new target's directory is the one watched now */
+	const char *err = NULL;
+	CU_ASSERT_EQUAL(keystore_delete(cli, HOST, fresh.id, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_DENIED);
+	keystore_close(cli);
+	keystore_close(daemon);
+	keys_wipe(&old);
+	keys_wipe(&fresh);
+	fixture_finish(&fx);
+	fixture_finish(&first);
+	fixture_finish(&second);
+}
+
+/* A link to a file beside it (one directory, one watch for both). */
+static void test_store_symlink_in_same_directory(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	char v2[128], link[128];
+	snprintf(v2, sizeof v2, "%s-v2", fx.path);
+	snprintf(link, sizeof link, "%s.link", fx.path);
+	CU_ASSERT_FATAL(symlink("keys.sqlite-v1", fx.path) == 0);
+	struct keystore *daemon = open_cached(&fx);
+	const char *err = NULL;
+	struct keystore *cli = keystore_open(v2, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cli);
+	struct api_key_new old, fresh;
+	create_key(daemon, &old);
+	create_key(cli, &fresh);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_OK);
+	CU_ASSERT_FATAL(symlink("keys.sqlite-v2", link) == 0);
+	CU_ASSERT_FATAL(rename(link, fx.path) == 0);
+	CU_ASSERT_EQUAL(verify(daemon, old.text), KEYS_DENIED);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_OK);
+	CU_ASSERT_EQUAL(keystore_delete(cli, HOST, fresh.id, &err), KEYS_OK);
+	CU_ASSERT_EQUAL(verify(daemon, fresh.text), KEYS_DENIED);
+	keystore_close(cli);
+	keystore_close(daemon);
+	keys_wipe(&old);
+	keys_wipe(&fresh);
+	static const char *const suffixes[] = {"-v1", "-v1-wal", "-v1-shm",
+	                                       "-v2", "-v2-wal", "-v2-shm"};
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		char path[160];
+		snprintf(path, sizeof path, "%s%s", fx.path, suffixes[i]);
+		unlink(path);
+	}
+	fixture_finish(&fx);
+}
+
 static const struct unit_test tests[] = {
     {"cache states follow the store's files", test_states},
     {"an unwatchable directory gives no cache", test_unwatchable},
     {"binary search finds every ID and no other", test_find},
     {"a delete by another process is refused at once", test_delete_by_others_seen_at_once},
     {"a raw SQL write is seen at once", test_raw_sql_write_seen},
+    {"a delete while verifying, by a writer kept open", test_delete_during_verification},
     {"the store's own usage writes are seen", test_own_usage_seen},
     {"directory removed and made again", test_directory_removed_and_back},
     {"an ancestor directory replaced is seen within a second", test_ancestor_replaced},
+    {"an ancestor replaced, then the store reopened by a write",
+     test_ancestor_replaced_then_written},
+    {"a store path that is a symlink to another directory", test_store_file_symlinked},
+    {"the store's symlink retargeted", test_store_symlink_retargeted},
+    {"the store's symlink to a file beside it", test_store_symlink_in_same_directory},
     {NULL, NULL},
 };
 

@@ -476,6 +476,36 @@ static void test_timeout_covers_both_steps(void)
 	harness_finish(&h);
 }
 
+/* The stream lost between the steps: the request fails OFFLINE at once (the
+ * daemon's 503), not at its deadline; the server's late completion, after
+ * the reconnect, is no answer to anything. */
+static void test_disconnect_between_steps(void)
+{
+	struct harness h;
+	char id[64];
+
+	harness_init(&h, NULL, 0, WAIT_MS);
+	const struct invite_params params = {.kind = INVITE_ACCOUNT, .username = "alice"};
+	struct outcome *o = request(&h, &params);
+	expect_command(&h, NODE_CREATE_ACCOUNT, "execute", id, sizeof(id));
+	send_executing(&h, id, NODE_CREATE_ACCOUNT, ACCOUNT_FORM);
+	expect_command(&h, NODE_CREATE_ACCOUNT, "complete", id, sizeof(id));
+	uint64_t start = now_ms();
+	fake_close(&h.fake);
+	CU_ASSERT_TRUE_FATAL(wait_outcome(&h, o));
+	CU_ASSERT_EQUAL(o->status, COMPONENT_OFFLINE);
+	CU_ASSERT(now_ms() - start < 1000);
+	CU_ASSERT_EQUAL(component_pending(h.comp), 0);
+	uint64_t deadline = now_ms() + WAIT_MS;
+	while (!component_online(h.comp) && pump(&h, deadline))
+		;
+	CU_ASSERT_TRUE_FATAL(component_online(h.comp));
+	send_completed(&h, id, NODE_CREATE_ACCOUNT);
+	settle(&h, 100);
+	CU_ASSERT_EQUAL(o->calls, 1);
+	harness_finish(&h);
+}
+
 /* ---- password reset ---------------------------------------------------------- */
 
 /* Prosody 13: execute, a form with accountjid, complete; its form verbatim. */
@@ -784,6 +814,30 @@ static void test_privilege_message_from_others(void)
 	harness_finish(&h);
 }
 
+/* ejabberd lists every namespace it grants; a long list is cut in the
+ * summary line, but what check --online asks must not be. */
+static void test_privilege_message_long(void)
+{
+	struct harness h;
+	char grants[4096] = "";
+
+	harness_init(&h, privileged_host, 1, WAIT_MS);
+	for (int i = 0; i < 20; i++) {
+		size_t len = strlen(grants);
+		snprintf(grants + len, sizeof(grants) - len,
+		         "<namespace type='both' ns='urn:example:some-long-namespace:%d'/>", i);
+	}
+	strcat(grants, GRANT_COMMANDS GRANT_DISCO);
+	fake_send(&h.fake, PRIVILEGE_MESSAGE, "localhost", grants);
+	settle(&h, 200);
+	CU_ASSERT_PTR_NOT_NULL(component_privileges(h.comp));
+	CU_ASSERT_TRUE(component_commands_granted(h.comp));
+	fake_send(&h.fake, PRIVILEGE_MESSAGE, "localhost", GRANT_DISCO);
+	settle(&h, 200);
+	CU_ASSERT_FALSE(component_commands_granted(h.comp));
+	harness_finish(&h);
+}
+
 /* ---- discovery --------------------------------------------------------------- */
 
 static void test_discovery_per_host(void)
@@ -837,7 +891,8 @@ static void test_discovery_per_host(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(log, " info localhost: account invites yes, password "
 	                                   "resets yes\n"));
 	CU_ASSERT_PTR_NOT_NULL(
-	    strstr(log, " warn other.localhost: commands unknown (forbidden)\n"));
+	    strstr(log, " warn other.localhost: commands unknown (forbidden) (invites-api check "
+	                "--online prints what to change on the server)\n"));
 
 	/* a reconnect forgets and asks again; an empty list is "no" */
 	fake_close(&h.fake);
@@ -894,12 +949,14 @@ static const struct unit_test tests[] = {
     {"username reserved or taken: conflict", test_username_conflict},
     {"steps are bounded", test_steps_bounded},
     {"one timeout over both steps", test_timeout_covers_both_steps},
+    {"the stream lost between the steps", test_disconnect_between_steps},
     {"password reset (Prosody 13)", test_reset},
     {"password reset unsupported", test_reset_unsupported},
     {"privileged: wrapping, unwrapping, forged replies ignored", test_privileged_flow},
     {"privileged: errors", test_privileged_errors},
     {"privileged: timeout names the permission", test_privileged_timeout},
     {"privilege message only from the server", test_privilege_message_from_others},
+    {"a long privilege message", test_privilege_message_long},
     {"discovery per host, log lines, reconnect", test_discovery_per_host},
     {"host table errors", test_host_config_errors},
     {NULL, NULL},

@@ -1,0 +1,97 @@
+/*
+ * Log buffering (common/log.c): lines kept for one loop round reach stderr
+ * when buffering is turned off, and also when the process dies of a crash
+ * signal before the round ends: those are the lines that explain the crash.
+ */
+
+#include "log.h"
+#include "unit.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Run fn in a child whose stderr is a pipe; what it wrote into out, and how
+ * it ended into *status. */
+static void run_child(void (*fn)(void), char *out, size_t size, int *status)
+{
+	int fds[2];
+	CU_ASSERT_FATAL(pipe(fds) == 0);
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		dup2(fds[1], STDERR_FILENO);
+		close(fds[0]);
+		close(fds[1]);
+		fn();
+		_exit(0);
+	}
+	close(fds[1]);
+	size_t used = 0;
+	ssize_t n;
+	while (used + 1 < size && (n = read(fds[0], out + used, size - 1 - used)) > 0)
+		used += (size_t)n;
+	out[used] = '\0';
+	close(fds[0]);
+	CU_ASSERT_EQUAL(waitpid(pid, status, 0), pid);
+}
+
+static void buffered_then_off(void)
+{
+	log_set_buffered(true);
+	log_info("first line");
+	log_warn("second line");
+	log_set_buffered(false);
+}
+
+static void buffered_then_abort(void)
+{
+	log_set_buffered(true);
+	log_info("the request before the crash");
+	log_error("what went wrong");
+	abort();
+}
+
+static void buffered_then_segv(void)
+{
+	log_set_buffered(true);
+	log_info("the request before the crash");
+	raise(SIGSEGV);
+}
+
+static void test_flushed_when_turned_off(void)
+{
+	char out[4096];
+	int status;
+	run_child(buffered_then_off, out, sizeof out, &status);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, " info first line\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, " warn second line\n"));
+}
+
+/* The lines come out, and the process still dies of the signal (a core
+ * dump, systemd's restart) rather than exiting. */
+static void test_flushed_at_a_crash(void)
+{
+	char out[4096];
+	int status;
+	run_child(buffered_then_abort, out, sizeof out, &status);
+	CU_ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, " info the request before the crash\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, " error what went wrong\n"));
+	run_child(buffered_then_segv, out, sizeof out, &status);
+	/* under a sanitizer, its own SIGSEGV handler reports and aborts */
+	CU_ASSERT_TRUE(WIFSIGNALED(status));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, " info the request before the crash\n"));
+}
+
+static const struct unit_test tests[] = {
+    {"buffered lines flushed when buffering is turned off", test_flushed_when_turned_off},
+    {"buffered lines written at a crash", test_flushed_at_a_crash},
+    {NULL, NULL},
+};
+
+UNIT_MAIN("log", tests)
