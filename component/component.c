@@ -112,7 +112,9 @@ static int refuse_socket(xmpp_conn_t *conn, void *sock)
  * libstrophe 0.12.2 allocates the stream-management state only in
  * xmpp_connect_client(), yet its receive path, xmpp_send() and its disconnect
  * path dereference it in component mode too: without this, the first stanza
- * after the handshake, or the first disconnect, crashes. A client connect whose every socket is
+ * after the handshake, or the first disconnect, crashes. 0.14.0 (Debian 13) is
+ * the same: its send loop reads sm_state, and the component tests crash with
+ * SIGSEGV without this priming. A client connect whose every socket is
  * refused by the sockopt callback fails with XMPP_EINT before any network I/O, but leaves the state
  * allocated for the life of the connection object, reconnects included.
  */
@@ -131,7 +133,8 @@ static int prime_connection(xmpp_conn_t *conn)
  * of a few KB (an 8 KB id from anyone who can address the component) the
  * stanzas behind it, such as the answer a request waits for, stayed in the
  * buffer until more bytes came, or the request timed out. libstrophe 0.12.2
- * owns its parser, re-creates it on every stream and offers no switch, so the
+ * (and 0.14.0, Debian 13's, with expat 2.9.0) owns its parser, re-creates it
+ * on every stream and offers no switch, so the
  * executable defines XML_Parse(), which the dynamic linker binds libstrophe
  * to, and turns deferral off before handing each chunk to expat's own.
  * Deferral never applies to a final chunk: documents parsed in one piece are

@@ -5,7 +5,7 @@ BUILD_PKGS="gcc meson ninja-build pkg-config libstrophe-dev libexpat1-dev libmic
 libsodium-dev libsqlite3-dev libinih-dev libjansson-dev libcunit1-dev libidn-dev"
 DEMO_PKGS="$BUILD_PKGS prosody prosody-modules curl"
 TEST_PKGS="$DEMO_PKGS python3 python3-pytest python3-slixmpp lua-dbi-sqlite3 chromium sqlite3
-valgrind openssl ca-certificates"
+valgrind openssl ca-certificates debootstrap"   # debootstrap: tests/servers/trixie.sh
 TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev"   # libFuzzer targets (tests/fuzz)
 BENCH_PKGS="$BUILD_PKGS prosody prosody-modules lua-dbi-sqlite3 python3 wrk util-linux"
 

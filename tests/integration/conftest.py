@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-pytest.register_assert_rewrite("harness")
+pytest.register_assert_rewrite("harness", "servers")
 
 import harness  # noqa: E402
+import servers  # noqa: E402
 
 
 def _require_binary():
@@ -30,11 +31,46 @@ def _require_binary():
 
 @pytest.fixture(scope="session")
 def binary():
-    return _require_binary()
+    path = _require_binary()
+    if servers.KIND == "ejabberd":
+        why = servers.daemon_lacks_privileged(path)
+        if why:
+            pytest.fail(f"INVITES_API_SERVER=ejabberd: {why}", pytrace=False)
+    return path
+
+
+def pytest_report_header(config):
+    problem = servers.tree_problem()
+    return f"XMPP server: {servers.KIND}" + (f" (unusable: {problem})" if problem else "")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "prosody_only(reason): needs Prosody itself (prosodyctl, its config or "
+        "its storage); skipped on ejabberd")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        mark = item.get_closest_marker("prosody_only")
+        if mark is not None and servers.KIND == "ejabberd":
+            reason = mark.args[0] if mark.args else "needs Prosody"
+            item.add_marker(pytest.mark.skip(reason=f"Prosody only: {reason}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def usable_server():
+    """The server INVITES_API_SERVER names can run here; every test fails with the
+    reason otherwise (scripts/test.sh checks the tree first and skips the run)."""
+    problem = servers.tree_problem()
+    if problem:
+        pytest.fail(f"INVITES_API_SERVER={servers.KIND}: {problem}", pytrace=False)
 
 
 def _start_prosody(directory, **kw):
-    p = harness.Prosody(directory, **kw)
+    """The session's server (see servers.py), started. The fixtures keep their
+    Prosody names: the default server is Prosody, and the tests read the same."""
+    p = servers.make_server(directory, **kw)
     p.start()
     return p
 
@@ -49,7 +85,7 @@ def prosody(tmp_path_factory):
 
 @pytest.fixture
 def fresh_prosody(tmp_path):
-    """A Prosody of this test's own, which the test may kill, stop or restart."""
+    """A server of this test's own, which the test may kill, stop or restart."""
     p = _start_prosody(tmp_path / "prosody")
     yield p
     p.stop()
@@ -108,7 +144,7 @@ def make_module_instance(tmp_path_factory, binary):
 
 @pytest.fixture(scope="module")
 def make_module_prosody(tmp_path_factory):
-    """Factory: make_module_prosody(**kw) -> a started harness.Prosody shared by the
+    """Factory: make_module_prosody(**kw) -> a started server (servers.make_server) shared by the
     tests of a module (kw: invite_page, extra_modules, sql)."""
     started = []
 

@@ -13,10 +13,8 @@ import os
 import re
 import secrets
 import shlex
-import shutil
 import signal
 import socket
-import sqlite3
 import ssl
 import subprocess
 import tempfile
@@ -27,15 +25,19 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 DEFAULT_BINARY = "/tmp/build-int/src/invites-api"
-PROSODY = shutil.which("prosody") or "/usr/bin/prosody"
 
 COMPONENT_JID = "invites.localhost"
 MAIN_HOST = "localhost"            # the component is in this host's admins
 FOREIGN_HOST = "other.localhost"   # the component is NOT in this host's admins
 
 KEY_RE = re.compile(r"^([A-Za-z0-9_-]{8,})/([A-Za-z0-9_-]{43,})$")
-VALID_PAGE_TEXT = "You have been invited"
-INVALID_PAGE_TEXT = "Invite expired"   # mod_invites_page's invite_invalid.html
+# What an invite page says, (valid, invalid), for each server's page: Prosody's
+# mod_invites_page (invite.html, invite_invalid.html), ejabberd's mod_invites.
+PAGE_TEXTS = [("You have been invited", "Invite expired")]
+# ejabberd answers an unknown token with 404 and an empty one with its start page
+EJABBERD_PAGES = os.environ.get("INVITES_API_SERVER") == "ejabberd"
+if EJABBERD_PAGES:
+    PAGE_TEXTS.append(("You have been invited", "<title>Startpage |"))
 
 CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
@@ -147,11 +149,21 @@ def wrapper_errors():
     return found
 
 
+_ports_given = set()
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago, and not given out before
+    in this session (a server that binds four of them later must not get one
+    twice)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with _registry_lock:
+            if port not in _ports_given:
+                _ports_given.add(port)
+                return port
 
 
 def port_accepts(port, host="127.0.0.1"):
@@ -183,217 +195,17 @@ def tail(path, lines=40):
 
 
 def token_from_url(url):
-    """The invite token from a landing URL (...?TOKEN) or an xmpp: URI (...;preauth=TOKEN)."""
+    """The invite token from a landing URL (Prosody's ...?TOKEN, ejabberd's
+    .../invites/TOKEN) or an xmpp: URI (...;preauth=TOKEN)."""
     m = re.search(r"preauth=([A-Za-z0-9_-]+)", url)
+    if m:
+        return m.group(1)
+    m = re.fullmatch(r"https?://[^/]+/invites/([A-Za-z0-9_-]+)", url)
     if m:
         return m.group(1)
     query = urllib.parse.urlsplit(url).query
     assert query, f"no token in {url!r}"
     return query
-
-
-# --------------------------------------------------------------------------
-# Prosody
-
-PROSODY_CONFIG = """\
--- written by tests/integration/harness.py
-pidfile = "{dir}/prosody.pid"
-data_path = "{dir}/data"
-daemonize = false
-run_as_root = true
-modules_enabled = {{ {modules} }}
-modules_disabled = {{ "s2s", "tls" }}
-interfaces = {{ "127.0.0.1" }}
-c2s_ports = {{ {c2s_port} }}
-c2s_interfaces = {{ "127.0.0.1" }}
-http_ports = {{ {http_port} }}
-http_interfaces = {{ "127.0.0.1" }}
-https_ports = {{ }}
-component_ports = {{ {component_port} }}
-component_interfaces = {{ "127.0.0.1" }}
-c2s_require_encryption = false     -- TLS is disabled: let test clients log in
-allow_unencrypted_plain_auth = true
-{storage}
-log = {{ debug = "{dir}/prosody.log" }}
-
-VirtualHost "{main_host}"
-  admins = {{ "{component_jid}" }}
-
-VirtualHost "{foreign_host}"
-  -- deliberately without the component in admins (the 502 test)
-
-Component "{component_jid}"
-  component_secret = "{component_secret}"
-"""
-
-# saslauth: test users log in over c2s (XmppClient)
-BASE_MODULES = ["disco", "adhoc", "invites", "invites_adhoc", "invites_register", "http",
-                "saslauth"]
-
-STORAGE_INTERNAL = 'storage = "internal"'
-# mod_storage_sql on SQLite (needs lua-dbi-sqlite3); the file is relative to data_path
-STORAGE_SQLITE = ('storage = "sql"\n'
-                  'sql = { driver = "SQLite3", database = "prosody.sqlite" }')
-
-
-class Prosody:
-    """One Prosody server in its own directory, on its own free ports."""
-
-    def __init__(self, directory, invite_page=True, extra_modules=(), sql=False):
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "certs").mkdir(exist_ok=True)   # keeps certmanager quiet
-        self.data = self.dir / "data"
-        self.data.mkdir(exist_ok=True)   # mod_storage_sql does not create it
-        self.config = self.dir / "prosody.cfg.lua"
-        self.log = self.dir / "prosody.log"
-        self.stdout = self.dir / "prosody.stdout"
-        with _registry_lock:
-            PROSODY_LOGS.extend([self.log, self.stdout])
-        self.c2s_port = free_port()
-        self.http_port = free_port()
-        self.component_port = free_port()
-        self.component_jid = COMPONENT_JID
-        self.component_secret = secrets.token_urlsafe(24)
-        register_secret(self.component_secret)
-        modules = BASE_MODULES + (["invites_page"] if invite_page else []) + list(extra_modules)
-        self.sql = sql
-        self.config.write_text(PROSODY_CONFIG.format(
-            storage=STORAGE_SQLITE if sql else STORAGE_INTERNAL,
-            dir=self.dir, modules=", ".join(f'"{m}"' for m in modules),
-            c2s_port=self.c2s_port, http_port=self.http_port,
-            component_port=self.component_port, main_host=MAIN_HOST,
-            foreign_host=FOREIGN_HOST, component_jid=self.component_jid,
-            component_secret=self.component_secret))
-        self.proc = None
-        self.stopped = False   # SIGSTOPped
-
-    def start(self, timeout=15):
-        assert self.proc is None or self.proc.poll() is not None, "Prosody already running"
-        out = open(self.stdout, "ab")
-        self.proc = _spawn([PROSODY, "--config", str(self.config), "-F"],
-                           stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
-        out.close()
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"Prosody exited with {self.proc.returncode}\n"
-                    f"--- stdout\n{tail(self.stdout)}\n--- log\n{tail(self.log)}")
-            return port_accepts(self.component_port) and port_accepts(self.http_port)
-        wait_until(ready, timeout, what="Prosody's component and HTTP ports")
-
-    def kill(self):
-        """SIGKILL, and wait until the process is gone (its sockets are closed).
-
-        A stopped (SIGSTOP) process is killed as it is: resuming it first would
-        let it answer what it was holding before it dies."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.stopped = False
-
-    def stop(self, timeout=10):
-        """Graceful stop (SIGTERM), SIGKILL if it does not exit in time."""
-        if self.proc and self.proc.poll() is None:
-            if self.stopped:
-                self.cont()
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.stopped = False
-
-    def sigstop(self):
-        self.proc.send_signal(signal.SIGSTOP)
-        self.stopped = True
-
-    def cont(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-        self.stopped = False
-
-    @property
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    # -- what Prosody stored ------------------------------------------------
-
-    def store_file(self, host, store="invite_token"):
-        """Internal storage: <data_path>/<encoded host>/<store>.dat (datamanager
-        escapes every non-alphanumeric character of the host as %xx)."""
-        enc = re.sub(r"\W", lambda m: "%%%02x" % ord(m.group(0)), host)
-        return self.data / enc / f"{store}.dat"
-
-    @property
-    def sql_database(self):
-        return self.data / "prosody.sqlite"
-
-    def stored_tokens(self, host=MAIN_HOST):
-        """Tokens of the account invites stored for host (mod_invites keeps them in
-        the map store 'invite_token' with no user, one entry per token)."""
-        if self.sql:
-            # mod_storage_sql: table prosody(host, user, store, key, type, value)
-            try:
-                db = sqlite3.connect(f"file:{self.sql_database}?mode=ro", uri=True, timeout=5)
-            except sqlite3.OperationalError:
-                return set()
-            try:
-                rows = db.execute("SELECT key FROM prosody WHERE host = ? AND store = ?",
-                                  (host, "invite_token")).fetchall()
-            except sqlite3.OperationalError:   # no table yet
-                return set()
-            finally:
-                db.close()
-            return {r[0] for r in rows}
-        path = self.store_file(host)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            return set()
-        return set(re.findall(r'\["token"\]\s*=\s*"([^"]+)"', text))
-
-    def generate_invite(self, host=MAIN_HOST):
-        """An invite created by prosodyctl (not by the daemon): its token."""
-        r = subprocess.run(
-            ["prosodyctl", "--config", str(self.config), "mod_invites", "generate", host],
-            capture_output=True, text=True, timeout=30, cwd=self.dir)
-        assert r.returncode == 0, f"prosodyctl failed: {r.stdout}\n{r.stderr}"
-        tokens = re.findall(r"preauth=([A-Za-z0-9_-]+)", r.stdout)
-        assert tokens, f"no invite URI in prosodyctl output: {r.stdout!r} {r.stderr!r}"
-        return tokens[-1]
-
-    def prosodyctl(self, *args, timeout=30):
-        """prosodyctl on this server's config (works as root thanks to run_as_root)."""
-        return subprocess.run(["prosodyctl", "--config", str(self.config), *map(str, args)],
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL, cwd=self.dir)
-
-    def register_user(self, user, host=MAIN_HOST, password=None):
-        """Create the account user@host; returns (jid, password)."""
-        password = password or secrets.token_urlsafe(12)
-        r = self.prosodyctl("register", user, host, password)
-        assert r.returncode == 0, f"prosodyctl register failed: {r.stdout}\n{r.stderr}"
-        return f"{user}@{host}", password
-
-    def invites_api_create_key(self, host=MAIN_HOST, name="Old key"):
-        """A key made by the real `prosodyctl mod_invites_api create HOST NAME` (Prosody's
-        mod_invites_api, from prosody-modules): its ID/TOKEN as printed."""
-        r = self.prosodyctl("mod_invites_api", "create", host, name)
-        found = [ln.strip() for ln in r.stdout.splitlines()
-                 if re.fullmatch(r"[^/\s]+/\S+", ln.strip())]
-        assert r.returncode == 0 and len(found) == 1, \
-            f"prosodyctl mod_invites_api create printed no ID/TOKEN: {r.stdout!r} {r.stderr!r}"
-        register_secret(found[0].split("/", 1)[1])
-        return found[0]
-
-    def page_url(self, token):
-        return f"http://localhost:{self.http_port}/invites_page?{token}"
-
-    def describe(self):
-        return f"--- prosody log ({self.log})\n{tail(self.log, 30)}"
 
 
 # --------------------------------------------------------------------------
@@ -443,11 +255,14 @@ def http_request(method, url, headers=None, body=None, timeout=30, tls_context=N
 def invite_page_state(url):
     """'valid' or 'invalid' according to the page Prosody serves at url."""
     r = http_request("GET", url, timeout=10)
-    assert r.status == 200, f"invite page {url} answered {r!r}"
-    if VALID_PAGE_TEXT in r.text:
-        return "valid"
-    if INVALID_PAGE_TEXT in r.text:
+    if EJABBERD_PAGES and r.status == 404:
         return "invalid"
+    assert r.status == 200, f"invite page {url} answered {r!r}"
+    for valid, invalid in PAGE_TEXTS:
+        if valid in r.text:
+            return "valid"
+        if invalid in r.text:
+            return "invalid"
     raise AssertionError(f"unrecognised invite page at {url}: {r.text[:500]!r}")
 
 
@@ -474,7 +289,7 @@ cors_origin = {cors_origin}
 {tls_lines}{http_extra}
 [keys]
 database = {database}
-"""
+{server_extra}"""
 
 
 class CliResult:
@@ -542,7 +357,8 @@ class Instance:
             max_pending=max_pending,
             http_port=self.http_port, path=path, cors_origin=cors_origin,
             http_extra="".join(f"{k} = {v}\n" for k, v in http_options.items()),
-            database=self.database))
+            database=self.database,
+            server_extra=prosody.daemon_config_extra() if prosody is not None else ""))
         self.proc = None
         self.keys = {}   # key id -> full key "ID/SECRET"
 
@@ -711,16 +527,16 @@ def secrets_in_logs(logs=None, secret_values=None):
 # assertions shared by the test modules
 
 def location_token(resp, daemon):
-    """Check resp carries an invite page URL of the module's Prosody in Location,
-    stored by Prosody; return (url, token)."""
+    """Check resp carries an invite page URL of the module's server in Location,
+    stored by that server; return (url, token)."""
     loc = resp.header("Location")
     assert loc, f"no Location: {resp!r}\n{daemon.describe()}"
-    prefix = f"http://localhost:{daemon.prosody.http_port}/invites_page?"
+    prefix = daemon.prosody.page_url("")   # the server's landing page, without a token
     assert loc.startswith(prefix), f"Location {loc!r} is not {prefix}TOKEN"
     token = loc[len(prefix):]
     assert re.fullmatch(r"[A-Za-z0-9_-]+", token), loc
     assert token in daemon.prosody.stored_tokens(), \
-        f"token {token} of {loc} is not in Prosody's store {daemon.prosody.store_file(MAIN_HOST)}"
+        f"token {token} of {loc} is not among what {daemon.prosody.name} stored"
     return loc, token
 
 

@@ -6,6 +6,8 @@ growing backoff and answers 503 meanwhile."""
 import re
 import time
 
+import pytest
+
 import harness
 from harness import MAIN_HOST, assert_created
 
@@ -66,6 +68,8 @@ def test_rejected_secret_is_one_line_with_the_fix_and_retries(fresh_prosody, mak
                    'match component_secret of Component "invites.localhost"')
 
 
+@pytest.mark.prosody_only("ejabberd answers an unknown component JID with not-authorized, "
+                         "as it answers a wrong secret")
 def test_unknown_component_jid_is_one_line_with_the_fix_and_retries(fresh_prosody,
                                                                    make_instance):
     inst = make_instance(fresh_prosody)
@@ -77,6 +81,8 @@ def test_unknown_component_jid_is_one_line_with_the_fix_and_retries(fresh_prosod
                    'declare Component "nobody.localhost"')
 
 
+@pytest.mark.prosody_only("ejabberd accepts a second connection for the same component JID "
+                         "(and routes each stanza to one of them): nothing refuses it")
 def test_second_instance_is_refused_and_the_first_keeps_working(fresh_prosody, make_instance):
     """Prosody's default (component_conflict_resolve = "kick_new"): the second
     connection is refused, the first one stays."""
@@ -97,6 +103,7 @@ def test_second_instance_is_refused_and_the_first_keeps_working(fresh_prosody, m
     assert_created(second.get_invite(second.key), second)
 
 
+@pytest.mark.prosody_only("Prosody's component_conflict_resolve option")
 def test_two_instances_on_a_kick_old_server_slow_down_and_say_so(fresh_prosody,
                                                                  make_instance):
     """With component_conflict_resolve = "kick_old", each new connection throws

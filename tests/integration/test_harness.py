@@ -1,9 +1,12 @@
-"""Checks of the test harness itself, against Prosody alone (no invites-api).
+"""Checks of the test harness itself, against the server alone (no invites-api).
 
 If these fail, the other failures say nothing about the daemon."""
 
+import pytest
+
 import harness
-from xmpp_probe import ComponentProbe
+import servers
+from xmpp_probe import ComponentProbe, register_with_token
 
 
 def test_invite_page_check_tells_valid_from_invalid(prosody):
@@ -14,20 +17,69 @@ def test_invite_page_check_tells_valid_from_invalid(prosody):
     assert harness.invite_page_state(prosody.page_url("")) == "invalid"
 
 
+def create_invite(probe, host):
+    """The raw reply to create-account on host, the way the daemon must ask this
+    server: as the host's admin (Prosody), or by XEP-0356 privileged IQ (ejabberd)."""
+    if servers.KIND == "ejabberd":
+        return probe.privileged_create_account_invite(host, f"invitebot@{host}",
+                                                      iq_id=f"p-{host}")
+    return probe.create_account_invite(host, iq_id=f"p-{host}")
+
+
 def test_component_may_create_invites_on_main_host_only(prosody):
     probe = ComponentProbe(prosody.component_port, prosody.component_jid,
                            prosody.component_secret)
     try:
-        ok = probe.create_account_invite(harness.MAIN_HOST, "ok1")
-        refused = probe.create_account_invite(harness.FOREIGN_HOST, "refused1")
+        ok = create_invite(probe, harness.MAIN_HOST)
+        refused = create_invite(probe, harness.FOREIGN_HOST)
     finally:
         probe.close()
     assert "type='result'" in ok and "var='landing-url'" in ok, ok
+    assert "status='completed'" in ok, ok
     landing = harness.re.search(r"<value>(http://[^<]+)</value>", ok).group(1)
-    assert landing.startswith(f"http://localhost:{prosody.http_port}/invites_page?"), landing
+    assert landing.startswith(prosody.page_url("")), landing
     assert harness.token_from_url(landing) in prosody.stored_tokens()
+    assert harness.invite_page_state(landing) == "valid"
     assert "type='error'" in refused and "<forbidden" in refused, refused
     assert not prosody.stored_tokens(harness.FOREIGN_HOST)
+
+
+@pytest.mark.skipif(servers.KIND != "ejabberd", reason="ejabberd only")
+def test_ejabberd_runs_the_commands_for_privileged_iqs_only(prosody):
+    """What the daemon is up against on ejabberd: its mod_invites ignores a
+    component's own command (item-not-found), and mod_privilege granted the
+    component the commands namespace (the <message><privilege> after the
+    handshake, before which a privileged IQ goes unanswered), which
+    test_component_may_create_invites_on_main_host_only uses."""
+    probe = ComponentProbe(prosody.component_port, prosody.component_jid,
+                           prosody.component_secret)
+    try:
+        granted = probe.wait_privileges(harness.MAIN_HOST)
+        plain = probe.create_account_invite(harness.MAIN_HOST, iq_id="plain1")
+    finally:
+        probe.close()
+    assert "type='error'" in plain and "<item-not-found" in plain, plain
+    assert "<privilege xmlns='urn:xmpp:privilege:2'>" in granted, granted
+    assert "ns='http://jabber.org/protocol/commands'" in granted, granted
+
+
+@pytest.mark.skipif(servers.KIND != "ejabberd", reason="ejabberd only")
+def test_ejabberd_registers_an_account_with_an_invite_token_once(prosody):
+    """The other way ejabberd validates a token: in-band registration after a
+    XEP-0401 <preauth/> (mod_register with allow_modules: [mod_invites]). A used
+    invite is no longer among the stored ones, as on Prosody."""
+    token = prosody.generate_invite()
+    pre, _ = register_with_token(prosody.c2s_port, harness.MAIN_HOST, token[::-1] + "x",
+                                 "nobody1", "pw-0123456789")
+    assert "type='error'" in pre, pre
+    pre, reg = register_with_token(prosody.c2s_port, harness.MAIN_HOST, token,
+                                   "invited1", "pw-0123456789")
+    assert "type='result'" in pre and reg is not None and "type='result'" in reg, (pre, reg)
+    assert token not in prosody.stored_tokens()
+    assert harness.invite_page_state(prosody.page_url(token)) == "invalid"
+    pre, reg = register_with_token(prosody.c2s_port, harness.MAIN_HOST, token,
+                                   "invited2", "pw-0123456789")
+    assert "type='error'" in pre or "type='error'" in (reg or ""), (pre, reg)
 
 
 def test_prosody_restart_keeps_ports_and_invites(fresh_prosody):

@@ -5,6 +5,7 @@ Tests that revoke keys create their own, so no test depends on another."""
 import datetime
 import json
 import re
+import secrets
 import threading
 import time
 import urllib.parse
@@ -12,6 +13,7 @@ import urllib.parse
 import pytest
 
 import harness
+import servers
 from harness import FOREIGN_HOST, MAIN_HOST, assert_cors, assert_created, location_token
 
 
@@ -62,8 +64,10 @@ def test_json_answer_when_accepted(daemon):
     assert doc["uri"] == f"xmpp:{MAIN_HOST}?register;preauth={token}", doc
     expires = datetime.datetime.fromisoformat(doc["expires"].replace("Z", "+00:00"))
     now = datetime.datetime.now(datetime.timezone.utc)
-    # Prosody's default invite_expiry is 7 days
-    assert now + datetime.timedelta(days=6) < expires < now + datetime.timedelta(days=8), doc
+    # the server's default lifetime: Prosody's invite_expiry is 7 days, ejabberd's 5
+    days = daemon.prosody.invite_lifetime_days
+    assert now + datetime.timedelta(days=days - 1) < expires \
+        < now + datetime.timedelta(days=days + 1), doc
 
 
 def test_bearer_key_without_query(daemon):
@@ -262,7 +266,7 @@ def test_foreign_host_key_is_502_and_log_names_the_fix(daemon):
     assert r.header("Location") is None
     body = r.text
     assert body.strip() and "\n" not in body.rstrip("\n"), f"502 body must be one line: {body!r}"
-    daemon.wait_log("admins", timeout=3, start_offset=offset)
+    daemon.wait_log(daemon.prosody.foreign_host_fix, timeout=3, start_offset=offset)
     assert not daemon.prosody.stored_tokens(FOREIGN_HOST)
     # the daemon is still fine for the host that allows it
     assert_created(daemon.get_invite(daemon.key), daemon)
@@ -338,6 +342,8 @@ def one_line(resp):
     return resp.text[:-1]
 
 
+@pytest.mark.skipif(servers.server_class().offers_password_reset,
+                    reason="this server offers password resets")
 def test_reset_on_prosody_012_answers_501_and_stores_nothing(daemon, reset_key):
     before = daemon.prosody.stored_tokens()
     r = reset(daemon, reset_key, f"alice@{MAIN_HOST}")
@@ -415,6 +421,32 @@ def test_username_that_is_no_utf8_or_has_nul_answers_400(daemon, raw):
     assert daemon.prosody.stored_tokens() == before
 
 
+@pytest.mark.skipif(not servers.server_class().offers_password_reset,
+                    reason="this server has no password-reset command")
+def test_reset_makes_a_password_reset_invite_where_offered(daemon, reset_key):
+    """Prosody 13: the reset invite is stored like the others."""
+    before = daemon.prosody.stored_tokens()
+    r = reset(daemon, reset_key, f"alice@{MAIN_HOST}")
+    assert r.status == 201, f"{r!r}\n{daemon.describe()}"
+    loc = r.header("Location")
+    assert loc, repr(r)
+    assert harness.token_from_url(loc) in daemon.prosody.stored_tokens() - before, loc
+
+
+@pytest.mark.skipif(not servers.server_class().takes_username,
+                    reason="this server's create-account takes no username")
+def test_username_is_reserved_where_the_server_takes_one(daemon):
+    """ejabberd: the invite reserves the username; a second one for it is a 409."""
+    name = "reserved" + secrets.token_hex(3)
+    r = daemon.request("GET", query=f"key={daemon.key}&username={name}")
+    loc, _ = assert_created(r, daemon)
+    r = daemon.request("GET", query=f"key={daemon.key}&username={name}")
+    assert r.status == 409, f"{r!r}\n{daemon.describe()}"
+    assert r.header("Location") is None, repr(r)
+
+
+@pytest.mark.skipif(servers.server_class().takes_username,
+                    reason="this server's create-account takes a username")
 def test_username_on_prosody_012_answers_501(daemon):
     """Prosody 0.12's create-account has no username field: it completes at
     once, so the invite it made is not the one asked for, and the answer is

@@ -128,11 +128,13 @@ def check_import(prosody, make_instance, paths):
     assert_created(inst.get_invite(old[1]), inst)
 
 
+@pytest.mark.prosody_only("keys made by prosodyctl mod_invites_api")
 def test_import_from_internal_storage(internal_prosody, make_instance):
     p = internal_prosody
     check_import(p, make_instance, [p.data, p.store_file(MAIN_HOST, "invite_api_keys")])
 
 
+@pytest.mark.prosody_only("keys made by prosodyctl mod_invites_api")
 def test_import_from_sqlite(sql_prosody, make_instance):
     p = sql_prosody
     check_import(p, make_instance, [p.data, p.sql_database])

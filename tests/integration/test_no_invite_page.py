@@ -6,12 +6,13 @@ import json
 import pytest
 
 import harness
+import servers
 from harness import MAIN_HOST
 
 
 @pytest.fixture(scope="module")
 def plain_prosody(tmp_path_factory):
-    p = harness.Prosody(tmp_path_factory.mktemp("prosody-nopage"), invite_page=False)
+    p = servers.make_server(tmp_path_factory.mktemp("prosody-nopage"), invite_page=False)
     p.start()
     yield p
     p.stop()

@@ -40,7 +40,7 @@ def wait_for_201(inst, timeout):
 
 
 def prosody_saw_stream_close(prosody):
-    return "Received </stream:stream>" in prosody.log.read_text(errors="replace")
+    return prosody.saw_component_stream_close()
 
 
 def test_prosody_killed_gives_503_at_once_and_201_after_restart(fresh_prosody, make_instance):

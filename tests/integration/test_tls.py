@@ -141,7 +141,7 @@ def https_url(inst, query=None):
 
 
 def component_connections(prosody):
-    return prosody.log.read_text(errors="replace").count("Incoming Jabber component connection")
+    return prosody.component_connections()
 
 
 # --------------------------------------------------------------------------

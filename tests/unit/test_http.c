@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1576,13 +1577,18 @@ static void test_deadline_after_keep_alive(void)
 }
 
 /* One raw request of len bytes (may hold NUL) on its own connection. */
-static void exchange_raw(struct response *r, const char *data, size_t len)
+/* Raw bytes on a connection of their own; returns the number of answers
+ * (0 when the server closed the connection without one). */
+static int exchange_raw(struct response *r, const char *data, size_t len)
 {
 	struct client c = {0};
 	client_add(&c, data, len);
 	client_start(&c);
-	client_finish(&c);
+	CU_ASSERT_TRUE(loop_until(client_done, &c));
+	pthread_join(c.thread, NULL);
+	free(c.requests[0]);
 	*r = c.responses[0];
+	return c.answered;
 }
 
 static void test_hostile_targets(void)
@@ -1617,8 +1623,15 @@ static void test_hostile_targets(void)
 	assert_answer(&r, 400, "NUL byte (%00) in the URL\n");
 	static const char raw_nul[] = "GET " API_PATH "\0x?key=" KEY " HTTP/1.1\r\n"
 	                              "Host: localhost\r\nConnection: close\r\n\r\n";
-	exchange_raw(&r, raw_nul, sizeof(raw_nul) - 1);
+	int answers = exchange_raw(&r, raw_nul, sizeof(raw_nul) - 1);
+#if MHD_VERSION >= 0x01000000
+	/* libmicrohttpd 1.0 refuses a NUL in the request line itself (the
+	 * handler never sees the request): it closes the connection. */
+	CU_ASSERT(answers == 0 || r.status == 400);
+#else
+	CU_ASSERT_EQUAL(answers, 1);
 	assert_answer(&r, 400, "NUL byte in the request line\n");
+#endif
 
 	exchange(&r, "GET " API_PATH "?key=" KEY "&key=" KEY " HTTP/1.1");
 	assert_answer(&r, 400, "more than one key parameter\n");
@@ -1639,7 +1652,12 @@ static void test_hostile_targets(void)
 	CU_ASSERT_EQUAL(r.status, 400);
 	/* Without a length MHD would wait for the end of the connection. */
 	exchange(&r, "POST " API_PATH "?key=" KEY " HTTP/1.1\r\nTransfer-Encoding: gzip");
+#if MHD_VERSION >= 0x01000000
+	/* libmicrohttpd 1.0 answers this one itself, before the handler. */
+	CU_ASSERT_EQUAL(r.status, 400);
+#else
 	assert_answer(&r, 501, "Transfer-Encoding other than chunked\n");
+#endif
 	assert_header(&r, "Connection", "close");
 	CU_ASSERT_EQUAL(fx.auth_calls, 0);
 	CU_ASSERT_EQUAL(fx.create_calls, 0);
