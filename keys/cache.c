@@ -239,7 +239,8 @@ static int compare_rows(const void *a, const void *b)
 void key_cache_set_rows(struct key_cache *cache, struct key_cache_row *rows, size_t n)
 {
 	free(cache->rows);
-	qsort(rows, n, sizeof *rows, compare_rows);
+	if (n > 1) /* qsort() must not get NULL, which an empty store gives */
+		qsort(rows, n, sizeof *rows, compare_rows);
 	cache->rows = rows;
 	cache->n_rows = n;
 	cache->stale = false;
