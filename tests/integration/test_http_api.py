@@ -14,6 +14,7 @@ import pytest
 
 import harness
 import servers
+from xmpp_probe import register_with_token
 from harness import FOREIGN_HOST, MAIN_HOST, assert_cors, assert_created, location_token
 
 
@@ -443,6 +444,36 @@ def test_username_is_reserved_where_the_server_takes_one(daemon):
     r = daemon.request("GET", query=f"key={daemon.key}&username={name}")
     assert r.status == 409, f"{r!r}\n{daemon.describe()}"
     assert r.header("Location") is None, repr(r)
+
+
+@pytest.mark.skipif(not servers.server_class().takes_username,
+                    reason="this server's create-account takes no username")
+def test_reserved_username_registers_that_name_and_no_other(daemon):
+    """ejabberd: a real client presenting the token of an invite made with
+    username=NAME (XEP-0401 preauth, then in-band registration) registers NAME;
+    with any other invite's token NAME cannot be registered. (ejabberd 26.07
+    lets the holder of NAME's token pick another, unreserved name instead, and
+    compares the reservation before Nodeprep: another token can register
+    NAME spelled in capitals, which the server then stores as NAME. Both are
+    the server's; we reserve the name as the server stores it.)"""
+    name = "only" + secrets.token_hex(3)
+    r = daemon.request("GET", query=f"key={daemon.key}&username={name.upper()}",
+                       headers={"Accept": "application/json"})
+    assert r.status == 201, f"{r!r}\n{daemon.describe()}"
+    body = json.loads(r.body)
+    assert body["type"] == "account" and body["username"] == name, body
+    token = harness.token_from_url(body["uri"])
+    r = daemon.request("GET", query=f"key={daemon.key}", headers={"Accept": "application/json"})
+    assert r.status == 201, f"{r!r}\n{daemon.describe()}"
+    other_token = harness.token_from_url(json.loads(r.body)["uri"])
+    port = daemon.prosody.c2s_port
+    pre, reg = register_with_token(port, MAIN_HOST, other_token, name, "pw-0123456789")
+    assert "type='error'" in pre or reg is None or "type='error'" in reg, (pre, reg)
+    pre, reg = register_with_token(port, MAIN_HOST, token, name, "pw-0123456789")
+    assert "type='result'" in pre and reg is not None and "type='result'" in reg, (pre, reg)
+    # used: the token registers nobody else now
+    pre, reg = register_with_token(port, MAIN_HOST, token, name + "2", "pw-0123456789")
+    assert "type='error'" in pre or reg is None or "type='error'" in reg, (pre, reg)
 
 
 @pytest.mark.skipif(servers.server_class().takes_username,
