@@ -5,6 +5,7 @@
  * (including its check for lines inih would cut).
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	err[0] = '\0';
 	if (config_load(&cfg, path, err, sizeof(err)) == 0) {
 		/* What the daemon relies on after a successful load. */
-		if (!cfg.component.jid || !cfg.component.secret || cfg.component.n_hosts == 0 ||
+		/* exactly one of secret and secret_file (read later, config_secret()) */
+		bool one_secret =
+		    (cfg.component.secret != NULL) != (cfg.component.secret_file != NULL);
+		if (!cfg.component.jid || !one_secret || cfg.component.n_hosts == 0 ||
 		    cfg.component.n_hosts > CONFIG_HOSTS_MAX ||
 		    cfg.component.n_admins > CONFIG_ADMINS_MAX || !cfg.http.path ||
 		    !cfg.keys.database)
