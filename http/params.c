@@ -19,8 +19,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <stringprep.h>
+#include <strings.h>
 
 bool form_content_type(const char *content_type)
 {

@@ -174,8 +174,8 @@ static void set_create_error(struct keystore *store, int err)
 	else if (err == EROFS)
 		snprintf(reason, sizeof reason, "%s (the key store must be writable)",
 		         strerror(err));
-	else if ((err == EACCES || err == EPERM) && owned_by_another(store->path, owner,
-	                                                            sizeof owner))
+	else if ((err == EACCES || err == EPERM) &&
+	         owned_by_another(store->path, owner, sizeof owner))
 		/* Typically a key command run as root before the service user. */
 		snprintf(reason, sizeof reason,
 		         "%s (it belongs to %s, not to the user running this: chown it and its "

@@ -1698,7 +1698,7 @@ static void test_throttle(void)
 	unsigned calls = fx.auth_calls;
 	exchange_from(&r, "127.0.0.2", "k1/wrong", "");
 	assert_answer(&r, 429, "too many failed authentications from this address\n");
-	assert_header(&r, "Retry-After", "3"); /* answered a second later */
+	assert_header(&r, "Retry-After", "3");   /* answered a second later */
 	exchange_from(&r, "127.0.0.2", KEY, ""); /* the right key waits too */
 	CU_ASSERT_EQUAL(r.status, 429);
 	CU_ASSERT_EQUAL(fx.auth_calls, calls);          /* not even looked at */
