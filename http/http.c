@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "connections-internal.h"
 #include "http-internal.h"
 #include "log.h"
@@ -235,13 +236,6 @@ static const char *const termination_notes[] = {
     [MHD_REQUEST_TERMINATED_READ_ERROR] = " (read error)",
     [MHD_REQUEST_TERMINATED_CLIENT_ABORT] = " (client abort)",
 };
-
-static int64_t monotonic_ms(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 /* Add a header, or destroy the response (NULL passes through). */
 static struct MHD_Response *with_header(struct MHD_Response *response, const char *name,
@@ -526,12 +520,12 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	/* A throttled client waits whatever it sends, a right key included:
 	 * checking it first would let guesses go on at full speed. */
 	address_group(&req->client_addr, &group);
-	unsigned wait_s = throttle_wait_s(api->throttle, &group, monotonic_ms());
+	unsigned wait_s = throttle_wait_s(api->throttle, &group, clock_monotonic_ms());
 	if (wait_s > 0)
 		return answer_throttled(req, wait_s);
 	enum credential_result found = request_credential(req, &credential, &len);
 	if (found == CREDENTIAL_MALFORMED)
-		throttle_failure(api->throttle, &group, monotonic_ms());
+		throttle_failure(api->throttle, &group, clock_monotonic_ms());
 	if (found != CREDENTIAL_OK)
 		return answer_fixed(req, credential_answers[found]);
 	if (request_redirect(req) != 0)
@@ -540,7 +534,7 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	case HTTP_API_AUTH_OK:
 		break;
 	case HTTP_API_AUTH_DENIED:
-		throttle_failure(api->throttle, &group, monotonic_ms());
+		throttle_failure(api->throttle, &group, clock_monotonic_ms());
 		return answer_fixed(req, ANSWER_BAD_KEY);
 	default:
 		return answer_fixed(req, ANSWER_STORE_ERROR);
@@ -811,7 +805,7 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
 	const union MHD_ConnectionInfo *info =
 	    MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
 	*socket_context =
-	    info != NULL ? conn_open(&api->conns, info->connect_fd, monotonic_ms()) : NULL;
+	    info != NULL ? conn_open(&api->conns, info->connect_fd, clock_monotonic_ms()) : NULL;
 	if (*socket_context == NULL)
 		log_warn("http: cannot track a connection (out of memory): no request deadline");
 }
@@ -931,7 +925,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
 	*req_cls = NULL;
 	request_log(req, toe);
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-		conn_rearm(&api->conns, req->conn, monotonic_ms());
+		conn_rearm(&api->conns, req->conn, clock_monotonic_ms());
 	if (req->state == REQUEST_WAITING) {
 		/* Cannot happen while every suspended connection is resumed
 		 * before MHD_stop_daemon(); the daemon would hold a dangling req. */
@@ -1342,10 +1336,10 @@ err_alloc:
 /* Run MHD until every answer given is on its way, for at most budget_ms. */
 static void flush_answers(struct http_api *api, int budget_ms)
 {
-	int64_t deadline = monotonic_ms() + budget_ms;
+	int64_t deadline = clock_monotonic_ms() + budget_ms;
 
 	while (api->unflushed > 0) {
-		int64_t left = deadline - monotonic_ms();
+		int64_t left = deadline - clock_monotonic_ms();
 		if (left <= 0) {
 			log_warn("http: %u answers not sent at shutdown", api->unflushed);
 			return;
@@ -1416,7 +1410,7 @@ int http_api_next_timeout(const struct http_api *api)
 	 * its ITC wakes the fd. Say "now" so the loop runs MHD before sleeping. */
 	if (api->resumed > 0)
 		return 0;
-	int deadline = conn_next_timeout(&api->conns, monotonic_ms());
+	int deadline = conn_next_timeout(&api->conns, clock_monotonic_ms());
 	if (MHD_get_timeout(api->daemon, &ms) != MHD_YES)
 		return deadline;
 	int mhd = ms > INT_MAX ? INT_MAX : (int)ms;
@@ -1430,7 +1424,7 @@ void http_api_run(struct http_api *api)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	release_delayed(api, timespec_ns(&now));
 	/* Shut down late connections first: MHD sees them closed in this run. */
-	conn_expire(&api->conns, monotonic_ms());
+	conn_expire(&api->conns, clock_monotonic_ms());
 	if (MHD_run(api->daemon) != MHD_YES)
 		log_warn("http: MHD_run failed");
 }

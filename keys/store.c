@@ -1,6 +1,7 @@
 #include "keys-internal.h"
 #include "keys.h"
 
+#include "clock.h"
 #include "log.h"
 
 #include <errno.h>
@@ -871,19 +872,12 @@ int keystore_cache_verification(struct keystore *store)
 	return store->cache != NULL ? 0 : -1;
 }
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* At most once a second, whether the path still names the file open. The
  * directory watch sees what happens inside the directory, not an ancestor
  * renamed or replaced; this bounds how long such a change goes unseen. */
 static bool path_moved(struct keystore *store)
 {
-	int64_t now = monotonic_ms();
+	int64_t now = clock_monotonic_ms();
 	if (now - store->path_checked_ms < PATH_CHECK_MS)
 		return false;
 	store->path_checked_ms = now;
