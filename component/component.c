@@ -585,6 +585,19 @@ void component_run(struct component *comp)
 		connect_attempt(comp);
 }
 
+/*
+ * Our own output is counted by xmpp_conn_send_queue_len(), libstrophe's is
+ * not: but while online it queues some only when we call xmpp_disconnect()
+ * (stopping, or stream_broken), and runs timers only for those closes. Idle
+ * ad-hoc sessions wait for the next component_run(), as adhoc.c says.
+ */
+bool component_idle(const struct component *comp)
+{
+	return comp && comp->started && comp->online && !comp->stopping && !comp->stream_broken &&
+	       xmpp_conn_is_connected(comp->conn) && xmpp_conn_send_queue_len(comp->conn) == 0 &&
+	       component_next_timeout(comp) != 0;
+}
+
 int component_commands_register(struct component *comp, const struct component_commands *cmds)
 {
 	return comp ? iq_responder_register_commands(&comp->responder, cmds) : -1;

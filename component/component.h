@@ -121,6 +121,12 @@ int component_next_timeout(const struct component *comp);
  * callbacks. */
 void component_run(struct component *comp);
 
+/* True when component_run() has nothing to do unless the socket is readable:
+ * online, no output queued, nothing due, no close under way. A loop that saw
+ * the socket unreadable may skip component_run() then (it costs system calls
+ * even when idle). */
+bool component_idle(const struct component *comp);
+
 /*
  * Run the command params asks for on host, following its flow: execute; if
  * the server answers with a form (status executing), fill in what we know

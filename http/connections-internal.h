@@ -89,7 +89,8 @@ void delay_add(struct delay_queue *q, struct delayed *d, int64_t due_ns);
 void delay_remove(struct delay_queue *q, struct delayed *d);
 
 /* Unlink and return one entry due at now_ns (all of them when now_ns is
- * INT64_MAX), or NULL; the timer follows the new head. */
+ * INT64_MAX), or NULL; the timer follows the new head. Call it until it
+ * returns NULL: only then is the timer's fd sure to be unreadable. */
 struct delayed *delay_pop_due(struct delay_queue *q, int64_t now_ns);
 
 #endif

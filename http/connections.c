@@ -238,17 +238,21 @@ void delay_remove(struct delay_queue *q, struct delayed *d)
 		delay_arm(q);
 }
 
+/*
+ * Called every loop round, so it makes no system call unless the head is due.
+ * The timer is always armed for the head (disarmed when the queue is empty)
+ * and every timerfd_settime() discards the expirations counted before: the fd
+ * is readable only while a due head waits. Popping the head re-arms the timer
+ * for the next one (which, if due too, the caller pops next), so once the
+ * caller has taken every due entry the fd is unreadable again without a
+ * read().
+ */
 struct delayed *delay_pop_due(struct delay_queue *q, int64_t now_ns)
 {
-	uint64_t expirations;
-
-	/* Clear the fd's readability; it is armed again for the next head. */
-	(void)read(q->timer_fd, &expirations, sizeof(expirations));
 	struct delayed *d = q->head;
-	if (d == NULL || d->due_ns > now_ns) {
-		delay_arm(q);
+
+	if (d == NULL || d->due_ns > now_ns)
 		return NULL;
-	}
 	delay_remove(q, d);
 	return d;
 }

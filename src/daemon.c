@@ -415,7 +415,10 @@ static int run_once(struct daemon *d, int max_wait_ms)
 	}
 	if (fds[0].revents & POLLIN)
 		read_signals(d);
-	component_run(d->component);
+	/* Most rounds are HTTP only: then the component is left alone (each
+	 * xmpp_run_once() is an ioctl() and a select()). */
+	if (comp_fd < 0 || fds[2].revents != 0 || !component_idle(d->component))
+		component_run(d->component);
 	http_api_run(d->http);
 	/* Send what the HTTP handlers just queued without another round. */
 	if (component_wants_write(d->component))

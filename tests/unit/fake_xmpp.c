@@ -274,7 +274,10 @@ bool fake_pump(struct fake *f, struct component *comp, uint64_t deadline, int po
 		timeout = (int)(deadline - now);
 	poll(pfd, n, timeout);
 	serve(f);
-	component_run(comp);
+	if (!f->skip_idle || fd < 0 || pfd[0].revents != 0 || !component_idle(comp)) {
+		component_run(comp);
+		f->runs++;
+	}
 	return true;
 }
 

@@ -38,6 +38,9 @@ struct fake {
 	uint64_t reject_at[FAKE_REJECTS_KEPT]; /* now_ms() of the first rejects */
 	bool got_stream_close;                 /* the component sent </stream:stream> */
 	unsigned stream_errors;                /* <stream:error/>s the component sent */
+	bool skip_idle; /* fake_pump() runs comp as the daemon does: only when its
+	                   socket is ready or it is not component_idle() */
+	unsigned runs;  /* component_run() calls by fake_pump() */
 	xmpp_stanza_t *received[FAKE_RECEIVED_MAX];
 	unsigned n_received, n_taken; /* stanzas received, and looked at by the test */
 };

@@ -367,6 +367,48 @@ static void test_handshake_and_invite(void)
 	harness_finish(&h);
 }
 
+/* Run only when the socket is ready or the component is not idle, as the
+ * daemon's loop does: requests still leave, answers and timeouts still come,
+ * and an idle online component is not run at all. */
+static void test_runs_skipped_when_idle(void)
+{
+	struct harness h;
+
+	harness_init(&h, false, 300);
+	h.fake.skip_idle = true;
+	CU_ASSERT_FALSE(component_idle(h.comp)); /* connecting */
+	wait_online(&h);
+	settle(&h, 50);
+	CU_ASSERT_TRUE(component_idle(h.comp));
+	unsigned runs = h.fake.runs;
+	settle(&h, 200);
+	CU_ASSERT_EQUAL(h.fake.runs, runs);
+
+	struct probe *p = request(&h, "localhost");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_FALSE(component_idle(h.comp)); /* output queued */
+	const char *id = expect_request(&h, "localhost");
+	CU_ASSERT_TRUE(component_idle(h.comp)); /* waiting, deadline ahead */
+	send_result(&h, "localhost", id, "tok1");
+	CU_ASSERT_TRUE_FATAL(wait_calls(&h, p, 2000));
+	CU_ASSERT_EQUAL(p->status, COMPONENT_OK);
+	CU_ASSERT_STRING_EQUAL(p->uri, "xmpp:localhost?register;preauth=tok1");
+
+	uint64_t sent = now_ms();
+	struct probe *q = request(&h, "localhost");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	expect_request(&h, "localhost");
+	CU_ASSERT_TRUE_FATAL(wait_calls(&h, q, 2000));
+	CU_ASSERT_EQUAL(q->status, COMPONENT_TIMEOUT);
+	CU_ASSERT(now_ms() - sent >= 300);
+	CU_ASSERT_TRUE(component_online(h.comp));
+
+	component_stop(h.comp, 0);
+	CU_ASSERT_FALSE(component_idle(h.comp));
+	harness_finish(&h); /* the close still completes */
+	CU_ASSERT_TRUE(h.fake.got_stream_close);
+}
+
 static void test_pipelined_requests(void)
 {
 	struct harness h;
@@ -727,6 +769,7 @@ static const struct unit_test tests[] = {
     {"not started, then refused", test_not_started_and_refused},
     {"connect fails at once", test_connect_fails_at_once},
     {"handshake, then an invite (stanza after handshake)", test_handshake_and_invite},
+    {"runs skipped while idle", test_runs_skipped_when_idle},
     {"pipelined requests answered out of order", test_pipelined_requests},
     {"reply from the wrong sender, then timeout", test_wrong_from_then_timeout},
     {"error reply", test_error_reply},

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http/connections-internal.h"
 #include "http/http.h"
 #include "unit.h"
 
@@ -1813,8 +1814,59 @@ static void test_throttled_is_answered_late(void)
 	CU_ASSERT_TRUE(now_ms() - held < 900);
 }
 
+static bool fd_readable(int fd, int wait_ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	return poll(&pfd, 1, wait_ms) == 1 && (pfd.revents & POLLIN);
+}
+
+static int64_t monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The held answers' timer: its fd is readable exactly while a due entry
+ * waits, though popping makes no read() (the loop calls it every round):
+ * two entries due at once, one due later and removed, one due when added. */
+static void test_delay_queue_fd(void)
+{
+	struct delay_queue q;
+	struct delayed a, b, c;
+	const int64_t ms = 1000000;
+
+	CU_ASSERT_EQUAL_FATAL(delay_init(&q), 0);
+	CU_ASSERT_FALSE(fd_readable(q.timer_fd, 0));
+	int64_t start = monotonic_ns();
+	delay_add(&q, &c, start + 400 * ms);
+	delay_add(&q, &a, start + 50 * ms);
+	delay_add(&q, &b, start + 50 * ms);
+	CU_ASSERT_PTR_NULL(delay_pop_due(&q, monotonic_ns()));
+	CU_ASSERT_FALSE(fd_readable(q.timer_fd, 0));
+	CU_ASSERT_TRUE(fd_readable(q.timer_fd, DEADLINE_MS));
+	CU_ASSERT_TRUE(monotonic_ns() >= start + 50 * ms);
+	int64_t now = monotonic_ns();
+	CU_ASSERT_PTR_EQUAL(delay_pop_due(&q, now), &a);
+	CU_ASSERT_PTR_EQUAL(delay_pop_due(&q, now), &b);
+	CU_ASSERT_PTR_NULL(delay_pop_due(&q, now));
+	CU_ASSERT_FALSE(fd_readable(q.timer_fd, 0)); /* armed for c */
+	CU_ASSERT_EQUAL(q.count, 1);
+	delay_remove(&q, &c);
+	CU_ASSERT_FALSE(fd_readable(q.timer_fd, 500)); /* c's time passes: disarmed */
+
+	delay_add(&q, &a, monotonic_ns() - ms);
+	CU_ASSERT_TRUE(fd_readable(q.timer_fd, DEADLINE_MS));
+	CU_ASSERT_PTR_EQUAL(delay_pop_due(&q, monotonic_ns()), &a);
+	CU_ASSERT_PTR_NULL(delay_pop_due(&q, INT64_MAX));
+	CU_ASSERT_FALSE(fd_readable(q.timer_fd, 0));
+	CU_ASSERT_EQUAL(q.count, 0);
+	delay_finish(&q);
+}
+
 static const struct unit_test tests[] = {
     {"create errors", test_create_errors},
+    {"held answers' timer fd", test_delay_queue_fd},
     {"GET with query key", test_get_query_key},
     {"redirect parameter", test_redirect},
     {"JSON answers", test_json},
