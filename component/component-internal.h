@@ -230,6 +230,7 @@ struct component {
 	unsigned request_timeout_ms;
 
 	int fd;
+	int fd_reserve; /* a low descriptor held while there is no socket: keep_low_fd() */
 	bool started, stopping;
 	bool online;           /* handshake accepted, stream up */
 	bool tcp_up;           /* this attempt got past the TCP connect */

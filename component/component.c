@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <expat.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -170,6 +171,32 @@ bool from_is(const char *from, const char *jid)
 
 /* ---- connection --------------------------------------------------------- */
 
+/*
+ * libstrophe select()s on its socket, so the socket's descriptor must stay
+ * below FD_SETSIZE (1024) however many HTTP connections the process has open.
+ * socket() takes the lowest free descriptor. So the component holds a low
+ * one (/dev/null, opened when it is created, before any HTTP connection)
+ * whenever it has no socket, and gives it up right before libstrophe creates
+ * one: that socket gets it or a lower one. libstrophe closes its socket right
+ * before the DISCONNECT callback, where the reserve is taken again; the
+ * lowest free descriptor then is at most the one just closed. Nothing else
+ * runs in between (one thread). Without a reserve (no descriptor left), the
+ * socket may come out too high: sockopt_cb() refuses it, and the next attempt
+ * tries again.
+ */
+static void keep_low_fd(struct component *comp)
+{
+	if (comp->fd_reserve < 0)
+		comp->fd_reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void free_low_fd(struct component *comp)
+{
+	if (comp->fd_reserve >= 0)
+		close(comp->fd_reserve);
+	comp->fd_reserve = -1;
+}
+
 static unsigned schedule_reconnect(struct component *comp)
 {
 	/* +-20% so that many instances do not come back in step */
@@ -256,6 +283,7 @@ static void handle_disconnect(struct component *comp, int error, xmpp_stream_err
 
 	comp->online = false;
 	comp->fd = -1;
+	keep_low_fd(comp); /* libstrophe has just closed its socket */
 	requests_fail_all(comp, COMPONENT_OFFLINE, "the connection to the XMPP server was lost");
 	if (comp->stopping) {
 		if (was_online)
@@ -303,11 +331,13 @@ static void connect_attempt(struct component *comp)
 	comp->tcp_up = false;
 	comp->stream_broken = comp->closing_broken = false;
 	new_socket_fd = -1;
+	free_low_fd(comp); /* for the socket */
 	int rc =
 	    xmpp_connect_component(comp->conn, comp->server, comp->port, handle_connection, comp);
 	comp->fd = rc == XMPP_EOK ? new_socket_fd : -1;
 	new_socket_fd = -1;
 	if (rc != XMPP_EOK) {
+		keep_low_fd(comp);
 		/* No callback follows a failure here: retry like after a refusal. */
 		char cause[512];
 		describe_connect_failure(comp, "refused, unreachable or not resolvable", cause,
@@ -432,6 +462,8 @@ struct component *component_create(const struct component_config *cfg, const cha
 	if (!comp)
 		goto err;
 	comp->fd = -1;
+	comp->fd_reserve = -1;
+	keep_low_fd(comp);
 	comp->port = cfg->port ? cfg->port : 5347;
 	comp->request_timeout_ms = cfg->request_timeout_ms;
 	comp->backoff_ms = BACKOFF_MIN_MS;
@@ -471,6 +503,7 @@ err_init:
 	library_shutdown();
 err_comp:
 	hosts_finish(comp);
+	free_low_fd(comp);
 	free(comp->server);
 	free(comp->jid);
 	free(comp);
@@ -522,6 +555,7 @@ void component_destroy(struct component *comp)
 	xmpp_ctx_free(comp->ctx);
 	library_shutdown();
 	hosts_finish(comp);
+	free_low_fd(comp);
 	free(comp->server);
 	free(comp->jid);
 	free(comp);

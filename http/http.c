@@ -21,8 +21,6 @@
 #include "log.h"
 
 #define DEFAULT_CONNECTION_LIMIT     512
-#define CONNECTION_SLACK             16  /* see start_daemon() */
-#define MAX_CONNECTION_LIMIT         900 /* libstrophe select()s: its fd must stay < 1024 */
 #define DEFAULT_CONNECTION_TIMEOUT_S 30
 #define DEFAULT_PER_IP_LIMIT         64
 #define DEFAULT_REQUEST_DEADLINE_S   10
@@ -1065,10 +1063,10 @@ static const char *check_config(const struct http_api_config *cfg,
 	if (cfg->cors_origin != NULL &&
 	    (cfg->cors_origin[0] == '\0' || strpbrk(cfg->cors_origin, "\r\n") != NULL))
 		return "CORS origin must be one non-empty line";
-	if (cfg->max_connections > MAX_CONNECTION_LIMIT)
-		return "HTTP max connections must be at most 900";
-	if (cfg->max_connections_per_ip > MAX_CONNECTION_LIMIT)
-		return "HTTP max connections per IP must be at most 900";
+	if (cfg->max_connections > HTTP_API_MAX_CONNECTIONS)
+		return "HTTP max connections must be at most 10000";
+	if (cfg->max_connections_per_ip > HTTP_API_MAX_CONNECTIONS)
+		return "HTTP max connections per IP must be at most 10000";
 	if (cfg->auth_failure_burst > 0 && cfg->auth_failure_rate == 0)
 		return "HTTP auth failure rate must be at least 1 per minute";
 	return NULL;
@@ -1138,9 +1136,8 @@ static struct MHD_Daemon *start_daemon(struct http_api *api, const struct http_a
 	/* MHD refuses past its limit by not accepting at all; a little above
 	 * ours, so that an idle connection can be dropped for a new one
 	 * (conn_open()) instead. */
-	unsigned int limit =
-	    (cfg->max_connections ? cfg->max_connections : DEFAULT_CONNECTION_LIMIT) +
-	    CONNECTION_SLACK;
+	unsigned int limit = HTTP_API_DESCRIPTORS(cfg->max_connections ? cfg->max_connections
+	                                                               : DEFAULT_CONNECTION_LIMIT);
 	unsigned int timeout =
 	    cfg->connection_timeout_s ? cfg->connection_timeout_s : DEFAULT_CONNECTION_TIMEOUT_S;
 	struct MHD_OptionItem tls_options[] = {

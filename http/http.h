@@ -23,6 +23,12 @@
 /* A certificate chain and its private key, read from PEM files (tls.c). */
 struct http_api_tls;
 
+/* The most max_connections and max_connections_per_ip may be. */
+#define HTTP_API_MAX_CONNECTIONS 10000
+/* Descriptors the listener may hold at once: libmicrohttpd accepts a few
+ * past max_connections, so that an idle connection can be dropped for them. */
+#define HTTP_API_DESCRIPTORS(max_connections) ((max_connections) + 16)
+
 struct http_api_config {
 	const char *bind;        /* IPv4 or IPv6 literal */
 	unsigned short port;     /* 0 picks a free port, see http_api_port() */

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@
 #define FLUSH_DELAY_MS        5000 /* usage counters reach the disk at most this late */
 #define STORE_BUSY_TIMEOUT_MS 100
 #define FLUSH_WARN_EVERY_MS   60000 /* while usage cannot be written, say so this often */
+#define FDS_BESIDES_HTTP      64    /* listener, epoll, XMPP socket, key store, log, ... */
 
 struct daemon {
 	struct adhoc_keys adhoc_keys;
@@ -386,6 +388,41 @@ static void read_signals(struct daemon *d)
 	}
 }
 
+/*
+ * Each HTTP connection is a descriptor, and Debian's soft limit on them is
+ * 1024 (the hard limit is far higher; systemd's default is 1024:524288). Raise
+ * the soft limit to what max_connections needs, or refuse to start with the
+ * fix: at the limit, accept() would fail while the listener stays readable.
+ */
+static int raise_fd_limit(unsigned max_connections, char *err, size_t size)
+{
+	rlim_t need = (rlim_t)HTTP_API_DESCRIPTORS(max_connections) + FDS_BESIDES_HTTP;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		snprintf(err, size, "cannot read the open file limit: %s", strerror(errno));
+		return -1;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+		snprintf(err, size,
+		         "[http] max_connections = %u needs %llu open files, but this process may "
+		         "have at most %llu: lower max_connections, or raise the limit (systemd: "
+		         "LimitNOFILE=%llu; a shell: ulimit -n %llu)",
+		         max_connections, (unsigned long long)need, (unsigned long long)rl.rlim_max,
+		         (unsigned long long)need, (unsigned long long)need);
+		return -1;
+	}
+	rl.rlim_cur = need;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		snprintf(err, size, "cannot raise the open file limit to %llu: %s",
+		         (unsigned long long)need, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int min_timeout(int a, int b)
 {
 	if (a < 0)
@@ -473,7 +510,8 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 	         INVITES_API_VERSION, cfg_path, cfg->component.n_hosts,
 	         cfg->component.n_hosts == 1 ? "" : "s", cfg->component.n_admins,
 	         cfg->component.n_admins == 1 ? "" : "s");
-	if (config_check_files(cfg, cfg_path, err, sizeof(err)) < 0 ||
+	if (raise_fd_limit(cfg->http.max_connections, err, sizeof(err)) < 0 ||
+	    config_check_files(cfg, cfg_path, err, sizeof(err)) < 0 ||
 	    config_secret(cfg, &secret, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return EXIT_FAILURE;

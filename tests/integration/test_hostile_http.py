@@ -8,12 +8,16 @@ attacker. Every loop here is bounded, every socket has a timeout.
 """
 
 import re
+import resource
 import select
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
+import harness
 from harness import MAIN_HOST, assert_cors, assert_created
 
 DEADLINE_S = 2      # [http] request_deadline of the module's daemon
@@ -236,6 +240,65 @@ def test_idle_connection_flood_does_not_starve_others(hostile):
     finally:
         for s in held:
             s.close()
+
+
+MANY = 1100   # more connections than select() can watch descriptors (1024)
+
+
+def test_more_than_a_thousand_open_connections_and_invites_still_work(prosody, make_instance):
+    """max_connections above 1024: the daemon raises its own open-file limit,
+    holds 1100 connections with a request begun, from 11 addresses, and still
+    makes invites: the XMPP socket, which libstrophe select()s on, kept a
+    descriptor below 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = MANY + 256
+    if hard != resource.RLIM_INFINITY and hard < need:
+        pytest.skip(f"the open file limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
+    inst = make_instance(prosody, http_options={
+        "max_connections": 1200, "max_connections_per_ip": 100, "request_deadline": 60})
+    inst.key = inst.create_key(MAIN_HOST, "many connections")
+    inst.start()
+    held = []
+    try:
+        for i in range(MANY):
+            s = connect(inst.http_port, f"127.0.3.{1 + i // 100}")
+            s.sendall(b"GET " + inst.path.encode() + b"?key=" + inst.key.encode() +
+                      b" HTTP/1.1\r\nHost: localhost\r\n")   # headers not finished
+            held.append(s)
+        time.sleep(0.5)
+        poller = select.poll()   # select() cannot watch descriptors past 1023 either
+        for s in held:
+            poller.register(s, select.POLLIN)
+        closed = poller.poll(0)
+        assert not closed, f"{len(closed)} of {MANY} connections were closed"
+        fds = [int(f.name) for f in Path(f"/proc/{inst.proc.pid}/fd").iterdir()]
+        assert max(fds) >= 1024, max(fds)
+        before = stored(inst)
+        for _ in range(3):
+            honest_invite(inst, source="127.0.4.1")
+        assert stored(inst) == before + 3
+    finally:
+        for s in held:
+            s.close()
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_max_connections_over_the_open_file_limit_is_a_clear_error(prosody, make_instance):
+    """A hard open-file limit too low for max_connections: serve refuses to
+    start, names both numbers and the fix, and exits 1."""
+    inst = make_instance(prosody, http_options={"max_connections": 2000})
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1500))
+
+    r = subprocess.run([harness.binary_path(), "-c", str(inst.config), "serve"],
+                       capture_output=True, text=True, timeout=15, stdin=subprocess.DEVNULL,
+                       preexec_fn=low_limit)
+    assert r.returncode == 1, repr(r)
+    assert "max_connections = 2000 needs 2080 open files" in r.stderr, r.stderr
+    assert "at most 1500" in r.stderr and "LimitNOFILE=2080" in r.stderr, r.stderr
+    assert not harness.port_accepts(inst.http_port)
 
 
 def test_idle_connections_from_many_addresses_cannot_fill_the_server(hostile):

@@ -7,12 +7,16 @@
  * libstrophe 0.12.2's component mode (see prime_connection()).
  */
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <strophe.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <unistd.h>
 
 #include "component/component.h"
 #include "fake_xmpp.h"
@@ -735,6 +739,86 @@ static void test_incoming_iqs(void)
  * libstrophe's id handlers did: ~80 bytes a request, ~80 KB here. (Under a
  * sanitizer or valgrind, mallinfo2() does not see their allocator: the check
  * then only holds in the normal build, which the test routine runs too.) */
+/* Descriptors taken by fill_descriptors(), as HTTP connections would take them. */
+#define FILLED_MAX (FD_SETSIZE + 64)
+static int filled[FILLED_MAX];
+static int n_filled;
+
+/* Take every free descriptor up to FD_SETSIZE and a few beyond, as a daemon
+ * with more than a thousand HTTP connections open has them. */
+static void fill_descriptors(void)
+{
+	while (n_filled < FILLED_MAX) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		CU_ASSERT_FATAL(fd >= 0);
+		filled[n_filled++] = fd;
+		if (fd >= FD_SETSIZE + 8)
+			break;
+	}
+}
+
+static void release_descriptors(void)
+{
+	while (n_filled > 0)
+		close(filled[--n_filled]);
+}
+
+/* libstrophe select()s on the component's socket, whose descriptor must stay
+ * below FD_SETSIZE: with every other low descriptor taken, the component still
+ * connects, works, and reconnects after losing the stream, each time on a
+ * socket select() can watch. */
+static void test_socket_stays_below_fd_setsize(void)
+{
+	struct rlimit rl;
+	CU_ASSERT_FATAL(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+	if (rl.rlim_cur < FILLED_MAX + 64) {
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < FILLED_MAX + 64) {
+			fprintf(stderr, "\n  skipped: the open file limit is %llu\n",
+			        (unsigned long long)rl.rlim_max);
+			return;
+		}
+		rl.rlim_cur = FILLED_MAX + 64;
+		CU_ASSERT_FATAL(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+	}
+
+	struct harness h;
+	signal(SIGPIPE, SIG_IGN);
+	memset(&h, 0, sizeof(h));
+	fake_init(&h.fake, JID, SECRET, false);
+	h.comp = make_component(h.fake.port, 2000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h.comp);
+	fill_descriptors(); /* after the component was made, before it connects */
+	CU_ASSERT_EQUAL(component_start(h.comp), 0);
+	wait_online(&h);
+	CU_ASSERT(component_fd(h.comp) >= 0 && component_fd(h.comp) < FD_SETSIZE);
+	struct probe *p = request(&h, "localhost");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	send_result(&h, "localhost", expect_request(&h, "localhost"), "low1");
+	CU_ASSERT_TRUE_FATAL(wait_calls(&h, p, 2000));
+	CU_ASSERT_EQUAL(p->status, COMPONENT_OK);
+
+	/* The stream drops; while the component waits to reconnect, new
+	 * connections take every descriptor that became free. */
+	fake_close(&h.fake);
+	uint64_t deadline = within(1000);
+	while (component_online(h.comp) && pump(&h, deadline))
+		;
+	CU_ASSERT_FALSE_FATAL(component_online(h.comp));
+	fill_descriptors();
+	deadline = within(4000);
+	while (!component_online(h.comp) && pump(&h, deadline))
+		;
+	CU_ASSERT_TRUE_FATAL(component_online(h.comp));
+	CU_ASSERT(component_fd(h.comp) >= 0 && component_fd(h.comp) < FD_SETSIZE);
+	struct probe *again = request(&h, "localhost");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+	send_result(&h, "localhost", expect_request(&h, "localhost"), "low2");
+	CU_ASSERT_TRUE_FATAL(wait_calls(&h, again, 2000));
+	CU_ASSERT_EQUAL(again->status, COMPONENT_OK);
+	harness_finish(&h);
+	release_descriptors();
+}
+
 static void test_no_memory_kept_per_request(void)
 {
 	struct harness h;
@@ -780,6 +864,7 @@ static const struct unit_test tests[] = {
     {"destroy with requests pending", test_destroy_with_pending},
     {"incoming iqs", test_incoming_iqs},
     {"no memory kept per request", test_no_memory_kept_per_request},
+    {"socket below FD_SETSIZE with every low descriptor taken", test_socket_stays_below_fd_setsize},
     {NULL, NULL},
 };
 

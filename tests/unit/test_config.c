@@ -161,7 +161,7 @@ static const struct bad_case bad_cases[] = {
     {"[component]\njid = a\nsecret = x\nhosts = h/x\n", 4, "invalid host name"},
     {MINIMAL "[http]\npath = invites\n", 6, "invalid value for path"},
     {MINIMAL "[http]\npath = /a?b\n", 6, "invalid value for path"},
-    {MINIMAL "[http]\nmax_connections = 5000\n", 6, "max_connections"},
+    {MINIMAL "[http]\nmax_connections = 10001\n", 6, "max_connections"},
     {MINIMAL "[http]\nbind = 300.1.1.1\n", 6, "bind must be"},
     {MINIMAL "admins = admin@example.com/phone\n", 5,
      "\"admin@example.com/phone\" is not a bare JID"},

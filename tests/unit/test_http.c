@@ -577,7 +577,7 @@ static void test_create_errors(void)
 	cfg.cors_origin = "";
 	assert_create_fails(&cfg);
 	cfg.cors_origin = NULL;
-	cfg.max_connections = 2000; /* libstrophe's select() would overflow */
+	cfg.max_connections = HTTP_API_MAX_CONNECTIONS + 1;
 	assert_create_fails(&cfg);
 	cfg.max_connections = 0;
 	struct http_api_handlers none = {NULL, NULL};
@@ -1766,7 +1766,7 @@ static void test_bad_limits_config(void)
 	cfg.auth_failure_burst = 5; /* with no rate */
 	assert_create_fails(&cfg);
 	cfg.auth_failure_burst = 0;
-	cfg.max_connections_per_ip = 901;
+	cfg.max_connections_per_ip = HTTP_API_MAX_CONNECTIONS + 1;
 	assert_create_fails(&cfg);
 }
 
