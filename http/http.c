@@ -28,14 +28,17 @@
 #define MAX_FORWARDED_LINES          16    /* X-Forwarded-For lines read (the last ones) */
 #define SHUTDOWN_FLUSH_MS            2000
 #define THROTTLED_HOLD_NS            (1000 * 1000000LL) /* a throttled client is answered this late */
-#define CONNECTION_MEMORY            (48 * 1024)        /* per connection: request + answer */
-#define HTTP_MAX_REQUEST_HEADERS     (16 * 1024) /* URL, query and headers; see request_begin() */
+#define HTTP_MAX_REQUEST_HEADERS     (8 * 1024) /* URL, query and headers; see request_begin() */
 #define POOL_BYTES_PER_ENTRY         64 /* MHD's struct MHD_HTTP_Header (48) and alignment */
-#define ALLOWED_METHODS              "GET, POST, OPTIONS"
-#define RESET_ALLOWED_METHODS        "POST, OPTIONS"
-#define CONTENT_TYPE_TEXT            "text/plain; charset=utf-8"
-#define CONTENT_TYPE_JSON            "application/json"
-#define TLS_PRIORITIES               "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+/* Per connection: request and answer. libmicrohttpd 0.9.75 zeroes all of it
+ * after every request, so a kept-alive connection holds all of it, and each
+ * request pays for the memset: README, "Limits against hostile clients". */
+#define CONNECTION_MEMORY     (20 * 1024)
+#define ALLOWED_METHODS       "GET, POST, OPTIONS"
+#define RESET_ALLOWED_METHODS "POST, OPTIONS"
+#define CONTENT_TYPE_TEXT     "text/plain; charset=utf-8"
+#define CONTENT_TYPE_JSON     "application/json"
+#define TLS_PRIORITIES        "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /*
  * A request goes RECEIVING (headers and body arrive) -> CREATING (inside the

@@ -355,8 +355,8 @@ def hostile_cases(path, key):
          "too many query parameters"),
         ("5000 ampersands", request_bytes(p + b"?" + b"&" * 5000), 414,
          "too many query parameters"),
-        ("headers over 16 KiB", request_bytes(p + b"?key=" + k,
-                                              [b"X-Pad: " + b"a" * 17000]), 431,
+        ("headers over 8 KiB", request_bytes(p + b"?key=" + k,
+                                             [b"X-Pad: " + b"a" * 9000]), 431,
          "request headers too large"),
         ("1 MiB key in the query", request_bytes(p + b"?key=" + b"a" * (1 << 20)), 414, None),
         ("1 MiB key in Authorization", request_bytes(
@@ -426,7 +426,7 @@ def test_hostile_request_gets_a_clear_answer(hostile, name):
     honest_invite(hostile)   # the daemon is unaffected
 
 
-@pytest.mark.parametrize("headers", [100, 300, 600, 700, 712, 716, 720, 1000])
+@pytest.mark.parametrize("headers", [100, 115, 200, 270, 280, 285, 290, 600, 1000])
 @pytest.mark.parametrize("query_args", [0, 90])
 def test_many_small_headers_get_an_answer_whenever_an_invite_is_made(hostile, headers,
                                                                      query_args):
@@ -443,7 +443,7 @@ def test_many_small_headers_get_an_answer_whenever_an_invite_is_made(hostile, he
     if r.status is None:
         # libmicrohttpd 0.9.75 loses its own 431 when its pool runs out in a
         # narrow band just before it can answer at all (README); never ours.
-        assert headers >= 580, repr(r)
+        assert headers >= 250, repr(r)
         return
     assert r.status in (201, 431), f"{headers} headers, {query_args} args: {r!r}"
     if r.status == 431 and not r.body.startswith(b"<html>"):   # MHD's own: README

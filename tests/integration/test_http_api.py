@@ -216,20 +216,23 @@ def test_head_is_405_with_allow_and_creates_no_invite(daemon):
     assert stored_count(daemon) == before + 1
 
 
-@pytest.mark.parametrize("pad", [17_000, 24_000, 31_950, 32_300])
+@pytest.mark.parametrize("pad", [8_300, 12_000, 16_000, 19_000, 24_000, 32_300])
 def test_oversized_headers_are_431_before_any_invite(daemon, pad):
     """Headers that fill most of a connection's memory used to leave no room for
-    the answer: the invite was made and the client got nothing."""
+    the answer: the invite was made and the client got nothing. Over 8 KiB is
+    our 431 (with CORS, for browser code); past what a connection's 20 KiB
+    can hold at all, libmicrohttpd's own (README)."""
     before = stored_count(daemon)
     r = daemon.request("GET", query="key=" + daemon.key, headers={"X-Pad": "p" * pad})
     assert r.status == 431, f"{r!r}\n{daemon.describe()}"
-    assert_cors(r)
+    if pad < 19_500:
+        assert_cors(r)
     time.sleep(0.3)
     assert stored_count(daemon) == before, "an oversized request created an invite"
 
 
 def test_large_but_reasonable_headers_still_work(daemon):
-    r = daemon.get_invite(daemon.key, headers={"Cookie": "c=" + "x" * 12_000})
+    r = daemon.get_invite(daemon.key, headers={"Cookie": "c=" + "x" * 7_000})
     assert_created(r, daemon)
 
 
