@@ -89,33 +89,7 @@ struct http_api_request {
 	bool answered;
 	unsigned status;               /* valid once answered */
 	struct MHD_Response *response; /* answer not yet queued */
-};
-
-struct http_api {
-	struct MHD_Daemon *daemon;
-	struct http_api_handlers handlers;
-	void *userdata;
-	char *path;
-	char *cors_origin;
-	int epoll_fd; /* MHD's */
-	int loop_fd;  /* what the daemon watches: MHD's epoll fd and the delay timer */
-	struct delay_queue delayed;
-	unsigned short port;
-	bool quiesced;
-	bool shutting_down;
-	/* HTTPS: the certificate (NULL: plain HTTP), and the next in https_listeners */
-	struct http_api_tls *tls;
-	struct http_api *next_https;
-	struct http_api_request *waiting; /* suspended, waiting for the daemon */
-	unsigned waiting_count;
-	unsigned resumed;   /* answered while suspended, not yet queued */
-	unsigned unflushed; /* answered, not yet completed */
-	struct conn_table conns;
-	char *own_headers; /* CORS lines for answers written outside MHD */
-	struct throttle *throttle;
-	struct net_prefix *proxies;
-	size_t n_proxies;
-	bool refusal_closing; /* see on_mhd_log() */
+	bool response_shared;          /* api->fixed owns it */
 };
 
 /* Answers the module gives on its own. */
@@ -146,6 +120,39 @@ enum answer {
 	ANSWER_FORBIDDEN_ACCOUNT,
 	ANSWER_FORBIDDEN_RESET,
 	ANSWER_OUT_OF_MEMORY,
+	ANSWER_COUNT
+};
+
+struct http_api {
+	struct MHD_Daemon *daemon;
+	struct http_api_handlers handlers;
+	void *userdata;
+	char *path;
+	char *cors_origin;
+	int epoll_fd; /* MHD's */
+	int loop_fd;  /* what the daemon watches: MHD's epoll fd and the delay timer */
+	struct delay_queue delayed;
+	unsigned short port;
+	bool quiesced;
+	bool shutting_down;
+	/* HTTPS: the certificate (NULL: plain HTTP), and the next in https_listeners */
+	struct http_api_tls *tls;
+	struct http_api *next_https;
+	struct http_api_request *waiting; /* suspended, waiting for the daemon */
+	unsigned waiting_count;
+	unsigned resumed;   /* answered while suspended, not yet queued */
+	unsigned unflushed; /* answered, not yet completed */
+	struct conn_table conns;
+	char *own_headers; /* CORS lines for answers written outside MHD */
+	struct throttle *throttle;
+	struct net_prefix *proxies;
+	size_t n_proxies;
+	bool refusal_closing; /* see on_mhd_log() */
+	/* Fixed answers are the same every time (but a Retry-After, or the
+	 * Connection: close of a shutdown): each is made once, in text and in
+	 * JSON, and queued as often as it is needed (libmicrohttpd counts the
+	 * references). Refusing a key costs no allocation. */
+	struct MHD_Response *fixed[ANSWER_COUNT][2];
 };
 
 static const struct fixed_answer {
@@ -302,6 +309,7 @@ static void request_store(struct http_api_request *req, unsigned status,
 	req->answered = true;
 	req->status = status;
 	req->response = response;
+	req->response_shared = false;
 	req->api->unflushed++;
 	conn_received(&req->api->conns, req->conn);
 }
@@ -317,7 +325,8 @@ static enum MHD_Result request_send(struct http_api_request *req)
 		return MHD_NO;
 	}
 	enum MHD_Result ret = MHD_queue_response(req->connection, req->status, response);
-	MHD_destroy_response(response);
+	if (!req->response_shared)
+		MHD_destroy_response(response);
 	if (ret != MHD_YES)
 		req->status = 0;
 	return ret;
@@ -327,11 +336,20 @@ static enum MHD_Result answer_fixed_retry(struct http_api_request *req, enum ans
                                           unsigned retry_after_s)
 {
 	const struct fixed_answer *a = &fixed_answers[which];
-	struct MHD_Response *response = error_response(req, a->reason, retry_after_s);
+	struct http_api *api = req->api;
+	bool shareable = retry_after_s == 0 && !api->shutting_down;
+	struct MHD_Response **made = &api->fixed[which][req->json ? 1 : 0];
+	struct MHD_Response *response = shareable ? *made : NULL;
 
-	if (a->header != NULL)
-		response = with_header(response, a->header, a->value);
+	if (response == NULL) {
+		response = error_response(req, a->reason, retry_after_s);
+		if (a->header != NULL)
+			response = with_header(response, a->header, a->value);
+		if (shareable)
+			*made = response;
+	}
 	request_store(req, a->status, response);
+	req->response_shared = shareable;
 	return request_send(req);
 }
 
@@ -941,7 +959,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **re
 		api->resumed--;
 	if (req->answered)
 		api->unflushed--;
-	if (req->response != NULL)
+	if (req->response != NULL && !req->response_shared)
 		MHD_destroy_response(req->response);
 	free(req->form_body);
 	free(req);
@@ -1272,6 +1290,10 @@ static void free_api(struct http_api *api)
 	if (api->loop_fd >= 0)
 		close(api->loop_fd);
 	delay_finish(&api->delayed);
+	for (size_t i = 0; i < ANSWER_COUNT; i++)
+		for (size_t json = 0; json < 2; json++)
+			if (api->fixed[i][json] != NULL)
+				MHD_destroy_response(api->fixed[i][json]);
 	free(api->path);
 	free(api->cors_origin);
 	free(api->own_headers);

@@ -732,6 +732,38 @@ static void test_unauthorized(void)
 	stop();
 }
 
+/* A refusal is made once and queued again and again: every one arrives
+ * whole, text and JSON kept apart, on fresh and on kept-alive connections. */
+static void test_refusals_reused(void)
+{
+	struct response r;
+
+	start(MODE_DEFER_AUTO);
+	for (int i = 0; i < 40; i++) {
+		bool json = i % 3 == 0;
+		exchange(&r, "GET " API_PATH "?key=k1/wrong HTTP/1.1%s",
+		         json ? "\r\nAccept: application/json" : "");
+		assert_cors(&r, "*");
+		assert_header(&r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+		if (json) {
+			CU_ASSERT_EQUAL(r.status, 401);
+			assert_header(&r, "Content-Type", "application/json");
+			CU_ASSERT_STRING_EQUAL(r.body, "{\"error\":\"invalid key\"}\n");
+		} else {
+			assert_answer(&r, 401, "invalid key\n");
+		}
+	}
+	struct client c = {0};
+	client_addf(&c, "GET " API_PATH "?key=k1/wrong HTTP/1.1\r\nHost: x\r\n\r\n");
+	client_addf(&c, "GET " API_PATH " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	client_start(&c);
+	client_finish(&c);
+	assert_answer(&c.responses[0], 401, "invalid key\n");
+	assert_answer(&c.responses[1], 401, "missing key\n");
+	CU_ASSERT_EQUAL(fx.create_calls, 0);
+	stop();
+}
+
 static void test_huge_key(void)
 {
 	char key[5001];
@@ -1873,6 +1905,7 @@ static const struct unit_test tests[] = {
     {"Bearer header and POST", test_bearer_and_post},
     {"synchronous invite", test_sync_invite},
     {"401 missing, invalid, other scheme", test_unauthorized},
+    {"refusals made once and reused", test_refusals_reused},
     {"huge key", test_huge_key},
     {"400 conflict, 500 key store", test_conflict_and_store_error},
     {"405 HEAD and others", test_methods},
