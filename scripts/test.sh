@@ -1,10 +1,15 @@
 #!/bin/bash
 # Install what the tests need, build, and run every test: the CUnit unit tests
-# (also under valgrind), then the same unit tests and the integration suite
-# against a real Prosody in an AddressSanitizer+UBSan build, then the
-# integration suite against the normal build, and part of it under valgrind;
-# then, in a Debian 13 tree, the build and unit tests with Debian 13's
-# libraries, and the integration suite against Prosody 13 and ejabberd 26.
+# (also under valgrind and in an AddressSanitizer+UBSan build), the fuzz
+# targets briefly, the integration suite against a real Prosody 0.12 with the
+# sanitizer build and part of it under valgrind with the normal build; then, in
+# a Debian 13 tree, the build and unit tests with Debian 13's libraries, and the
+# integration suite with the normal build against Prosody 13 and ejabberd 26.
+#
+# The suites against Prosody 13 and ejabberd spend most of their time waiting
+# for their servers (an ejabberd start or restart takes seconds), so they run
+# beside the Prosody 0.12 suites, each into a log of its own that is printed
+# when it ends. The Debian 13 tree is built (or found) while the unit tests run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -12,12 +17,49 @@ cd "$(dirname "$0")/.."
 
 install_packages test
 
+logs=$(mktemp -d "${TMPDIR:-/tmp}/invites-api-test.XXXXXX")
+declare -A job_pid job_title
+# Run "$@" in the background as job $1 (title $2), its output kept for later.
+start_job() {
+    local name=$1 title=$2
+    shift 2
+    echo "==> started in the background: $title"
+    "$@" >"$logs/$name.log" 2>&1 &
+    job_pid[$name]=$!
+    job_title[$name]=$title
+}
+# Wait for job $1, print its output, and fail as it failed.
+finish_job() {
+    local name=$1 rc=0
+    wait "${job_pid[$name]}" || rc=$?
+    echo "==> ${job_title[$name]}"
+    cat "$logs/$name.log"
+    [ $rc -eq 0 ] || { echo "==> FAILED ($rc): ${job_title[$name]}"; return $rc; }
+}
+cleanup() {
+    local pid
+    for pid in "${job_pid[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    rm -rf "$logs"
+}
+trap cleanup EXIT
+
+# The newer servers and the Debian 13 build run in a Debian 13 tree, built once
+# and cached (tests/servers/trixie.sh). Without it (no network, debootstrap
+# failed) those parts are skipped, each with the reason.
+. tests/servers/trixie.sh
+start_job tree "Debian 13 tree: Prosody 13, ejabberd 26, Debian 13 build (tests/servers/trixie.sh)" \
+    trixie_tree
+
 echo "==> build (warnings are errors)"
 build_project build -Dwerror=true
 echo "==> build with AddressSanitizer and UndefinedBehaviorSanitizer"
 build_project build-asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+# Each integration run gives out ports from a range of its own (harness.free_port()).
+export INVITES_API_PORTS=20000-23999
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 echo "==> unit tests"
@@ -30,45 +72,51 @@ meson test -C build-asan --suite unit --print-errorlogs
 echo "==> fuzz targets, ${FUZZ_SECONDS:-15} s each (libFuzzer; tests/fuzz/README.md)"
 tests/fuzz/run.sh "${FUZZ_SECONDS:-15}"
 
-echo "==> integration tests, sanitizer build"
-INVITES_API=$PWD/build-asan/src/invites-api /usr/bin/python3 -m pytest -q tests/integration
-echo "==> integration tests"
-INVITES_API=$PWD/build/src/invites-api /usr/bin/python3 -m pytest -v tests/integration
-echo "==> integration tests under valgrind: the HTTP API and the ad-hoc commands (~2 min)"
-INVITES_API_WRAPPER='valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite' \
-    INVITES_API=$PWD/build/src/invites-api /usr/bin/python3 -m pytest -q \
-    tests/integration/test_http_api.py tests/integration/test_adhoc.py
-
-# The newer servers and the Debian 13 build run in a Debian 13 tree, built once
-# and cached (tests/servers/trixie.sh). Without it (no network, debootstrap
-# failed) those parts are skipped, each with the reason.
-echo "==> Debian 13 tree: Prosody 13, ejabberd 26, Debian 13 build (tests/servers/trixie.sh)"
-. tests/servers/trixie.sh
 trixie_reason=""
-if ! trixie_out=$(trixie_tree 2>&1); then
-    trixie_reason=$(grep -m1 '^trixie tree unavailable' <<<"$trixie_out" || echo "trixie tree unavailable")
+if ! finish_job tree; then
+    trixie_reason=$(grep -m1 '^trixie tree unavailable' "$logs/tree.log" ||
+        echo "trixie tree unavailable")
 fi
-[ -z "$trixie_out" ] || printf '%s\n' "$trixie_out"
+newer=""
 if [ -n "$trixie_reason" ]; then
     for part in "the Debian 13 build" "the integration tests against Prosody 13" \
         "the integration tests against ejabberd 26"; do
         echo "==> SKIP $part: $trixie_reason"
     done
 else
-    TRIXIE_TREE=$TRIXIE_ROOT
-    echo "==> Debian 13 build: libstrophe 0.14, libmicrohttpd 1.0, meson 1.7 (warnings are errors), unit tests"
-    trixie_build_check
-    echo "==> integration tests against Prosody 13"
-    INVITES_API_SERVER=prosody13 INVITES_API=$PWD/build/src/invites-api \
+    newer=1
+    export TRIXIE_TREE=$TRIXIE_ROOT
+    start_job prosody13 "integration tests against Prosody 13" \
+        env INVITES_API_SERVER=prosody13 INVITES_API_PORTS=24000-27999 \
+        INVITES_API="$PWD/build/src/invites-api" \
         /usr/bin/python3 -m pytest -q tests/integration
     if why=$(/usr/bin/python3 tests/integration/servers.py daemon-lacks-privileged \
         "$PWD/build/src/invites-api"); then
         echo "==> SKIP the integration tests against ejabberd 26: $why"
-        echo "==> ejabberd 26: the checks of the test server itself"
-        INVITES_API_SERVER=ejabberd /usr/bin/python3 -m pytest -q tests/integration/test_harness.py
+        start_job ejabberd "ejabberd 26: the checks of the test server itself" \
+            env INVITES_API_SERVER=ejabberd INVITES_API_PORTS=28000-31999 \
+            /usr/bin/python3 -m pytest -q \
+            tests/integration/test_harness.py
     else
-        echo "==> integration tests against ejabberd 26 (~7 min: each start, ejabberdctl call and restart is slower)"
-        INVITES_API_SERVER=ejabberd INVITES_API=$PWD/build/src/invites-api \
+        start_job ejabberd "integration tests against ejabberd 26" \
+            env INVITES_API_SERVER=ejabberd INVITES_API_PORTS=28000-31999 \
+            INVITES_API="$PWD/build/src/invites-api" \
             /usr/bin/python3 -m pytest -q tests/integration
     fi
+fi
+
+echo "==> integration tests against Prosody 0.12, sanitizer build"
+INVITES_API=$PWD/build-asan/src/invites-api /usr/bin/python3 -m pytest -q tests/integration
+echo "==> integration tests against Prosody 0.12 under valgrind: the HTTP API and the ad-hoc commands"
+INVITES_API_WRAPPER='valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite' \
+    INVITES_API=$PWD/build/src/invites-api /usr/bin/python3 -m pytest -q \
+    tests/integration/test_http_api.py tests/integration/test_adhoc.py
+
+if [ -n "$newer" ]; then
+    echo "==> Debian 13 build: libstrophe 0.14, libmicrohttpd 1.0, meson 1.7 (warnings are errors), unit tests"
+    trixie_build_check
+    status=0
+    finish_job prosody13 || status=1
+    finish_job ejabberd || status=1
+    exit $status
 fi

@@ -67,6 +67,14 @@ def usable_server():
         pytest.fail(f"INVITES_API_SERVER={servers.KIND}: {problem}", pytrace=False)
 
 
+def _finish_server(p):
+    """Teardown of a server: nothing is checked at that point, and ejabberd's
+    graceful stop takes about 2 s (there are dozens of them): it is killed."""
+    if servers.KIND != "ejabberd":
+        p.stop()
+    p.kill()
+
+
 def _start_prosody(directory, **kw):
     """The session's server (see servers.py), started. The fixtures keep their
     Prosody names: the default server is Prosody, and the tests read the same."""
@@ -79,8 +87,7 @@ def _start_prosody(directory, **kw):
 def prosody(tmp_path_factory):
     p = _start_prosody(tmp_path_factory.mktemp("prosody"))
     yield p
-    p.stop()
-    p.kill()
+    _finish_server(p)
 
 
 @pytest.fixture
@@ -88,8 +95,7 @@ def fresh_prosody(tmp_path):
     """A server of this test's own, which the test may kill, stop or restart."""
     p = _start_prosody(tmp_path / "prosody")
     yield p
-    p.stop()
-    p.kill()
+    _finish_server(p)
 
 
 def _finish_daemon(inst):
@@ -155,8 +161,7 @@ def make_module_prosody(tmp_path_factory):
 
     yield make
     for p in started:
-        p.stop()
-        p.kill()
+        _finish_server(p)
 
 
 @pytest.fixture(scope="module")

@@ -152,10 +152,41 @@ def wrapper_errors():
 _ports_given = set()
 
 
+def _port_range():
+    """INVITES_API_PORTS=FIRST-LAST: the ports this run may give out. Runs side
+    by side (scripts/test.sh) get ranges of their own, outside the kernel's
+    ephemeral range, so no run can take a port another has just chosen and
+    not bound yet. Unset: any free port the kernel picks."""
+    spec = os.environ.get("INVITES_API_PORTS", "")
+    if not spec:
+        return None
+    first, _, last = spec.partition("-")
+    return range(int(first), int(last) + 1)
+
+
+_PORT_RANGE = _port_range()
+
+
+def _bindable(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port():
     """A loopback TCP port that was free a moment ago, and not given out before
     in this session (a server that binds four of them later must not get one
     twice)."""
+    if _PORT_RANGE is not None:
+        with _registry_lock:
+            for port in _PORT_RANGE:
+                if port not in _ports_given and _bindable(port):
+                    _ports_given.add(port)
+                    return port
+        raise RuntimeError(f"no free port left in INVITES_API_PORTS={_PORT_RANGE}")
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
