@@ -42,10 +42,14 @@ TREE_STAMP = TREE / ".invites-api-stamp"
 # The act_as JID of XEP-0356 privileged IQs on ejabberd: need not be an account.
 INVITEBOT = f"invitebot@{MAIN_HOST}"
 
+# $0 is "in-tree", or a server's tag (Server.start()): a tmpfs of that name is
+# mounted in the namespace, so that the server's processes can be told apart.
 _IN_TREE = r'''r=$1; shift
 mount --bind /tmp "$r/tmp" && mount --bind /dev/shm "$r/dev/shm" &&
 mount -t proc proc "$r/proc" || exit 125
+case $0 in invites-api-server-*) mount -t tmpfs -o size=4k "$0" "$r/mnt" || exit 125 ;; esac
 exec chroot "$r" "$@"'''
+_IN_TREE_NAME = "in-tree"
 
 
 def tree_problem():
@@ -66,7 +70,7 @@ def in_tree(argv):
     """argv run chrooted into the tree, in a mount namespace of its own (see the module
     doc). chroot and sh exec: the process is argv's (same pid)."""
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _IN_TREE,
-            "in-tree", str(TREE), *map(str, argv)]
+            _IN_TREE_NAME, str(TREE), *map(str, argv)]
 
 
 def daemon_lacks_privileged(binary):
@@ -133,6 +137,7 @@ class Server:
         register_secret(self.component_secret)
         self.proc = None
         self.mnt_ns = None     # of a chrooted server, once started
+        self.ns_tag = None     # and the tag mounted in it (start())
         self.stopped = False   # SIGSTOPped
 
     # -- process ------------------------------------------------------------
@@ -146,11 +151,17 @@ class Server:
 
     def start(self, timeout=20):
         assert self.proc is None or self.proc.poll() is not None, f"{self.name} already running"
-        out = open(self.stdout, "ab")
-        self.proc = harness._spawn(self.argv(), stdout=out, stderr=subprocess.STDOUT,
-                                   cwd=self.dir)
-        out.close()
+        argv = self.argv()
         self.mnt_ns = None
+        if self.chrooted:
+            # A namespace's number is given to a new one once it is gone: another
+            # session's server may have it by the time this one is killed. The
+            # tag tells this server's processes apart (_members()).
+            self.ns_tag = f"invites-api-server-{secrets.token_hex(8)}"
+            argv[argv.index(_IN_TREE_NAME)] = self.ns_tag
+        out = open(self.stdout, "ab")
+        self.proc = harness._spawn(argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.dir)
+        out.close()
 
         def ready():
             if self.proc.poll() is not None:
@@ -175,6 +186,8 @@ class Server:
                 if self.mnt_ns is not None:
                     if os.readlink(entry / "ns" / "mnt") != self.mnt_ns:
                         continue
+                    if f" {self.ns_tag} " not in (entry / "mountinfo").read_text():
+                        continue   # a namespace of the same number, not this server's
                 else:
                     fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
                     if fields[2] != str(self.proc.pid):

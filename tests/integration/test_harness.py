@@ -88,3 +88,27 @@ def test_prosody_restart_keeps_ports_and_invites(fresh_prosody):
     assert not harness.port_accepts(fresh_prosody.component_port)
     fresh_prosody.start()
     assert harness.invite_page_state(fresh_prosody.page_url(token)) == "valid"
+
+
+@pytest.mark.skipif(not servers.server_class().chrooted,
+                    reason="servers from the Debian 13 tree only")
+def test_a_killed_server_never_signals_a_later_one(tmp_path):
+    """A server in the tree is told by its mount namespace, whose number the
+    kernel gives to a new namespace once the old one is gone: a later server,
+    of this session or of another one running beside it (scripts/test.sh),
+    often gets it. Killing the first server again, as the session's exit does
+    for every server it started, must leave the later one alone."""
+    first = servers.make_server(tmp_path / "first")
+    first.start()
+    first_ns = first.mnt_ns
+    first.kill()
+    later = servers.make_server(tmp_path / "later")
+    later.start()
+    try:
+        print(f"\nnamespace number reused: {later.mnt_ns == first_ns}")
+        assert first._members() == []
+        first.kill()
+        assert later._members() and later.ready(), later.describe()
+    finally:
+        later.stop()
+        later.kill()
