@@ -34,6 +34,7 @@
  * after every request, so a kept-alive connection holds all of it, and each
  * request pays for the memset: README, "Limits against hostile clients". */
 #define CONNECTION_MEMORY     (20 * 1024)
+#define POOL_ANSWER_ROOM      (2 * 1024) /* of it, kept for the answer's headers */
 #define ALLOWED_METHODS       "GET, POST, OPTIONS"
 #define RESET_ALLOWED_METHODS "POST, OPTIONS"
 #define CONTENT_TYPE_TEXT     "text/plain; charset=utf-8"
@@ -111,6 +112,7 @@ enum answer {
 	ANSWER_NUL_HEADER,
 	ANSWER_FRAMING,
 	ANSWER_TRANSFER_ENCODING,
+	ANSWER_TRAILERS,
 	ANSWER_DUPLICATE_KEY,
 	ANSWER_DUPLICATE_AUTHORIZATION,
 	ANSWER_THROTTLED,
@@ -188,6 +190,8 @@ static const struct fixed_answer {
                         "Connection", "close"},
     [ANSWER_TRANSFER_ENCODING] = {MHD_HTTP_NOT_IMPLEMENTED, "Transfer-Encoding other than chunked",
                                   "Connection", "close"},
+    [ANSWER_TRAILERS] = {MHD_HTTP_BAD_REQUEST, "trailers after a chunked body are not accepted",
+                         "Connection", "close"},
     [ANSWER_DUPLICATE_KEY] = {MHD_HTTP_BAD_REQUEST, "more than one key parameter", NULL, NULL},
     [ANSWER_DUPLICATE_AUTHORIZATION] = {MHD_HTTP_BAD_REQUEST, "more than one Authorization header",
                                         NULL, NULL},
@@ -579,7 +583,6 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	return MHD_YES;
 }
 
-/* The whole request has arrived: route it. */
 static enum MHD_Result request_dispatch(struct http_api_request *req, const char *url,
                                         const char *method)
 {
@@ -601,6 +604,11 @@ static enum MHD_Result request_dispatch(struct http_api_request *req, const char
 		return answer_fixed(req, ANSWER_OUT_OF_MEMORY);
 	if (req->api->shutting_down)
 		return answer_fixed(req, ANSWER_SHUTTING_DOWN);
+	/* Trailers arrive after the body and take of the connection's pool as
+	 * headers do, with whitespace libmicrohttpd skips and counts nowhere: the
+	 * answer might no longer fit. Nothing here has a use for them. */
+	if (MHD_get_connection_values_n(req->connection, MHD_FOOTER_KIND, NULL, NULL) > 0)
+		return answer_fixed(req, ANSWER_TRAILERS);
 	return request_invite(req);
 }
 
@@ -617,7 +625,9 @@ static bool content_length_too_large(struct MHD_Connection *connection, size_t m
 
 /* What request_begin() learns from one pass over headers and query. */
 struct request_scan {
-	size_t bytes; /* names and values as received, with separators */
+	size_t bytes;        /* names and values of headers and arguments, separators, entries */
+	size_t entries;      /* headers, query arguments and cookies MHD keeps */
+	size_t cookie_bytes; /* names and values of cookies: MHD copies them */
 	unsigned content_lengths, transfer_encodings, authorizations, keys, jids, usernames;
 	bool chunked; /* the Transfer-Encoding is "chunked" alone */
 	bool nul;
@@ -651,9 +661,14 @@ static enum MHD_Result scan_value(void *cls, enum MHD_ValueKind kind, const char
 
 	/* ": " and CRLF (or "&" and "="), and what MHD keeps for each entry in
 	 * the connection's pool: many tiny headers cost more than their bytes. */
-	scan->bytes += key_size + value_size + 4 + POOL_BYTES_PER_ENTRY;
 	if (value == NULL)
 		value_size = 0;
+	scan->entries++;
+	if (kind == MHD_COOKIE_KIND) { /* its Cookie header is counted already */
+		scan->cookie_bytes += key_size + value_size + 2;
+		return MHD_YES;
+	}
+	scan->bytes += key_size + value_size + 4 + POOL_BYTES_PER_ENTRY;
 	if (memchr(key, '\0', key_size) != NULL ||
 	    (value != NULL && memchr(value, '\0', value_size) != NULL))
 		scan->nul = true;
@@ -695,6 +710,29 @@ static void request_client(struct http_api_request *req, const struct request_sc
 }
 
 /*
+ * A request's headers against the limits. Its size, as the 8 KiB limit
+ * counts it: names and values with their separators, and what MHD keeps for
+ * each header and argument; the values MHD hands over lack the whitespace it
+ * skipped, still in its buffer, so its own count of the raw header bytes is
+ * taken when larger. And what is left of the connection's pool for the
+ * answer: MHD's read buffer takes half of it from the first byte, each header,
+ * argument and cookie an entry, and the Cookie header's value is copied once
+ * more, cut into cookies. Either over its limit: 431, before anything else.
+ */
+static bool headers_too_large(struct MHD_Connection *connection, const struct request_scan *scan)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(connection, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	size_t raw = info != NULL ? info->header_size : 0;
+	size_t size = raw + scan->entries * POOL_BYTES_PER_ENTRY;
+	if (size < scan->bytes)
+		size = scan->bytes;
+	size_t pool = CONNECTION_MEMORY / 2 + scan->entries * POOL_BYTES_PER_ENTRY +
+	              scan->cookie_bytes + POOL_ANSWER_ROOM;
+	return size > HTTP_MAX_REQUEST_HEADERS || pool > CONNECTION_MEMORY;
+}
+
+/*
  * First call, headers only. Anything that makes the request ambiguous or too
  * big is refused here, before the body is read (a too large Content-Length
  * too: MHD then closes the connection after the answer).
@@ -717,8 +755,9 @@ static enum MHD_Result request_begin(struct http_api_request *req, const char *u
 	    accept_wants_json(MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Accept"));
 	req->form = form_content_type(
 	    MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "Content-Type"));
-	MHD_get_connection_values_n(connection, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_value,
-	                            &scan);
+	MHD_get_connection_values_n(connection,
+	                            MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND | MHD_COOKIE_KIND,
+	                            scan_value, &scan);
 	request_client(req, &scan);
 	/* MHD hands the target over as a C string: a raw NUL in it would cut
 	 * the path short ("/invites_api\0junk" would match the route). The
@@ -739,7 +778,7 @@ static enum MHD_Result request_begin(struct http_api_request *req, const char *u
 		return answer_fixed(req, ANSWER_TOO_LARGE);
 	if (req->form && content_length_too_large(connection, HTTP_MAX_FORM))
 		return answer_fixed(req, ANSWER_FORM_TOO_LARGE);
-	if (scan.bytes > HTTP_MAX_REQUEST_HEADERS)
+	if (headers_too_large(connection, &scan))
 		return answer_fixed(req, ANSWER_HEADERS_TOO_LARGE);
 	if (scan.nul)
 		return answer_fixed(req, ANSWER_NUL_HEADER);

@@ -449,6 +449,57 @@ def test_many_small_headers_get_an_answer_whenever_an_invite_is_made(hostile, he
     if r.status == 431 and not r.body.startswith(b"<html>"):   # MHD's own: README
         assert_one_line_reason(r, 431, "request headers too large")
 
+def padded_header(target, n):
+    """One header whose value follows n spaces, which MHD skips but keeps."""
+    return request_bytes(target, [b"X-Pad:" + b" " * n + b"v"])
+
+
+def tiny_cookies(target, n):
+    """n empty cookies: MHD copies the Cookie value and keeps an entry for each."""
+    return request_bytes(target, [b"Cookie: " + b"a;" * n])
+
+
+def big_cookie(target, n):
+    """One cookie of n bytes: MHD keeps the header and a copy of its value."""
+    return request_bytes(target, [b"Cookie: c=" + b"x" * n])
+
+
+def trailers(target, n):
+    """A chunked POST with no body and n trailers, which arrive after it."""
+    body = b"0\r\n" + b"".join(b"t%d: x\r\n" % i for i in range(n)) + b"\r\n"
+    return request_bytes(target, [b"Transfer-Encoding: chunked"], b"POST", body)
+
+
+def padded_trailer(target, n):
+    body = b"0\r\nt:" + b" " * n + b"x\r\n\r\n"
+    return request_bytes(target, [b"Transfer-Encoding: chunked"], b"POST", body)
+
+
+@pytest.mark.parametrize("make, sizes, answers", [
+    (padded_header, range(6000, 22000, 256), {201, 431}),
+    (tiny_cookies, range(60, 420, 6), {201, 431}),
+    (big_cookie, range(5000, 9000, 128), {201, 431}),
+    (trailers, range(1, 420, 6), {400}),
+    (padded_trailer, range(6000, 22000, 512), {400}),
+], ids=["spaces-in-a-header", "tiny-cookies", "big-cookie", "trailers", "spaces-in-a-trailer"])
+def test_no_invite_without_its_answer_near_the_size_limits(hostile, make, sizes, answers):
+    """Through the sizes where a request's headers (whitespace MHD skips,
+    cookies it copies, trailers after a chunked body) fill the connection's
+    memory: each request gets its 201, or a refusal and no invite (431: too large,
+    ours or libmicrohttpd's; 400: trailers, whatever their size), or at worst
+    a closed connection and no invite. Never an invite whose answer is lost."""
+    target = hostile.path.encode() + b"?key=" + hostile.key.encode()
+    seen = set()
+    for n in sizes:
+        before = stored(hostile)
+        r = raw_exchange(hostile, make(target, n), limit_s=3)
+        made = stored(hostile) - before
+        assert made == (1 if r.status == 201 else 0), f"{make.__name__}({n}): {made} for {r!r}"
+        assert r.status in answers | {431, None}, f"{make.__name__}({n}): {r!r}"
+        seen.add(r.status)
+    assert answers <= seen, seen   # the sweep crossed the limit
+
+
 def test_identical_query_and_header_keys_are_accepted(hostile):
     r = hostile.request("GET", query="key=" + hostile.key,
                         headers={"Authorization": "Bearer " + hostile.key})
