@@ -32,14 +32,28 @@ start_job() {
 finish_job() {
     local name=$1 rc=0
     wait "${job_pid[$name]}" || rc=$?
+    unset "job_pid[$name]"
     echo "==> ${job_title[$name]}"
     cat "$logs/$name.log"
     [ $rc -eq 0 ] || { echo "==> FAILED ($rc): ${job_title[$name]}"; return $rc; }
 }
+# On the way out (a foreground step failed): each job still running gets
+# SIGTERM, which pytest takes as Ctrl-C (tests/integration/conftest.py), so
+# that its daemons and servers are stopped; then what it printed so far.
 cleanup() {
-    local pid
-    for pid in "${job_pid[@]}"; do
-        kill "$pid" 2>/dev/null || true
+    local name i
+    for name in "${!job_pid[@]}"; do
+        kill -TERM "${job_pid[$name]}" 2>/dev/null || true
+    done
+    for name in "${!job_pid[@]}"; do
+        for i in $(seq 60); do
+            kill -0 "${job_pid[$name]}" 2>/dev/null || break
+            sleep 1
+        done
+        kill -KILL "${job_pid[$name]}" 2>/dev/null || true
+        wait "${job_pid[$name]}" 2>/dev/null || true
+        echo "==> stopped unfinished: ${job_title[$name]}"
+        tail -n 40 "$logs/$name.log"
     done
     rm -rf "$logs"
 }

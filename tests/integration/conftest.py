@@ -8,6 +8,7 @@ for the same component JID is refused with a conflict).
 """
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -44,7 +45,15 @@ def pytest_report_header(config):
     return f"XMPP server: {servers.KIND}" + (f" (unusable: {problem})" if problem else "")
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config):
+    # SIGTERM (scripts/test.sh ending a run in the background) is taken as
+    # Ctrl-C: fixtures are torn down and the exit handlers kill what is left,
+    # so no daemon or server outlives the run.
+    signal.signal(signal.SIGTERM, _terminated)
     config.addinivalue_line(
         "markers", "prosody_only(reason): needs Prosody itself (prosodyctl, its config or "
         "its storage); skipped on ejabberd")
