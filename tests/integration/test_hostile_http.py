@@ -254,11 +254,18 @@ def test_more_than_a_thousand_open_connections_and_invites_still_work(prosody, m
     need = MANY + 256
     if hard != resource.RLIM_INFINITY and hard < need:
         pytest.skip(f"the open file limit is {hard}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
     inst = make_instance(prosody, http_options={
         "max_connections": 1200, "max_connections_per_ip": 100, "request_deadline": 60})
     inst.key = inst.create_key(MAIN_HOST, "many connections")
-    inst.start()
+    # the daemon starts with Debian's soft limit, 1024, and raises it itself
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        inst.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
+    limits = Path(f"/proc/{inst.proc.pid}/limits").read_text()
+    daemon_soft = int(re.search(r"^Max open files\s+(\d+)", limits, re.M).group(1))
+    assert daemon_soft == 1200 + 16 + 64, limits
     held = []
     try:
         for i in range(MANY):

@@ -304,7 +304,8 @@ static void test_not_started_and_refused(void)
 }
 
 /* xmpp_connect_component() itself fails (TCP to a broadcast address is
- * refused synchronously): no callback follows, a retry must be scheduled. */
+ * refused synchronously): no callback follows, a retry must be scheduled,
+ * and the low descriptor the socket had is held again for the next try. */
 static void test_connect_fails_at_once(void)
 {
 	struct component_config cfg = {.jid = JID,
@@ -313,11 +314,17 @@ static void test_connect_fails_at_once(void)
 	                               .port = 5347,
 	                               .request_timeout_ms = 1000};
 	const char *err = NULL;
+	int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC); /* the lowest free descriptor */
+	CU_ASSERT_FATAL(lowest >= 0);
+	close(lowest);
 	struct component *comp = component_create(&cfg, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(comp);
 
 	CU_ASSERT_EQUAL(component_start(comp), 0);
 	CU_ASSERT_EQUAL(component_fd(comp), -1);
+	int next_free = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	CU_ASSERT(next_free > lowest); /* the component holds it */
+	close(next_free);
 	CU_ASSERT_FALSE(component_wants_write(comp));
 	int next = component_next_timeout(comp);
 	CU_ASSERT(next >= 700 && next <= 1200);
