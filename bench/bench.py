@@ -916,7 +916,6 @@ def report(results, facts, run):
               for r in rounds]
         return median(xs), min(xs), max(xs)
 
-    limits = {}
     for level in LEVELS:
         m, o, c = (med(w, level, "rate") for w in ("mod", "ours", "ceiling"))
         om, oc, cm = paired("ours", "mod", level), paired("ours", "ceiling", level), \
@@ -925,18 +924,25 @@ def report(results, facts, run):
         # mod_invites_api, or (at concurrency 1, where nothing overlaps) the
         # HTTP hop alone taking more than 5% of the round trip. Otherwise the
         # verdict only says where the ceiling stands.
-        limit, note = [], []
+        # Each missed part of the target has a limit when no component could
+        # meet it: the ceiling below mod_invites_api, or (at concurrency 1,
+        # where nothing overlaps) an HTTP hop that does nothing already taking
+        # more than 5% of the ceiling's round trip. "limit" only when every
+        # missed part has one.
+        limit, open_parts = [], []
         if om[0] < 1.0:
-            (limit if cm[0] < 1.0 else note).append(
-                f"the ceiling itself is {cm[0]:.2f}x mod_invites_api")
-        if oc[0] < 0.95 and level == 1 and bound(level)[0] < 0.95:
-            limit.append(f"an HTTP hop alone allows {span(bound(level))} of the ceiling, "
-                         f"ours made {of_bound(level)[0]:.2f} of that")
-        limits[level] = limit
+            why = f"the ceiling itself is {cm[0]:.2f}x mod_invites_api"
+            (limit if cm[0] < 1.0 else open_parts).append(why)
+        if oc[0] < 0.95:
+            if level == 1 and bound(level)[0] < 0.95:
+                limit.append(f"an HTTP hop alone allows {span(bound(level))} of the "
+                             f"ceiling, ours made {of_bound(level)[0]:.2f} of that")
+            else:
+                open_parts.append(f"ours made {oc[0]:.3f}x of the ceiling")
         ok = om[0] >= 1.0 and oc[0] >= 0.95
         verdict = (mark(ok) if ok else
-                   f"**no**; limit: {'; '.join(limit + note)}" if limit else
-                   f"**no** ({'; '.join(note)})" if note else mark(ok))
+                   f"**no**; limit: {'; '.join(limit)}" if not open_parts else
+                   f"**no** ({'; '.join(open_parts + limit)})")
         add(f"| invites/s, concurrency {level} | {fmt(m)} | {fmt(o)} | {fmt(c)} "
             f"| {span(om)} | {span(oc)} | >= 1.0x and >= 0.95x | {verdict} |")
     for level in LEVELS:
