@@ -186,8 +186,13 @@ bool from_is(const char *from, const char *jid)
  */
 static void keep_low_fd(struct component *comp)
 {
+	if (comp->fd_reserve >= 0)
+		return;
+	comp->fd_reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (comp->fd_reserve < 0)
-		comp->fd_reserve = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		log_warn("cannot hold a low descriptor for the XMPP socket (%s): with more than "
+		         "about 1000 connections open, reconnecting may fail",
+		         strerror(errno));
 }
 
 static void free_low_fd(struct component *comp)

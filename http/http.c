@@ -150,10 +150,10 @@ struct http_api {
 	struct net_prefix *proxies;
 	size_t n_proxies;
 	bool refusal_closing; /* see on_mhd_log() */
-	/* Fixed answers are the same every time (but a Retry-After, or the
-	 * Connection: close of a shutdown): each is made once, in text and in
-	 * JSON, and queued as often as it is needed (libmicrohttpd counts the
-	 * references). Refusing a key costs no allocation. */
+	/* Fixed answers are the same every time (but the Connection: close of
+	 * a shutdown): each is made once, in text and in JSON, and queued as
+	 * often as it is needed (libmicrohttpd counts the references). Refusing
+	 * a key costs no allocation. */
 	struct MHD_Response *fixed[ANSWER_COUNT][2];
 };
 
@@ -336,30 +336,34 @@ static enum MHD_Result request_send(struct http_api_request *req)
 	return ret;
 }
 
-static enum MHD_Result answer_fixed_retry(struct http_api_request *req, enum answer which,
-                                          unsigned retry_after_s)
+/* A fixed answer as a response of its own, in text or JSON. */
+static struct MHD_Response *fixed_response(const struct http_api *api, enum answer which, bool json)
 {
 	const struct fixed_answer *a = &fixed_answers[which];
-	struct http_api *api = req->api;
-	bool shareable = retry_after_s == 0 && !api->shutting_down;
-	struct MHD_Response **made = &api->fixed[which][req->json ? 1 : 0];
-	struct MHD_Response *response = shareable ? *made : NULL;
+	size_t len = 0;
+	char *body = body_error(a->reason, json, &len);
+	struct MHD_Response *response = body_response(api, body, len, json);
 
-	if (response == NULL) {
-		response = error_response(req, a->reason, retry_after_s);
-		if (a->header != NULL)
-			response = with_header(response, a->header, a->value);
-		if (shareable)
-			*made = response;
-	}
-	request_store(req, a->status, response);
-	req->response_shared = shareable;
-	return request_send(req);
+	if (a->header != NULL)
+		response = with_header(response, a->header, a->value);
+	return response;
 }
 
 static enum MHD_Result answer_fixed(struct http_api_request *req, enum answer which)
 {
-	return answer_fixed_retry(req, which, 0);
+	struct http_api *api = req->api;
+	bool shareable = !api->shutting_down; /* then answers carry Connection: close */
+	struct MHD_Response **made = &api->fixed[which][req->json ? 1 : 0];
+	struct MHD_Response *response = shareable ? *made : NULL;
+
+	if (response == NULL) {
+		response = fixed_response(api, which, req->json);
+		if (shareable)
+			*made = response;
+	}
+	request_store(req, fixed_answers[which].status, response);
+	req->response_shared = shareable;
+	return request_send(req);
 }
 
 static int64_t timespec_ns(const struct timespec *t)
@@ -1366,6 +1370,13 @@ struct http_api *http_api_create(const struct http_api_config *cfg,
 	*errstr = prepare_api(api, cfg);
 	if (*errstr != NULL)
 		goto err_strings;
+	/* The answer to running out of memory is made while there is some. */
+	for (size_t json = 0; json < 2; json++) {
+		api->fixed[ANSWER_OUT_OF_MEMORY][json] =
+		    fixed_response(api, ANSWER_OUT_OF_MEMORY, json == 1);
+		if (api->fixed[ANSWER_OUT_OF_MEMORY][json] == NULL)
+			goto err_strings;
+	}
 	api->daemon = start_daemon(api, cfg, &addr, ipv6);
 	if (api->daemon == NULL) {
 		*errstr = "cannot listen on the HTTP address";
