@@ -587,6 +587,7 @@ static enum MHD_Result request_invite(struct http_api_request *req)
 	return MHD_YES;
 }
 
+/* The whole request has arrived: route it. */
 static enum MHD_Result request_dispatch(struct http_api_request *req, const char *url,
                                         const char *method)
 {
