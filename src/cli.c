@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,10 +116,14 @@ static int check_database_dir(const struct config *cfg)
 		if (n < 0 || (size_t)n >= sizeof path || access(path, F_OK) < 0)
 			continue;
 		if (access(path, R_OK | W_OK) < 0) {
+			int why = errno;
+			/* run as the service user, as the README says: name it */
+			const struct passwd *pw = geteuid() != 0 ? getpwuid(geteuid()) : NULL;
 			fprintf(stderr,
 			        "invites-api: [keys] database: %s: %s (it must belong to the user "
-			        "the service runs as: chown USER: %s*)\n",
-			        path, strerror(errno), cfg->keys.database);
+			        "the service runs as: chown %s: %s*)\n",
+			        path, strerror(why), pw != NULL ? pw->pw_name : "USER",
+			        cfg->keys.database);
 			return -1;
 		}
 	}

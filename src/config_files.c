@@ -100,7 +100,7 @@ int config_check_private(const char *path, const char *what, char *err, size_t e
 	if ((mode & (S_IRWXO | S_IWGRP)) != 0) {
 		snprintf(err, err_size,
 		         "%s %s can be %s by %s (mode %04o): it holds a secret; fix with: chmod "
-		         "600 %s",
+		         "o-rwx,g-w %s",
 		         what, path, (mode & (S_IWOTH | S_IWGRP)) != 0 ? "changed" : "read",
 		         (mode & S_IRWXO) != 0 ? "every user" : "its group", mode, path);
 		return -1;

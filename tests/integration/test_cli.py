@@ -1,7 +1,11 @@
 """The command-line interface: key management and config checking (no Prosody needed)."""
 
 import os
+import pwd
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -297,3 +301,32 @@ def test_allow_is_given_once_and_only_to_create(inst):
     r = inst.cli("list", MAIN_HOST, "--allow", "reset")
     assert r.returncode == 2 and "does not take --allow" in r.stderr, repr(r)
     assert inst.list_rows(MAIN_HOST) == {}
+
+
+def test_check_as_the_service_user_names_it_in_the_chown_fix(tmp_path):
+    """A key command run as root leaves the key store root's: check, run as the
+    service user (here nobody), says the file must be that user's and names
+    it in the chown, with the reason the file cannot be opened."""
+    base = tempfile.mkdtemp(prefix="invites-api-owner-")   # tmp_path is root's, 0700
+    try:
+        os.chmod(base, 0o755)
+        store = Path(base) / "keys"
+        store.mkdir()
+        os.chown(store, pwd.getpwnam("nobody").pw_uid, -1)
+        config = Path(base) / "c.cfg"
+        harness.write_private(config, (
+            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
+            f"hosts = localhost\n[keys]\ndatabase = {store}/keys.sqlite\n"))
+        binary = harness.binary_path()
+        r = subprocess.run([binary, "-c", str(config), "create", "localhost", "by root"],
+                           capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0, repr(r)
+        harness.register_secret(r.stdout.strip().split("/")[-1])
+        os.chown(config, pwd.getpwnam("nobody").pw_uid, -1)
+        r = subprocess.run(["runuser", "-u", "nobody", "--", binary, "-c", str(config),
+                            "check"], capture_output=True, text=True, timeout=20)
+        assert r.returncode == 1, repr(r)
+        assert f"{store}/keys.sqlite: Permission denied" in r.stderr, r.stderr
+        assert f"chown nobody: {store}/keys.sqlite*" in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

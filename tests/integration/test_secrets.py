@@ -103,7 +103,8 @@ def test_files_others_can_read_are_refused(make_instance, case):
     os.chmod(path, mode)
     if group is not None:
         os.chown(path, -1, grp.getgrnam(group).gr_gid)
-    fix = f"fix with: chmod 600 {path}"
+    fix = (f"fix with: chmod 600 {path}" if group is not None
+           else f"fix with: chmod o-rwx,g-w {path}")
 
     r = inst.cli("check")
     assert r.returncode == 1 and expected in r.stderr and fix in r.stderr, repr(r)

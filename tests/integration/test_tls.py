@@ -297,7 +297,7 @@ def test_sighup_with_bad_files_keeps_the_old_certificate(pki, prosody, make_inst
     else:
         install(*new, cert_path, key_path)
         os.chmod(key_path, 0o644)
-        expected = f"chmod 600 {key_path}"
+        expected = f"chmod o-rwx,g-w {key_path}"
     offset = len(inst.log_text())
     inst.proc.send_signal(signal.SIGHUP)
     inst.wait_log("keeping the current HTTPS certificate", start_offset=offset)
@@ -321,7 +321,7 @@ BAD_STARTS = {   # case: (what is done, what the error says)
     "a key as certificate": ("key-as-cert", "no PEM certificate"),
     "mismatched key": ("mismatch", "does not match the certificate"),
     "chain out of order": ("reversed", "out of order"),
-    "key readable by all": ("world-readable", "chmod 600"),
+    "key readable by all": ("world-readable", "chmod o-rwx,g-w"),
     "key without certificate": ("key-only", "set both or neither"),
 }
 

@@ -516,11 +516,16 @@ static void test_private_files(void)
 			CU_ASSERT_EQUAL(rc, 0);
 		} else {
 			char fix[128];
-			snprintf(fix, sizeof(fix), "fix with: chmod 600 %s", file);
+			snprintf(fix, sizeof(fix), "fix with: chmod o-rwx,g-w %s", file);
 			CU_ASSERT_EQUAL(rc, -1);
 			CU_ASSERT_PTR_NOT_NULL(strstr(err, cases[i].reason));
 			CU_ASSERT_PTR_NOT_NULL(strstr(err, fix));
 			CU_ASSERT_EQUAL(strncmp(err, "secret file /tmp/", 17), 0);
+			/* the fix works, and keeps a root:service 0640 layout readable */
+			CU_ASSERT_EQUAL(chmod(file, cases[i].mode & ~(mode_t)(S_IRWXO | S_IWGRP)),
+			                0);
+			CU_ASSERT_EQUAL(config_check_private(file, "secret file", err, sizeof(err)),
+			                0);
 		}
 		unlink(file);
 	}
