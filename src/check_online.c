@@ -85,7 +85,8 @@ static void print_fix(const struct config *cfg, const char *host)
 
 	if (act_as == NULL) {
 		printf("  fix (Prosody): make the component an admin of the host, and load "
-		       "mod_invites_adhoc (with mod_adhoc) there:\n"
+		       "mod_invites_adhoc (with mod_adhoc, and mod_disco, which lists the "
+		       "commands) there:\n"
 		       "    VirtualHost \"%s\"\n"
 		       "        admins = { \"%s\" }\n"
 		       "  fix (ejabberd): it runs invite commands only for its local JIDs: set\n"
