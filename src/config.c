@@ -1,5 +1,6 @@
 #include "config.h"
 #include "file.h"
+#include "http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -39,8 +40,7 @@ struct option {
 	unsigned min, max;         /* OPT_PORT, OPT_UINT */
 };
 
-#define CONNECTIONS_MAX 10000 /* http/http.h: HTTP_API_MAX_CONNECTIONS */
-#define OFF(field)      offsetof(struct config, field)
+#define OFF(field) offsetof(struct config, field)
 
 static const char OPTIONAL[] = "";
 
@@ -78,9 +78,10 @@ static const struct option options[] = {
     {"http", "connection_timeout", OPT_UINT, OFF(http.connection_timeout_s), "30", 1, 3600},
     {"http", "cors_origin", OPT_HEADER, OFF(http.cors_origin), "*", 0, 0},
     /* each connection is a descriptor: the daemon raises its open-file limit */
-    {"http", "max_connections", OPT_UINT, OFF(http.max_connections), "512", 1, CONNECTIONS_MAX},
+    {"http", "max_connections", OPT_UINT, OFF(http.max_connections), "512", 1,
+     HTTP_API_MAX_CONNECTIONS},
     {"http", "max_connections_per_ip", OPT_UINT, OFF(http.max_connections_per_ip), "64", 1,
-     CONNECTIONS_MAX},
+     HTTP_API_MAX_CONNECTIONS},
     {"http", "path", OPT_PATH, OFF(http.path), "/invites_api", 0, 0},
     {"http", "port", OPT_PORT, OFF(http.port), "5282", 0, 65535},
     {"http", "request_deadline", OPT_UINT, OFF(http.request_deadline_s), "10", 1, 3600},

@@ -108,13 +108,19 @@ static struct component *make_component(unsigned short port, unsigned timeout_ms
 	return comp;
 }
 
-static void harness_init(struct harness *h, bool reject_secret, unsigned timeout_ms)
+/* The fake server and a component for it, not started. */
+static void harness_make(struct harness *h, bool reject_secret, unsigned timeout_ms)
 {
 	signal(SIGPIPE, SIG_IGN); /* the daemon does the same */
 	memset(h, 0, sizeof(*h));
 	fake_init(&h->fake, JID, SECRET, reject_secret);
 	h->comp = make_component(h->fake.port, timeout_ms);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(h->comp);
+}
+
+static void harness_init(struct harness *h, bool reject_secret, unsigned timeout_ms)
+{
+	harness_make(h, reject_secret, timeout_ms);
 	CU_ASSERT_EQUAL(component_start(h->comp), 0);
 }
 
@@ -157,12 +163,18 @@ static xmpp_stanza_t *next_stanza(struct harness *h)
 	return fake_next_stanza(&h->fake, h->comp, 2000, 50);
 }
 
+/* Run the loop until the component is online (or not), at most ms. */
+static void wait_online_within(struct harness *h, bool online, unsigned ms)
+{
+	uint64_t deadline = within(ms);
+	while (component_online(h->comp) != online && pump(h, deadline))
+		;
+	CU_ASSERT_EQUAL_FATAL(component_online(h->comp), online);
+}
+
 static void wait_online(struct harness *h)
 {
-	uint64_t deadline = within(2000);
-	while (!component_online(h->comp) && pump(h, deadline))
-		;
-	CU_ASSERT_TRUE_FATAL(component_online(h->comp));
+	wait_online_within(h, true, 2000);
 }
 
 static bool wait_calls(struct harness *h, struct probe *p, unsigned ms)
@@ -539,10 +551,7 @@ static void test_drop_with_pending(void)
 	CU_ASSERT(next >= 0 && next <= 1200);
 
 	/* back after ~1 s, and working */
-	uint64_t deadline = within(3000);
-	while (!component_online(h.comp) && pump(&h, deadline))
-		;
-	CU_ASSERT_TRUE_FATAL(component_online(h.comp));
+	wait_online_within(&h, true, 3000);
 	CU_ASSERT_EQUAL(h.fake.accepts, 2);
 	CU_ASSERT(now_ms() - dropped >= 700);
 	struct probe *again = request(&h, "localhost");
@@ -566,14 +575,8 @@ static uint64_t replaced_then_back(struct harness *h, bool conflict)
 		                    "connection</text></stream:error></stream:stream>");
 	fake_close(&h->fake);
 	uint64_t dropped = now_ms();
-	uint64_t deadline = within(500);
-	while (component_online(h->comp) && pump(h, deadline))
-		;
-	CU_ASSERT_FALSE_FATAL(component_online(h->comp));
-	deadline = within(4000);
-	while (!component_online(h->comp) && pump(h, deadline))
-		;
-	CU_ASSERT_TRUE_FATAL(component_online(h->comp));
+	wait_online_within(h, false, 500);
+	wait_online_within(h, true, 4000);
 	return now_ms() - dropped;
 }
 
@@ -770,6 +773,17 @@ static void release_descriptors(void)
 		close(filled[--n_filled]);
 }
 
+/* Online on a socket select() can watch, and an invite goes through it. */
+static void invite_on_low_socket(struct harness *h, const char *token)
+{
+	CU_ASSERT(component_fd(h->comp) >= 0 && component_fd(h->comp) < FD_SETSIZE);
+	struct probe *p = request(h, "localhost");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	send_result(h, "localhost", expect_request(h, "localhost"), token);
+	CU_ASSERT_TRUE_FATAL(wait_calls(h, p, 2000));
+	CU_ASSERT_EQUAL(p->status, COMPONENT_OK);
+}
+
 /* libstrophe select()s on the component's socket, whose descriptor must stay
  * below FD_SETSIZE: with every other low descriptor taken, the component still
  * connects, works, and reconnects after losing the stream, each time on a
@@ -789,39 +803,19 @@ static void test_socket_stays_below_fd_setsize(void)
 	}
 
 	struct harness h;
-	signal(SIGPIPE, SIG_IGN);
-	memset(&h, 0, sizeof(h));
-	fake_init(&h.fake, JID, SECRET, false);
-	h.comp = make_component(h.fake.port, 2000);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(h.comp);
+	harness_make(&h, false, 2000);
 	fill_descriptors(); /* after the component was made, before it connects */
 	CU_ASSERT_EQUAL(component_start(h.comp), 0);
 	wait_online(&h);
-	CU_ASSERT(component_fd(h.comp) >= 0 && component_fd(h.comp) < FD_SETSIZE);
-	struct probe *p = request(&h, "localhost");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
-	send_result(&h, "localhost", expect_request(&h, "localhost"), "low1");
-	CU_ASSERT_TRUE_FATAL(wait_calls(&h, p, 2000));
-	CU_ASSERT_EQUAL(p->status, COMPONENT_OK);
+	invite_on_low_socket(&h, "low1");
 
 	/* The stream drops; while the component waits to reconnect, new
 	 * connections take every descriptor that became free. */
 	fake_close(&h.fake);
-	uint64_t deadline = within(1000);
-	while (component_online(h.comp) && pump(&h, deadline))
-		;
-	CU_ASSERT_FALSE_FATAL(component_online(h.comp));
+	wait_online_within(&h, false, 1000);
 	fill_descriptors();
-	deadline = within(4000);
-	while (!component_online(h.comp) && pump(&h, deadline))
-		;
-	CU_ASSERT_TRUE_FATAL(component_online(h.comp));
-	CU_ASSERT(component_fd(h.comp) >= 0 && component_fd(h.comp) < FD_SETSIZE);
-	struct probe *again = request(&h, "localhost");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(again);
-	send_result(&h, "localhost", expect_request(&h, "localhost"), "low2");
-	CU_ASSERT_TRUE_FATAL(wait_calls(&h, again, 2000));
-	CU_ASSERT_EQUAL(again->status, COMPONENT_OK);
+	wait_online_within(&h, true, 4000);
+	invite_on_low_socket(&h, "low2");
 	harness_finish(&h);
 	release_descriptors();
 }
