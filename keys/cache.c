@@ -13,6 +13,15 @@
  * becomes visible a moment after that write, with no event of its own: the
  * store reloads under the write lock (load_rows() in store.c).
  *
+ * That read() is a system call on every request, a tenth of the cost of
+ * refusing a wrong key. key_cache_signal() makes it one per change instead:
+ * the inotify descriptor raises SIGIO (O_ASYNC) at the verifying thread when
+ * an event is queued, and the handler only counts. The signal is made
+ * pending inside the writer's write(), before the request is sent; the
+ * thread takes it on its way out of the recv() that reads the request, so
+ * the count has moved before the request is verified, and a check that
+ * finds it where it was needs no read().
+ *
  * While the watch cannot be trusted (the directory removed or moved away, or
  * the store's file removed or moved out of it: a new file may then appear
  * elsewhere under the same path), key_cache_check() says so, and the store
@@ -23,8 +32,11 @@
 #include "keys-internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -49,7 +61,19 @@ struct key_cache {
 	                    link replaced: the path may name another file now */
 	struct key_cache_row *rows;
 	size_t n_rows;
+	bool signalled;          /* key_cache_signal(): drain only when signals came */
+	unsigned drained_signal; /* the count of signals at the last drain */
 };
+
+/* SIGIO received, in all: events may be queued. Lock-free, so the handler
+ * may touch it. */
+static atomic_uint signals;
+
+static void on_sigio(int sig)
+{
+	(void)sig;
+	atomic_fetch_add_explicit(&signals, 1, memory_order_relaxed);
+}
 
 static char *dup_dirname(const char *path)
 {
@@ -218,8 +242,50 @@ void key_cache_rewatch(struct key_cache *cache)
 	watch(cache);
 }
 
+/*
+ * SIGIO from the inotify descriptor, to this thread. Not when SIGIO has a
+ * handler of someone else's (it stays theirs), is blocked in this thread (it
+ * would wait), or the count is not lock-free.
+ */
+int key_cache_signal(struct key_cache *cache)
+{
+	struct sigaction current;
+	sigset_t blocked;
+	if (!atomic_is_lock_free(&signals) || sigaction(SIGIO, NULL, &current) < 0 ||
+	    pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0 || sigismember(&blocked, SIGIO)) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	if (current.sa_handler != on_sigio) {
+		if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL) {
+			errno = EBUSY;
+			return -1;
+		}
+		struct sigaction action = {.sa_handler = on_sigio, .sa_flags = SA_RESTART};
+		sigemptyset(&action.sa_mask);
+		if (sigaction(SIGIO, &action, NULL) < 0)
+			return -1;
+	}
+	struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = gettid()};
+	int flags = fcntl(cache->fd, F_GETFL);
+	if (fcntl(cache->fd, F_SETOWN_EX, &owner) < 0 || flags < 0 ||
+	    fcntl(cache->fd, F_SETFL, flags | O_ASYNC) < 0)
+		return -1;
+	/* Events queued before O_ASYNC raised no signal: drain once. */
+	cache->drained_signal = atomic_load(&signals) - 1;
+	cache->signalled = true;
+	return 0;
+}
+
 enum key_cache_state key_cache_check(struct key_cache *cache)
 {
+	if (cache->signalled && watched(cache) && !cache->file_left) {
+		unsigned now = atomic_load(&signals);
+		if (now == cache->drained_signal)
+			return cache->stale ? KEY_CACHE_STALE : KEY_CACHE_CURRENT;
+		/* Before the read: a signal during it drains again next time. */
+		cache->drained_signal = now;
+	}
 	read_events(cache);
 	if (!watched(cache) && !cache->file_left) {
 		unwatch(cache);

@@ -42,7 +42,14 @@ enum key_cache_state {
 struct key_cache *key_cache_create(const char *path);
 void key_cache_destroy(struct key_cache *cache); /* accepts NULL */
 
-/* Take in what changed since the last call (one read() when nothing did). */
+/* Drain the events only when SIGIO says some came, raised at the calling
+ * thread, which must be the one calling key_cache_check(). 0, or -1 (errno
+ * set) when SIGIO is blocked in this thread or has another handler: then
+ * every check reads. */
+int key_cache_signal(struct key_cache *cache);
+
+/* Take in what changed since the last call (one read() when nothing did, or
+ * none after key_cache_signal() while no signal came). */
 enum key_cache_state key_cache_check(struct key_cache *cache);
 
 /* Watch the directory the store's path names now (it may have been replaced),

@@ -180,8 +180,12 @@ enum keys_status keystore_verify(struct keystore *store, const char *credential,
 /* Answer keystore_verify() from an in-memory copy of the keys, kept current
  * by watching the store's directory (inotify): for a long-lived process that
  * verifies on every request. It sees every change committed before the
- * request came, as reading the file does. 0, or -1 when the directory cannot
- * be watched (verification then reads the file, as without this call). */
+ * request came, as reading the file does. The watch raises SIGIO at the
+ * calling thread (a handler that only counts, installed unless SIGIO has one
+ * already): verify from this thread, and keep SIGIO unblocked in it, or
+ * every verification drains the watch with a read(). 0, or -1 when the
+ * directory cannot be watched (verification then reads the file, as without
+ * this call). */
 int keystore_cache_verification(struct keystore *store);
 
 /* Write the usage of n keys in one transaction: adds invites, moves last_used

@@ -869,7 +869,13 @@ int keystore_cache_verification(struct keystore *store)
 	if (store->cache != NULL)
 		return 0;
 	store->cache = key_cache_create(store->path);
-	return store->cache != NULL ? 0 : -1;
+	if (store->cache == NULL)
+		return -1;
+	/* Otherwise each verification drains the watch with a read(). */
+	int saved = errno;
+	key_cache_signal(store->cache);
+	errno = saved;
+	return 0;
 }
 
 /* At most once a second, whether the path still names the file open. The

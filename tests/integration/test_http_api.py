@@ -141,6 +141,38 @@ def test_deleted_key_is_refused_by_the_next_call(daemon):
     assert_created(daemon.get_invite(daemon.key), daemon)
 
 
+def test_each_delete_is_refused_by_the_next_call_on_a_busy_daemon(daemon):
+    """The daemon learns of a change from a signal, not by looking on every
+    request: each CLI delete must still be refused by the very next call, the
+    daemon idle or busy answering others (wrong keys from a thread)."""
+    keys = [daemon.create_key(MAIN_HOST, f"busy {i}") for i in range(8)]
+    wrong = keys[0].split("/")[0] + "/" + "A" * len(keys[0].split("/")[1])
+    stop = threading.Event()
+    busy_answers = []
+
+    def keep_busy():
+        while not stop.is_set() and len(busy_answers) < 20000:
+            busy_answers.append(daemon.get_invite(wrong).status)
+
+    t = threading.Thread(target=keep_busy)
+    t.start()
+    try:
+        for i, key in enumerate(keys):
+            if i == len(keys) // 2:
+                stop.set()      # the second half with the daemon idle
+                t.join()
+            assert daemon.get_invite(key).status == 201
+            r = daemon.cli("delete", MAIN_HOST, key.split("/")[0])
+            assert r.returncode == 0, repr(r)
+            refused = daemon.get_invite(key)
+            assert refused.status == 401, (
+                f"key {i} still works after its delete: {refused!r}\n{daemon.describe()}")
+    finally:
+        stop.set()
+        t.join()
+    assert busy_answers and set(busy_answers) == {401}, set(busy_answers)
+
+
 def test_fifty_concurrent_requests_give_fifty_valid_invites(daemon):
     results = [None] * 50
     barrier = threading.Barrier(50, timeout=10)

@@ -13,7 +13,9 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,12 +95,14 @@ static void touch(const char *path)
 	close(fd);
 }
 
-static void test_states(void)
+static void states(bool signalled)
 {
 	struct fixture fx;
 	fixture_init(&fx);
 	struct key_cache *cache = key_cache_create(fx.path);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cache);
+	if (signalled)
+		CU_ASSERT_EQUAL_FATAL(key_cache_signal(cache), 0);
 	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE); /* never filled */
 	key_cache_set_rows(cache, NULL, 0);
 	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
@@ -187,6 +191,80 @@ static void test_states(void)
 	fixture_finish(&fx);
 }
 
+/* Every check drains the watch. */
+static void test_states(void)
+{
+	states(false);
+}
+
+/* Checks drain only when SIGIO came: each change must still be seen by the
+ * next check. */
+static void test_states_signalled(void)
+{
+	states(true);
+}
+
+static void block_sigio(bool block)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGIO);
+	CU_ASSERT_FATAL(pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL) == 0);
+}
+
+/* What the signalled cache goes by: with SIGIO held back, a change goes
+ * unseen (no read); let through, the next check sees it. */
+static void test_signal_is_what_drains(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct key_cache *cache = key_cache_create(fx.path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cache);
+	CU_ASSERT_EQUAL_FATAL(key_cache_signal(cache), 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+	key_cache_set_rows(cache, NULL, 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+	block_sigio(true);
+	touch(fx.path);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+	block_sigio(false); /* the pending signal arrives before this returns */
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+	key_cache_set_rows(cache, NULL, 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+	key_cache_destroy(cache);
+	fixture_finish(&fx);
+}
+
+static void ignore_signal(int sig)
+{
+	(void)sig;
+}
+
+/* SIGIO blocked, or someone else's: no signals, every check reads, and
+ * changes are seen as ever. Someone else's handler stays. */
+static void test_signal_refused(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct key_cache *cache = key_cache_create(fx.path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cache);
+	block_sigio(true);
+	CU_ASSERT_EQUAL(key_cache_signal(cache), -1);
+	block_sigio(false);
+	struct sigaction theirs = {.sa_handler = ignore_signal}, previous, after;
+	sigemptyset(&theirs.sa_mask);
+	CU_ASSERT_FATAL(sigaction(SIGIO, &theirs, &previous) == 0);
+	CU_ASSERT_EQUAL(key_cache_signal(cache), -1);
+	CU_ASSERT_FATAL(sigaction(SIGIO, &previous, &after) == 0);
+	CU_ASSERT(after.sa_handler == ignore_signal);
+	key_cache_set_rows(cache, NULL, 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+	touch(fx.path);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+	key_cache_destroy(cache);
+	fixture_finish(&fx);
+}
+
 static void test_unwatchable(void)
 {
 	CU_ASSERT_PTR_NULL(key_cache_create("/nonexistent-dir-for-test/keys.sqlite"));
@@ -250,6 +328,15 @@ static void test_delete_by_others_seen_at_once(void)
 	keystore_close(cli);
 	keystore_close(daemon);
 	fixture_finish(&fx);
+}
+
+/* The store's cache without signals (SIGIO blocked when it was made): each
+ * verification reads the watch, and deletes are refused at once as well. */
+static void test_delete_seen_at_once_without_signals(void)
+{
+	block_sigio(true);
+	test_delete_by_others_seen_at_once();
+	block_sigio(false);
 }
 
 static void test_raw_sql_write_seen(void)
@@ -627,9 +714,13 @@ static void test_store_symlink_in_same_directory(void)
 
 static const struct unit_test tests[] = {
     {"cache states follow the store's files", test_states},
+    {"cache states follow the store's files, drained on SIGIO", test_states_signalled},
+    {"a signalled cache drains when SIGIO comes", test_signal_is_what_drains},
+    {"SIGIO blocked or taken: the cache reads on every check", test_signal_refused},
     {"an unwatchable directory gives no cache", test_unwatchable},
     {"binary search finds every ID and no other", test_find},
     {"a delete by another process is refused at once", test_delete_by_others_seen_at_once},
+    {"... and without signals", test_delete_seen_at_once_without_signals},
     {"a raw SQL write is seen at once", test_raw_sql_write_seen},
     {"a delete while verifying, by a writer kept open", test_delete_during_verification},
     {"the store's own usage writes are seen", test_own_usage_seen},
