@@ -114,27 +114,34 @@ static const char *stamp(const struct timespec *now)
 	return stamp_cache.text;
 }
 
-void log_msg(enum log_level level, const char *fmt, ...)
+/* "TIME LEVEL " at the start of line (64 bytes), without printf: a busy
+ * daemon writes a line per request, and printf was most of its cost. */
+static size_t line_head(char *line, enum log_level level)
 {
-	if (level < min_level)
-		return;
-
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	/* The whole line is built first and written at once (or buffered), so
-	 * that nothing else written to stderr can land inside it. */
-	char line[64 + LINE_MAX_BYTES];
-	int head = snprintf(line, sizeof line, "%s.%03ldZ %s ", stamp(&now), now.tv_nsec / 1000000,
-	                    level_names[level]);
-	va_list ap;
-	va_start(ap, fmt);
-	int body = vsnprintf(line + head, LINE_MAX_BYTES, fmt, ap); /* cut at 1 KiB */
-	va_end(ap);
-	size_t len = (size_t)head + (body < 0 ? 0 : (size_t)body);
-	if (len > (size_t)head + LINE_MAX_BYTES - 1)
-		len = (size_t)head + LINE_MAX_BYTES - 1;
-	line[len++] = '\n';
+	const char *date = stamp(&now);
+	size_t n = strlen(date), len = strlen(level_names[level]);
+	unsigned ms = (unsigned)(now.tv_nsec / 1000000);
+	memcpy(line, date, n);
+	line[n++] = '.';
+	line[n++] = (char)('0' + ms / 100);
+	line[n++] = (char)('0' + ms / 10 % 10);
+	line[n++] = (char)('0' + ms % 10);
+	line[n++] = 'Z';
+	line[n++] = ' ';
+	memcpy(line + n, level_names[level], len);
+	n += len;
+	line[n++] = ' ';
+	return n;
+}
 
+/* The line ends at len: add its newline, then write or keep it. The whole
+ * line is built first and written at once (or buffered), so that nothing
+ * else written to stderr can land inside it. */
+static void line_out(char *line, size_t len)
+{
+	line[len++] = '\n';
 	if (!pending.on) {
 		write_all(line, len);
 		return;
@@ -143,4 +150,32 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		log_flush();
 	memcpy(pending.bytes + pending.used, line, len);
 	pending.used += len;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	if (level < min_level)
+		return;
+	char line[64 + LINE_MAX_BYTES];
+	size_t head = line_head(line, level);
+	va_list ap;
+	va_start(ap, fmt);
+	int body = vsnprintf(line + head, LINE_MAX_BYTES, fmt, ap); /* cut at 1 KiB */
+	va_end(ap);
+	size_t len = head + (body < 0 ? 0 : (size_t)body);
+	if (len > head + LINE_MAX_BYTES - 1)
+		len = head + LINE_MAX_BYTES - 1;
+	line_out(line, len);
+}
+
+void log_text(enum log_level level, const char *text, size_t len)
+{
+	if (level < min_level)
+		return;
+	char line[64 + LINE_MAX_BYTES];
+	size_t head = line_head(line, level);
+	if (len > LINE_MAX_BYTES - 1)
+		len = LINE_MAX_BYTES - 1; /* cut at 1 KiB, as log_msg() */
+	memcpy(line + head, text, len);
+	line_out(line, head + len);
 }

@@ -8,6 +8,7 @@
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_DEBUG,
@@ -28,6 +29,10 @@ void log_set_buffered(bool on);
 void log_flush(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The same with the message as it is (len bytes, no format): for a line per
+ * request, made without printf. */
+void log_text(enum log_level level, const char *text, size_t len);
 
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

@@ -88,9 +88,47 @@ static void test_flushed_at_a_crash(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, " info the request before the crash\n"));
 }
 
+static void text_and_formatted(void)
+{
+	static char long_text[3000];
+	memset(long_text, 'x', sizeof long_text - 1);
+	log_text(LOG_WARN, "100% as given %s", 16);
+	log_msg(LOG_WARN, "%s", "100% as given %s");
+	log_text(LOG_DEBUG, "below the level", 15);
+	log_text(LOG_INFO, long_text, sizeof long_text - 1);
+	log_msg(LOG_INFO, "%s", long_text);
+}
+
+/* "TIME LEVEL text": a line of log_text() is the line log_msg() writes of
+ * the same text, cut at the same length, below the level dropped alike. */
+static void test_text_lines_as_formatted_ones(void)
+{
+	char out[8192];
+	int status;
+	run_child(text_and_formatted, out, sizeof out, &status);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	char *lines[5] = {0}, *save = NULL;
+	int n = 0;
+	for (char *l = strtok_r(out, "\n", &save); l != NULL && n < 5;
+	     l = strtok_r(NULL, "\n", &save))
+		lines[n++] = l;
+	CU_ASSERT_EQUAL_FATAL(n, 4);
+	for (int i = 0; i < 4; i++) {
+		/* 2026-12-04T19:04:15.123Z */
+		CU_ASSERT_EQUAL(strlen(lines[i]) > 25 ? lines[i][19] : 0, '.');
+		CU_ASSERT_EQUAL(lines[i][23], 'Z');
+		CU_ASSERT_EQUAL(lines[i][24], ' ');
+	}
+	CU_ASSERT_STRING_EQUAL(lines[0] + 25, "warn 100% as given %s");
+	CU_ASSERT_STRING_EQUAL(lines[1] + 25, "warn 100% as given %s");
+	CU_ASSERT_STRING_EQUAL(lines[2] + 25, lines[3] + 25);
+	CU_ASSERT_EQUAL(strlen(lines[2] + 25), strlen("info ") + 1023);
+}
+
 static const struct unit_test tests[] = {
     {"buffered lines flushed when buffering is turned off", test_flushed_when_turned_off},
     {"buffered lines written at a crash", test_flushed_at_a_crash},
+    {"a text line is the formatted line of the same text", test_text_lines_as_formatted_ones},
     {NULL, NULL},
 };
 

@@ -1,5 +1,6 @@
 /* Unit tests for the pure helpers of the HTTP module (http/request.c). */
 
+#include <arpa/inet.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -488,6 +489,28 @@ static void assert_formatted(const char *text, const char *expected)
 	CU_ASSERT_STRING_EQUAL(out, expected);
 }
 
+/* Every octet value in every position, and every buffer size, as
+ * inet_ntop() writes them (or "-" when it does not fit). */
+static void test_v4_formatted_as_inet_ntop(void)
+{
+	for (unsigned v = 0; v < 256; v++) {
+		for (int pos = 0; pos < 4; pos++) {
+			unsigned char b[4] = {10, 200, 7, 99};
+			b[pos] = (unsigned char)v;
+			char text[INET_ADDRSTRLEN], expected[INET_ADDRSTRLEN];
+			CU_ASSERT_PTR_NOT_NULL_FATAL(inet_ntop(AF_INET, b, text, sizeof(text)));
+			struct net_addr a = addr(text);
+			for (size_t size = 1; size <= sizeof(text); size++) {
+				char out[INET_ADDRSTRLEN];
+				if (inet_ntop(AF_INET, b, expected, (socklen_t)size) == NULL)
+					snprintf(expected, size, "-");
+				address_format(&a, out, size);
+				CU_ASSERT_STRING_EQUAL(out, expected);
+			}
+		}
+	}
+}
+
 static void test_addresses(void)
 {
 	struct net_addr a;
@@ -678,6 +701,7 @@ static const struct unit_test tests[] = {
     {"MHD messages without the path", test_mhd_message_redact},
     {"raw request targets", test_uri_check},
     {"client addresses", test_addresses},
+    {"IPv4 addresses written as inet_ntop() writes them", test_v4_formatted_as_inet_ntop},
     {"trusted proxy prefixes", test_prefixes},
     {"X-Forwarded-For", test_forwarded_for},
     {"throttle token bucket", test_throttle_bucket},
