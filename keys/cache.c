@@ -35,8 +35,10 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -63,6 +65,8 @@ struct key_cache {
 	size_t n_rows;
 	bool signalled;          /* key_cache_signal(): drain only when signals came */
 	unsigned drained_signal; /* the count of signals at the last drain */
+	uint64_t owner;          /* the thread the signals go to (thread_serial()), */
+	unsigned owner_forks;    /* in the process forks had made then */
 };
 
 /* SIGIO received, in all: events may be queued. Lock-free, so the handler
@@ -73,6 +77,43 @@ static void on_sigio(int sig)
 {
 	(void)sig;
 	atomic_fetch_add_explicit(&signals, 1, memory_order_relaxed);
+}
+
+/*
+ * The signals go to one thread of one process. A check from any other (the
+ * owner exited, or this is a child forked after the call) must not take the
+ * unchanged count for "nothing changed": the events raise no signal here.
+ * Telling them apart costs no system call: a serial number per thread, never
+ * reused (a thread ID and a thread-local address are, once a thread exits),
+ * and a count of forks, moved in every child.
+ */
+static _Thread_local uint64_t this_thread;
+static atomic_uint_fast64_t threads_numbered;
+static unsigned forks;
+static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
+
+static uint64_t thread_serial(void)
+{
+	if (this_thread == 0)
+		this_thread = atomic_fetch_add(&threads_numbered, 1) + 1;
+	return this_thread;
+}
+
+static void in_child(void)
+{
+	forks++;
+}
+
+static bool forks_counted;
+
+static void add_fork_handler(void)
+{
+	forks_counted = pthread_atfork(NULL, NULL, in_child) == 0;
+}
+
+static bool signals_come_here(const struct key_cache *cache)
+{
+	return cache->owner == this_thread && cache->owner_forks == forks;
 }
 
 static char *dup_dirname(const char *path)
@@ -242,6 +283,24 @@ void key_cache_rewatch(struct key_cache *cache)
 	watch(cache);
 }
 
+/* Whether SIGIO reaches on_sigio() in this thread. errno: ENOTSUP when it is
+ * blocked here or the count is not lock-free, EBUSY when SIGIO has another
+ * handler. */
+static bool sigio_counted(struct sigaction *current)
+{
+	sigset_t blocked;
+	if (!atomic_is_lock_free(&signals) || sigaction(SIGIO, NULL, current) < 0 ||
+	    pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0 || sigismember(&blocked, SIGIO)) {
+		errno = ENOTSUP;
+		return false;
+	}
+	if (current->sa_handler != on_sigio) {
+		errno = EBUSY;
+		return false;
+	}
+	return true;
+}
+
 /*
  * SIGIO from the inotify descriptor, to this thread. Not when SIGIO has a
  * handler of someone else's (it stays theirs), is blocked in this thread (it
@@ -250,17 +309,15 @@ void key_cache_rewatch(struct key_cache *cache)
 int key_cache_signal(struct key_cache *cache)
 {
 	struct sigaction current;
-	sigset_t blocked;
-	if (!atomic_is_lock_free(&signals) || sigaction(SIGIO, NULL, &current) < 0 ||
-	    pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0 || sigismember(&blocked, SIGIO)) {
-		errno = ENOTSUP;
+	if (pthread_once(&fork_handler_once, add_fork_handler) != 0 || !forks_counted) {
+		errno = ENOMEM;
 		return -1;
 	}
-	if (current.sa_handler != on_sigio) {
-		if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL) {
-			errno = EBUSY;
+	if (!sigio_counted(&current)) {
+		if (errno != EBUSY)
 			return -1;
-		}
+		if ((current.sa_flags & SA_SIGINFO) || current.sa_handler != SIG_DFL)
+			return -1;
 		struct sigaction action = {.sa_handler = on_sigio, .sa_flags = SA_RESTART};
 		sigemptyset(&action.sa_mask);
 		if (sigaction(SIGIO, &action, NULL) < 0)
@@ -271,15 +328,33 @@ int key_cache_signal(struct key_cache *cache)
 	if (fcntl(cache->fd, F_SETOWN_EX, &owner) < 0 || flags < 0 ||
 	    fcntl(cache->fd, F_SETFL, flags | O_ASYNC) < 0)
 		return -1;
+	cache->owner = thread_serial();
+	cache->owner_forks = forks;
 	/* Events queued before O_ASYNC raised no signal: drain once. */
 	cache->drained_signal = atomic_load(&signals) - 1;
 	cache->signalled = true;
 	return 0;
 }
 
+int key_cache_signal_intact(struct key_cache *cache)
+{
+	struct sigaction current;
+	if (!cache->signalled)
+		return 0;
+	if (signals_come_here(cache) && sigio_counted(&current))
+		return 0;
+	int saved = errno;
+	cache->signalled = false;
+	if (signals_come_here(cache))
+		errno = saved;
+	else
+		errno = ESRCH; /* another thread, or a process forked since */
+	return -1;
+}
+
 enum key_cache_state key_cache_check(struct key_cache *cache)
 {
-	if (cache->signalled && watched(cache) && !cache->file_left) {
+	if (cache->signalled && signals_come_here(cache) && watched(cache) && !cache->file_left) {
 		unsigned now = atomic_load(&signals);
 		if (now == cache->drained_signal)
 			return cache->stale ? KEY_CACHE_STALE : KEY_CACHE_CURRENT;

@@ -43,10 +43,16 @@ struct key_cache *key_cache_create(const char *path);
 void key_cache_destroy(struct key_cache *cache); /* accepts NULL */
 
 /* Drain the events only when SIGIO says some came, raised at the calling
- * thread, which must be the one calling key_cache_check(). 0, or -1 (errno
- * set) when SIGIO is blocked in this thread or has another handler: then
- * every check reads. */
+ * thread. A check from another thread, or in a process forked since, reads.
+ * 0, or -1 (errno set) when SIGIO is blocked in this thread or has another
+ * handler: then every check reads. */
 int key_cache_signal(struct key_cache *cache);
+
+/* Whether what key_cache_signal() set up still holds: called from the owning
+ * thread, SIGIO unblocked there and its handler in place. If not, every check
+ * reads from now on and this returns -1 (errno ESRCH: another thread or
+ * process; else as key_cache_signal()). 0 also without key_cache_signal(). */
+int key_cache_signal_intact(struct key_cache *cache);
 
 /* Take in what changed since the last call (one read() when nothing did, or
  * none after key_cache_signal() while no signal came). */

@@ -182,10 +182,15 @@ enum keys_status keystore_verify(struct keystore *store, const char *credential,
  * verifies on every request. It sees every change committed before the
  * request came, as reading the file does. The watch raises SIGIO at the
  * calling thread (a handler that only counts, installed unless SIGIO has one
- * already): verify from this thread, and keep SIGIO unblocked in it, or
- * every verification drains the watch with a read(). 0, or -1 when the
- * directory cannot be watched (verification then reads the file, as without
- * this call). */
+ * already), so that a verification with no change since the last needs no
+ * system call. Verify from this thread, keep SIGIO unblocked in it and leave
+ * the handler in place: otherwise every verification drains the watch with a
+ * read(), from the start when that is so at this call; when it changes later,
+ * from the next path check (at most a second; until then a change may go
+ * unseen). A process forked after this call shares the watch: it must not
+ * verify with this store. 0; 1 when verifications will drain the watch with
+ * a read() each (errno tells why); -1 when the directory cannot be watched
+ * (verification then reads the file, as without this call). */
 int keystore_cache_verification(struct keystore *store);
 
 /* Write the usage of n keys in one transaction: adds invites, moves last_used

@@ -872,21 +872,23 @@ int keystore_cache_verification(struct keystore *store)
 	if (store->cache == NULL)
 		return -1;
 	/* Otherwise each verification drains the watch with a read(). */
-	int saved = errno;
-	key_cache_signal(store->cache);
-	errno = saved;
-	return 0;
+	return key_cache_signal(store->cache) == 0 ? 0 : 1;
 }
 
 /* At most once a second, whether the path still names the file open. The
  * directory watch sees what happens inside the directory, not an ancestor
- * renamed or replaced; this bounds how long such a change goes unseen. */
+ * renamed or replaced; this bounds how long such a change goes unseen, and
+ * how long signals blocked or taken over after keystore_cache_verification()
+ * go unnoticed. */
 static bool path_moved(struct keystore *store)
 {
 	int64_t now = clock_monotonic_ms();
 	if (now - store->path_checked_ms < PATH_CHECK_MS)
 		return false;
 	store->path_checked_ms = now;
+	int saved = errno;
+	key_cache_signal_intact(store->cache); /* if not, every check reads */
+	errno = saved;
 	struct stat st;
 	return stat(store->path, &st) != 0 || st.st_dev != store->dev || st.st_ino != store->ino;
 }

@@ -532,12 +532,18 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 		goto err_signal;
 	}
 	/* The loop must not stall while the CLI writes: a usage flush that finds
-	 * the store locked is retried later; an ad-hoc change reports the error. */
+	 * the store locked is retried later; an ad-hoc change reports the error.
+	 * The wait can end sooner: the writes that hold the lock raise SIGIO (the
+	 * key cache's watch), which cuts SQLite's sleeps between tries short. */
 	keystore_set_busy_timeout(d.keys, STORE_BUSY_TIMEOUT_MS);
-	if (keystore_cache_verification(d.keys) < 0)
+	int cached = keystore_cache_verification(d.keys);
+	if (cached < 0)
 		log_warn("cannot watch the key store's directory (inotify: %s): every request "
 		         "reads the key store",
 		         strerror(errno));
+	else if (cached > 0)
+		log_info("SIGIO is %s: every request drains the key store's watch with a read()",
+		         errno == EBUSY ? "ignored or handled elsewhere" : "blocked or unusable");
 	d.usage = usage_create();
 	if (d.usage == NULL) {
 		log_error("out of memory");

@@ -6,6 +6,7 @@ import datetime
 import json
 import re
 import secrets
+import signal
 import threading
 import time
 import urllib.parse
@@ -145,6 +146,7 @@ def test_each_delete_is_refused_by_the_next_call_on_a_busy_daemon(daemon):
     """The daemon learns of a change from a signal, not by looking on every
     request: each CLI delete must still be refused by the very next call, the
     daemon idle or busy answering others (wrong keys from a thread)."""
+    assert "SIGIO is" not in daemon.log_text(), "the daemon reads its watch on every request"
     keys = [daemon.create_key(MAIN_HOST, f"busy {i}") for i in range(8)]
     wrong = keys[0].split("/")[0] + "/" + "A" * len(keys[0].split("/")[1])
     stop = threading.Event()
@@ -171,6 +173,34 @@ def test_each_delete_is_refused_by_the_next_call_on_a_busy_daemon(daemon):
         stop.set()
         t.join()
     assert busy_answers and set(busy_answers) == {401}, set(busy_answers)
+
+
+@pytest.mark.parametrize("sigio", ["blocked", "ignored"])
+def test_deletes_refused_at_once_when_sigio_is_blocked_or_ignored(sigio, fresh_prosody,
+                                                                 make_instance):
+    """Started with SIGIO blocked or ignored (a parent's `trap '' IO`), the daemon
+    says so and reads the key store's watch on every request: each delete is
+    still refused by the very next call."""
+    inst = make_instance(fresh_prosody)
+    keys = [inst.create_key(MAIN_HOST, f"{sigio} {i}") for i in range(3)]
+    if sigio == "blocked":
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGIO})
+    else:
+        previous = signal.signal(signal.SIGIO, signal.SIG_IGN)
+    try:
+        inst.start()    # the child inherits the mask and the disposition
+    finally:
+        if sigio == "blocked":
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        else:
+            signal.signal(signal.SIGIO, previous)
+    want = "blocked or unusable" if sigio == "blocked" else "ignored or handled elsewhere"
+    assert f"SIGIO is {want}: every request" in inst.log_text(), inst.describe()
+    for i, key in enumerate(keys):
+        assert_created(inst.get_invite(key), inst)
+        assert inst.cli("delete", MAIN_HOST, key.split("/")[0]).returncode == 0
+        refused = inst.get_invite(key)
+        assert refused.status == 401, f"key {i} still works after its delete: {refused!r}"
 
 
 def test_fifty_concurrent_requests_give_fifty_valid_invites(daemon):

@@ -11,6 +11,7 @@
 #include "keys/keys.h"
 #include "unit.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,12 +57,15 @@ static void fixture_finish(struct fixture *fx)
 	CU_ASSERT(rmdir(fx->dir) == 0);
 }
 
+/* keystore_cache_verification(): 0 with signals, 1 without (SIGIO blocked). */
+static int cache_mode_expected;
+
 static struct keystore *open_cached(const struct fixture *fx)
 {
 	const char *err = NULL;
 	struct keystore *store = keystore_open(fx->path, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(store);
-	CU_ASSERT_EQUAL_FATAL(keystore_cache_verification(store), 0);
+	CU_ASSERT_EQUAL_FATAL(keystore_cache_verification(store), cache_mode_expected);
 	return store;
 }
 
@@ -265,6 +270,100 @@ static void test_signal_refused(void)
 	fixture_finish(&fx);
 }
 
+static void *make_signalled(void *cache)
+{
+	CU_ASSERT_EQUAL(key_cache_signal(cache), 0);
+	return NULL;
+}
+
+/* The signals go to the thread that asked for them. Once it has exited, no
+ * signal comes for a change: a check from another thread must still see it. */
+static void test_signal_owner_gone(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct key_cache *cache = key_cache_create(fx.path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cache);
+	pthread_t owner;
+	CU_ASSERT_FATAL(pthread_create(&owner, NULL, make_signalled, cache) == 0);
+	CU_ASSERT_FATAL(pthread_join(owner, NULL) == 0);
+	for (int i = 0; i < 3; i++) {
+		key_cache_set_rows(cache, NULL, 0);
+		CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+		touch(fx.path);
+		CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+	}
+	CU_ASSERT_EQUAL(key_cache_signal_intact(cache), -1);
+	key_cache_destroy(cache);
+	fixture_finish(&fx);
+}
+
+/* A child forked after the call gets no signal for a change it makes: its
+ * checks must see it all the same (exit status: the checks that did not). */
+static void test_signal_after_fork(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct key_cache *cache = key_cache_create(fx.path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cache);
+	CU_ASSERT_EQUAL_FATAL(key_cache_signal(cache), 0);
+	key_cache_set_rows(cache, NULL, 0);
+	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		int missed = 0;
+		for (int i = 0; i < 3; i++) {
+			key_cache_set_rows(cache, NULL, 0);
+			missed += key_cache_check(cache) != KEY_CACHE_CURRENT;
+			touch(fx.path);
+			missed += key_cache_check(cache) != KEY_CACHE_STALE;
+		}
+		_exit(missed);
+	}
+	int status;
+	CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	key_cache_destroy(cache);
+	fixture_finish(&fx);
+}
+
+/* SIGIO blocked or taken over after the call: key_cache_signal_intact()
+ * says so, and from then on every check reads and sees each change. */
+static void test_signal_lost_later(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct key_cache *cache = key_cache_create(fx.path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cache);
+	for (int how = 0; how < 2; how++) {
+		CU_ASSERT_EQUAL_FATAL(key_cache_signal(cache), 0);
+		CU_ASSERT_EQUAL(key_cache_signal_intact(cache), 0);
+		struct sigaction theirs = {.sa_handler = ignore_signal}, previous;
+		sigemptyset(&theirs.sa_mask);
+		if (how == 0)
+			block_sigio(true);
+		else
+			CU_ASSERT_FATAL(sigaction(SIGIO, &theirs, &previous) == 0);
+		errno = 0;
+		CU_ASSERT_EQUAL(key_cache_signal_intact(cache), -1);
+		CU_ASSERT_EQUAL(errno, how == 0 ? ENOTSUP : EBUSY);
+		for (int i = 0; i < 3; i++) {
+			key_cache_set_rows(cache, NULL, 0);
+			CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
+			touch(fx.path);
+			CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
+		}
+		if (how == 0)
+			block_sigio(false);
+		else
+			CU_ASSERT_FATAL(sigaction(SIGIO, &previous, NULL) == 0);
+		key_cache_check(cache); /* the signal held back */
+	}
+	key_cache_destroy(cache);
+	fixture_finish(&fx);
+}
+
 static void test_unwatchable(void)
 {
 	CU_ASSERT_PTR_NULL(key_cache_create("/nonexistent-dir-for-test/keys.sqlite"));
@@ -335,8 +434,39 @@ static void test_delete_by_others_seen_at_once(void)
 static void test_delete_seen_at_once_without_signals(void)
 {
 	block_sigio(true);
+	cache_mode_expected = 1;
 	test_delete_by_others_seen_at_once();
+	cache_mode_expected = 0;
 	block_sigio(false);
+}
+
+/* SIGIO blocked after the store began verifying from the cache: within the
+ * path check's second the store notices and reads on every verification,
+ * and a delete is refused by the next one. */
+static void test_delete_seen_when_signals_stop(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	struct keystore *daemon = open_cached(&fx);
+	struct keystore *cli = open_plain(&fx);
+	enum { N = 3 };
+	struct api_key_new keys[N];
+	const char *err = NULL;
+	for (int i = 0; i < N; i++)
+		create_key(cli, &keys[i]);
+	for (int i = 0; i < N; i++)
+		CU_ASSERT_EQUAL(verify(daemon, keys[i].text), KEYS_OK);
+	block_sigio(true);
+	nanosleep(&(struct timespec){.tv_sec = 1, .tv_nsec = 100 * 1000 * 1000}, NULL);
+	for (int i = 0; i < N; i++) {
+		CU_ASSERT_EQUAL(keystore_delete(cli, HOST, keys[i].id, &err), KEYS_OK);
+		CU_ASSERT_EQUAL(verify(daemon, keys[i].text), KEYS_DENIED);
+		keys_wipe(&keys[i]);
+	}
+	block_sigio(false);
+	keystore_close(cli);
+	keystore_close(daemon);
+	fixture_finish(&fx);
 }
 
 static void test_raw_sql_write_seen(void)
@@ -717,10 +847,14 @@ static const struct unit_test tests[] = {
     {"cache states follow the store's files, drained on SIGIO", test_states_signalled},
     {"a signalled cache drains when SIGIO comes", test_signal_is_what_drains},
     {"SIGIO blocked or taken: the cache reads on every check", test_signal_refused},
+    {"the thread given the signals exited: checks read", test_signal_owner_gone},
+    {"a child forked after: its checks read", test_signal_after_fork},
+    {"SIGIO blocked or taken later: noticed, checks read", test_signal_lost_later},
     {"an unwatchable directory gives no cache", test_unwatchable},
     {"binary search finds every ID and no other", test_find},
     {"a delete by another process is refused at once", test_delete_by_others_seen_at_once},
     {"... and without signals", test_delete_seen_at_once_without_signals},
+    {"... and when signals stop", test_delete_seen_when_signals_stop},
     {"a raw SQL write is seen at once", test_raw_sql_write_seen},
     {"a delete while verifying, by a writer kept open", test_delete_during_verification},
     {"the store's own usage writes are seen", test_own_usage_seen},
