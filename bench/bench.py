@@ -764,7 +764,8 @@ class Bench:
         self.make_mod_key()
         self.start_daemon()
         log(f"CPUs: Prosody on {self.cpus.server}, daemon and load tools on {self.cpus.clients}"
-            if self.cpus.pin else "CPUs: not pinned (but in the wrong-key phase)")
+            if self.cpus.pin else "CPUs: not pinned (but in the wrong-key phase)"
+            if self.cpus.split else "CPUs: one, nothing pinned")
         self.results["cpus"] = {"pin": self.cpus.pin, "server": self.cpus.server,
                                 "clients": self.cpus.clients}
         self.results["idle"] = self.idle(a.idle)
@@ -1239,7 +1240,9 @@ def main():
         pin_desc = (f"Prosody (single-threaded) pinned to CPU {bench.cpus.server[0]}; our "
                     f"daemon, wrk and loadgen to CPU(s) {','.join(map(str, bench.cpus.clients))}."
                     if bench.cpus.pin else
-                    "No process pinned to a CPU (`--no-pin`), but in the wrong-key phase.")
+                    "No process pinned to a CPU (`--no-pin`), but in the wrong-key phase."
+                    if bench.cpus.split else
+                    "One CPU: no process pinned, every one shares it.")
     except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
         if bench.daemon is not None:
