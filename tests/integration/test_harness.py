@@ -2,6 +2,9 @@
 
 If these fail, the other failures say nothing about the daemon."""
 
+import pathlib
+import subprocess
+
 import pytest
 
 import harness
@@ -112,3 +115,18 @@ def test_a_killed_server_never_signals_a_later_one(tmp_path):
     finally:
         later.stop()
         later.kill()
+
+
+def test_tree_helpers_finding_nothing_pass_strict_mode(tmp_path):
+    """scripts/test.sh builds the Debian 13 tree under `set -euo pipefail`: a
+    helper that finds no process or mount under the tree must not end the
+    builder (it once did, silently, and the newer servers' suites were skipped)."""
+    script = pathlib.Path(__file__).resolve().parents[1] / "servers" / "trixie.sh"
+    root = tmp_path / "no-tree"
+    r = subprocess.run(
+        ["bash", "-c", 'set -euo pipefail; . "$1"; '
+         'm=$(_trixie_users "$2" | tr "\\n" " "); u=$m; '
+         'm=$(_trixie_mounted_below "$2"); _trixie_end_processes "$2"; '
+         'echo "reached [$u][$m]"', "bash", str(script), str(root)],
+        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == "reached [][]\n", repr(r)

@@ -51,7 +51,9 @@ _trixie_mounted_below() {
 _trixie_users() {
     local pid
     for pid in /proc/[0-9]*; do
-        [ "$(readlink "$pid/root" 2>/dev/null)" = "$1" ] && echo "${pid#/proc/}"
+        if [ "$(readlink "$pid/root" 2>/dev/null)" = "$1" ]; then
+            echo "${pid#/proc/}"
+        fi
     done
 }
 
