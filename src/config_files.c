@@ -107,14 +107,22 @@ int config_check_private(const char *path, const char *what, char *err, size_t e
 	}
 	if ((mode & S_IRGRP) != 0 && !in_our_groups(st.st_gid)) {
 		const struct group *gr = getgrgid(st.st_gid);
-		snprintf(err, err_size,
-		         "%s %s can be read by group %s (mode %04o), which this service is not "
-		         "in: it holds a secret; fix with: chmod 600 %s (or chgrp it to the "
-		         "service's own group)%s",
-		         what, path, gr != NULL ? gr->gr_name : "?", mode, path,
-		         geteuid() == 0 ? "; running as root: run this as the service user, "
-		                          "e.g. runuser -u invites-api -- invites-api ..."
-		                        : "");
+		/* Root is not the service: the group may well be the service's, and
+		 * chmod 600 would lock the service out. */
+		if (geteuid() == 0)
+			snprintf(err, err_size,
+			         "%s %s can be read by group %s (mode %04o), which root is not in: "
+			         "run this as the service user, e.g. runuser -u invites-api -- "
+			         "invites-api ... (if that group is not the service's own, it "
+			         "holds a secret: chgrp it to the service's group or chmod 600 it)",
+			         what, path, gr != NULL ? gr->gr_name : "?", mode);
+		else
+			snprintf(
+			    err, err_size,
+			    "%s %s can be read by group %s (mode %04o), which this service is "
+			    "not in: it holds a secret; fix with: chmod 600 %s (or chgrp it to "
+			    "the service's own group)",
+			    what, path, gr != NULL ? gr->gr_name : "?", mode, path);
 		return -1;
 	}
 	if (acl_grants_others(path)) {

@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -565,8 +567,43 @@ static void test_group_readable_by_another_group(void)
 	}
 	CU_ASSERT_EQUAL(config_check_private(file, "config file", err, sizeof(err)), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err, "can be read by group"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "which this service is not in"));
-	CU_ASSERT_PTR_NOT_NULL(strstr(err, "chmod 600"));
+	if (geteuid() == 0) {
+		/* Root is not the service: no "fix" that would lock the service out. */
+		CU_ASSERT_PTR_NOT_NULL(
+		    strstr(err, "which root is not in: run this as the service user"));
+		CU_ASSERT_PTR_NULL(strstr(err, "fix with"));
+	} else {
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "which this service is not in"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, "fix with: chmod 600"));
+	}
+	unlink(file);
+}
+
+/* Run as root, the same check as the service user nobody would see it: a
+ * file of group root, 0640, refused with the fix for the service. */
+static void test_group_readable_seen_by_a_service_user(void)
+{
+	if (geteuid() != 0)
+		return; /* the test above covers this user */
+	char file[64];
+	write_file(file, "x\n", 2, 0640);
+	CU_ASSERT_FATAL(chown(file, 0, 0) == 0);
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		char err[512] = "";
+		gid_t nogroup = 65534;
+		if (setgroups(1, &nogroup) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+			_exit(2);
+		int rc = config_check_private(file, "config file", err, sizeof(err));
+		_exit(rc == -1 && strstr(err, "which this service is not in") != NULL &&
+		              strstr(err, "fix with: chmod 600") != NULL
+		          ? 0
+		          : 1);
+	}
+	int status;
+	CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	unlink(file);
 }
 
@@ -762,6 +799,7 @@ static const struct unit_test tests[] = {
     {"exactly one secret, both TLS files or none", test_exactly_one_secret_and_tls_pairs},
     {"files holding secrets must be private", test_private_files},
     {"group-readable by a group we are not in", test_group_readable_by_another_group},
+    {"... and as the service user sees it, from root", test_group_readable_seen_by_a_service_user},
     {"an ACL granting others access is refused", test_acl_granting_others_refused},
     {"config, secret_file and tls_key are all checked",
      test_check_files_covers_config_secret_and_key},
