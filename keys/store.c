@@ -188,10 +188,29 @@ static void set_create_error(struct keystore *store, int err)
 	set_error(store, reason);
 }
 
+/* A new store made by root (a key command run as root, not as the service
+ * user) goes to the owner of its directory, the service user's as installed:
+ * otherwise the service could not open it. SQLite, run as root, gives its
+ * -wal and -shm files the owner of the database file. Best effort: if not,
+ * the errors and check name the chown. */
+static void give_to_directory_owner(const char *path, int fd)
+{
+	char *file = realpath(path, NULL); /* the directory it is in, links followed */
+	struct stat dir;
+	if (file != NULL && stat(dirname(file), &dir) == 0 && dir.st_uid != 0)
+		(void)!fchown(fd, dir.st_uid, dir.st_gid);
+	free(file);
+}
+
 /* Create the file ourselves: SQLite would apply the umask to 0644. */
 static int create_file(struct keystore *store)
 {
-	int fd = open(store->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int fd = open(store->path, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		fd = open(store->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd >= 0 && geteuid() == 0)
+			give_to_directory_owner(store->path, fd);
+	}
 	if (fd < 0) {
 		set_create_error(store, errno);
 		return -1;

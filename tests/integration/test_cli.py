@@ -303,26 +303,62 @@ def test_allow_is_given_once_and_only_to_create(inst):
     assert inst.list_rows(MAIN_HOST) == {}
 
 
-def test_check_as_the_service_user_names_it_in_the_chown_fix(tmp_path):
-    """A key command run as root leaves the key store root's: check, run as the
-    service user (here nobody), says the file must be that user's and names
-    it in the chown, with the reason the file cannot be opened."""
+def _store_made_by_root(dir_owner_at_create):
+    """A config whose key store a key command run as root creates, in a directory
+    that belongs to dir_owner_at_create, then to nobody (the service user here).
+    Returns (base, store dir, config, binary)."""
     base = tempfile.mkdtemp(prefix="invites-api-owner-")   # tmp_path is root's, 0700
-    try:
-        os.chmod(base, 0o755)
-        store = Path(base) / "keys"
-        store.mkdir()
-        os.chown(store, pwd.getpwnam("nobody").pw_uid, -1)
-        config = Path(base) / "c.cfg"
-        harness.write_private(config, (
-            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
-            f"hosts = localhost\n[keys]\ndatabase = {store}/keys.sqlite\n"))
-        binary = harness.binary_path()
-        r = subprocess.run([binary, "-c", str(config), "create", "localhost", "by root"],
+    os.chmod(base, 0o755)
+    store = Path(base) / "keys"
+    store.mkdir()
+    os.chown(store, pwd.getpwnam(dir_owner_at_create).pw_uid,
+             pwd.getpwnam(dir_owner_at_create).pw_gid)
+    config = Path(base) / "c.cfg"
+    harness.write_private(config, (
+        "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
+        f"hosts = localhost\n[keys]\ndatabase = {store}/keys.sqlite\n"))
+    binary = harness.binary_path()
+    for name in ("by root", "again by root"):   # the second writes the -wal as root
+        r = subprocess.run([binary, "-c", str(config), "create", "localhost", name],
                            capture_output=True, text=True, timeout=20)
         assert r.returncode == 0, repr(r)
         harness.register_secret(r.stdout.strip().split("/")[-1])
-        os.chown(config, pwd.getpwnam("nobody").pw_uid, -1)
+    nobody = pwd.getpwnam("nobody")
+    os.chown(store, nobody.pw_uid, nobody.pw_gid)
+    os.chown(config, nobody.pw_uid, -1)
+    return base, store, config, binary
+
+
+def test_a_store_root_creates_goes_to_its_directory_owner():
+    """The key store made by a key command run as root, in the service user's
+    directory, is the service user's with its -wal and -shm files: the service
+    user can check and list it."""
+    base, store, config, binary = _store_made_by_root("nobody")
+    try:
+        nobody = pwd.getpwnam("nobody")
+        files = sorted(store.iterdir())
+        assert store / "keys.sqlite" in files, files
+        for f in files:
+            st = f.stat()
+            assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), (f, st)
+            assert st.st_mode & 0o077 == 0, (f, oct(st.st_mode))
+        for cmd in (["check"], ["list", "localhost"]):
+            r = subprocess.run(["runuser", "-u", "nobody", "--", binary, "-c", str(config),
+                                *cmd], capture_output=True, text=True, timeout=20)
+            assert r.returncode == 0, repr(r)
+        assert "again by root" in r.stdout, r.stdout
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_check_as_the_service_user_names_it_in_the_chown_fix():
+    """A key store left root's (made as root in root's directory, which was
+    given to the service user later): check, run as the service user (here
+    nobody), says the file must be that user's and names it in the chown,
+    with the reason the file cannot be opened."""
+    base, store, config, binary = _store_made_by_root("root")
+    try:
+        assert (store / "keys.sqlite").stat().st_uid == 0
         r = subprocess.run(["runuser", "-u", "nobody", "--", binary, "-c", str(config),
                             "check"], capture_output=True, text=True, timeout=20)
         assert r.returncode == 1, repr(r)
