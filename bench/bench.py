@@ -328,7 +328,12 @@ class Bench:
         self.our_secret = secrets.token_urlsafe(24)
         self.loadgen_secret = secrets.token_urlsafe(24)
         self.prosody_cfg = self.dir / "prosody.cfg.lua"
-        self.prosody_cfg.write_text(PROSODY_CONFIG.format(
+        # Prosody writes what it has to send once its loop has handled all it
+        # read, unless opportunistic_writes is on (net/server_epoll.lua):
+        # --opportunistic-writes measures what that costs a front with a hop.
+        network = ("network_settings = { opportunistic_writes = true }\n"
+                   if self.args.opportunistic_writes else "")
+        self.prosody_cfg.write_text(network + PROSODY_CONFIG.format(
             dir=self.dir, c2s_port=self.p_c2s, http_port=self.p_http,
             component_port=self.p_comp, host=HOST, our_jid=OUR_JID, loadgen_jid=LOADGEN_JID,
             our_secret=self.our_secret, loadgen_secret=self.loadgen_secret))
@@ -1206,6 +1211,9 @@ def main():
     ap.add_argument("--no-pin", action="store_true",
                     help="leave CPU placement to the scheduler (by default Prosody has the "
                          "first CPU, everything else the others)")
+    ap.add_argument("--opportunistic-writes", action="store_true",
+                    help="Prosody with network_settings opportunistic_writes = true (not its "
+                         "default): it then sends each answer at once, not after all it read")
     ap.add_argument("--disk", action="store_true",
                     help="keep Prosody's data in /tmp (on disk) rather than /dev/shm")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -1251,6 +1259,9 @@ def main():
         return 1
     finally:
         bench.cleanup()
+    if a.opportunistic_writes:
+        pin_desc += (" Prosody with `opportunistic_writes = true` (`--opportunistic-writes`; "
+                     "not its default).")
     run = {"quick": a.quick, "rounds": a.rounds, "duration": a.duration, "disk": a.disk,
            "pin_desc": pin_desc, "started": started, "elapsed": time.monotonic() - t0}
     text = report(results, facts, run)
