@@ -115,6 +115,7 @@ def test_redirect_other_value_is_400_without_invite(daemon, value):
     before = stored_count(daemon)
     r = daemon.request("GET", query=f"key={daemon.key}&redirect={value}")
     assert r.status == 400, f"{r!r}\n{daemon.describe()}"
+    assert r.body == b"redirect must be true or false (or 1, yes, 0, no)\n", repr(r)
     assert r.header("Location") is None, repr(r)
     assert stored_count(daemon) == before, "a 400 must not create an invite"
 

@@ -626,7 +626,7 @@ static void test_redirect(void)
 	assert_invite(&r, 201, "k1");
 	unsigned calls = fx.create_calls;
 	exchange(&r, "GET " API_PATH "?key=" KEY "&redirect=maybe HTTP/1.1");
-	assert_answer(&r, 400, "redirect must be true or false\n");
+	assert_answer(&r, 400, "redirect must be true or false (or 1, yes, 0, no)\n");
 	CU_ASSERT_EQUAL(fx.create_calls, calls);
 	stop();
 }
