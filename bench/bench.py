@@ -1199,7 +1199,7 @@ def raise_fd_limit(need):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", help="invites-api (bench/run passes it)")
     ap.add_argument("--loadgen", help="bench/loadgen, built (bench/run passes it)")
     ap.add_argument("--floor", help="bench/floor, built (bench/run passes it)")
