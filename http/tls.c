@@ -49,7 +49,15 @@ static int read_pem(const char *path, const char *what, gnutls_datum_t *out, cha
 		return -1;
 	}
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		snprintf(err, err_size, "%s %s: cannot read: %s", what, path, strerror(errno));
+		if (errno == EACCES)
+			snprintf(
+			    err, err_size,
+			    "%s %s: cannot read: %s (the user the service runs as must be able "
+			    "to read it, e.g. chown root:invites-api %s; chmod 640 %s)",
+			    what, path, strerror(EACCES), path, path);
+		else
+			snprintf(err, err_size, "%s %s: cannot read: %s", what, path,
+			         strerror(errno));
 		goto err;
 	}
 	if (st.st_size > PEM_FILE_MAX) {

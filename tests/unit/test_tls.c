@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -17,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -267,6 +269,31 @@ static void test_load_errors(void)
 	expect_error(a.cert_path, "/nonexistent/key.pem",
 	             "tls_key /nonexistent/key.pem: cannot read: No such file");
 	expect_error("/tmp", a.key_path, "tls_certificate /tmp is not a regular file");
+
+	/* A key the service user cannot read (made 0600 by root): the fix named.
+	 * Root reads anything, so the check runs in a child that is nobody. */
+	if (geteuid() == 0) {
+		CU_ASSERT_FATAL(chmod(a.cert_path, 0644) == 0 && chmod(a.key_path, 0600) == 0);
+		pid_t pid = fork();
+		CU_ASSERT_FATAL(pid >= 0);
+		if (pid == 0) {
+			gid_t nogroup = 65534;
+			char err[512] = "", want[512];
+			if (setgroups(1, &nogroup) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+				_exit(2);
+			struct http_api_tls *tls =
+			    http_api_tls_load(a.cert_path, a.key_path, err, sizeof(err));
+			snprintf(want, sizeof(want),
+			         "tls_key %s: cannot read: Permission denied (the user the service "
+			         "runs as must be able to read it, e.g. chown root:invites-api %s; "
+			         "chmod 640 %s)",
+			         a.key_path, a.key_path, a.key_path);
+			_exit(tls == NULL && strcmp(err, want) == 0 ? 0 : 1);
+		}
+		int status;
+		CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+		CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
 
 	/* A FIFO would block open() for a writer that never comes: the test
 	 * dies by SIGALRM if it does. */
