@@ -366,3 +366,61 @@ def test_check_as_the_service_user_names_it_in_the_chown_fix():
         assert f"chown nobody: {store}/keys.sqlite*" in r.stderr, r.stderr
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+SWAPPER = r"""
+import os, sys, time
+svc, target, bait = sys.argv[1:4]
+end = time.monotonic() + float(sys.argv[4])
+while time.monotonic() < end:
+    for i, dest in enumerate((target, bait)):
+        tmp = os.path.join(svc, f"tmp{i}")
+        try:
+            os.symlink(dest, tmp)
+            os.rename(tmp, os.path.join(svc, "keys.sqlite"))
+        except OSError:
+            pass
+"""
+
+
+def test_root_never_gives_away_a_file_made_through_a_link():
+    """The service user owns the store's directory and can swap links there
+    while root runs a key command: the store root creates goes to that user
+    only if it was made in that directory, never a file made through a link
+    elsewhere (here a root-only directory). Bounded: at most 150 tries."""
+    base = tempfile.mkdtemp(prefix="invites-api-race-")
+    nobody = pwd.getpwnam("nobody")
+    swapper = None
+    try:
+        os.chmod(base, 0o755)
+        svc, rootonly = Path(base) / "svc", Path(base) / "rootonly"
+        svc.mkdir()
+        rootonly.mkdir()
+        os.chown(svc, nobody.pw_uid, nobody.pw_gid)
+        bait = svc / "bait"
+        bait.write_text("")
+        os.chown(bait, nobody.pw_uid, nobody.pw_gid)
+        config = Path(base) / "c.cfg"
+        harness.write_private(config, (
+            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
+            f"hosts = localhost\n[keys]\ndatabase = {svc}/keys.sqlite\n"))
+        target = rootonly / "pwned"
+        swapper = subprocess.Popen(
+            ["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", SWAPPER,
+             str(svc), str(target), str(bait), "20"])
+        binary = harness.binary_path()
+        given_away = []
+        for _ in range(150):
+            subprocess.run([binary, "-c", str(config), "list", "localhost"],
+                           capture_output=True, timeout=20)
+            for f in rootonly.iterdir():
+                if f.lstat().st_uid != 0:
+                    given_away.append((f.name, f.lstat().st_uid))
+                f.unlink()
+            bait.write_text("")   # an empty file again, for SQLite to fill
+        assert not given_away, f"files made in a root-only directory given away: {given_away}"
+    finally:
+        if swapper is not None:
+            swapper.kill()
+            swapper.wait()
+        shutil.rmtree(base, ignore_errors=True)
