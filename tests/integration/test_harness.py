@@ -130,3 +130,42 @@ def test_tree_helpers_finding_nothing_pass_strict_mode(tmp_path):
          'echo "reached [$u][$m]"', "bash", str(script), str(root)],
         capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout == "reached [][]\n", repr(r)
+
+
+FAKE_TOOLS = {
+    # debootstrap [options] SUITE ROOT MIRROR: a skeleton tree, or a failure
+    "debootstrap": 'mkdir -p "$4/etc/apt/sources.list.d" "$4/usr/sbin" "$4/proc"\n'
+                   'exit "${FAKE_DEBOOTSTRAP_RC:-0}"\n',
+    "mount": "exit 0\n",
+    "umount": "exit 32\n",   # as umount says when nothing is mounted there
+    "chroot": "exit 0\n",
+}
+
+
+@pytest.mark.skipif(harness.os.geteuid() != 0, reason="the tree builder needs root")
+@pytest.mark.parametrize("debootstrap_rc", [0, 1])
+def test_tree_builder_under_strict_mode_builds_or_says_why(tmp_path, debootstrap_rc):
+    """The whole tree build (trixie_tree) with stand-in tools, sourced under
+    `set -euo pipefail` as scripts/test.sh once ran it: a build that works
+    ends with the tree in place, one that fails with the reason line test.sh
+    looks for; a cleanup's failing umount ends neither early."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name, body in FAKE_TOOLS.items():
+        (tools / name).write_text("#!/bin/sh\n" + body)
+        (tools / name).chmod(0o755)
+    script = pathlib.Path(__file__).resolve().parents[1] / "servers" / "trixie.sh"
+    root = tmp_path / "tree"
+    env = dict(harness.os.environ, PATH=f"{tools}:{harness.os.environ['PATH']}",
+               INVITES_API_TRIXIE_ROOT=str(root), FAKE_DEBOOTSTRAP_RC=str(debootstrap_rc))
+    r = subprocess.run(["bash", "-c", 'set -euo pipefail; . "$1"; rc=0; trixie_tree || rc=$?; '
+                        'echo "rc=$rc"', "bash", str(script)],
+                       capture_output=True, text=True, timeout=60, env=env)
+    if debootstrap_rc == 0:
+        assert r.stdout.endswith("rc=0\n"), repr(r)
+        assert (root / ".invites-api-stamp").is_file(), repr(r)
+        assert not (tmp_path / "tree.new").exists(), repr(r)
+    else:
+        assert r.stdout.endswith("rc=1\n"), repr(r)
+        assert "trixie tree unavailable: building it failed" in r.stderr, repr(r)
+        assert not root.exists() and not (tmp_path / "tree.new").exists(), repr(r)

@@ -34,7 +34,7 @@ _trixie_end_processes() {
     local root=$1 pid left=""
     for pid in $(_trixie_users "$root"); do
         _trixie_say "ending $(cat "/proc/$pid/comm" 2>/dev/null) (pid $pid) left by an install script"
-        kill -KILL "$pid" 2>/dev/null
+        kill -KILL "$pid" 2>/dev/null || true
         left=1
     done
     [ -z "$left" ] || sleep 0.5
@@ -103,11 +103,10 @@ trixie_tree() {
     _trixie_say "building $TRIXIE_ROOT (debootstrap trixie + trixie-backports servers; ~1-2 min)"
     rm -rf "$new" && mkdir -p "$new" || return 1
     local start=$SECONDS
-    (
-        trap '_trixie_end_processes "$new"; umount "$new/proc" 2>/dev/null' EXIT
+    if ! (
+        trap '_trixie_end_processes "$new"; umount "$new/proc" 2>/dev/null || true' EXIT
         _trixie_build_into "$new"
-    )
-    if [ $? -ne 0 ]; then
+    ); then
         echo "trixie tree unavailable: building it failed (network? see $new.log)" >&2
         rm -rf "$new"
         return 1
