@@ -345,10 +345,17 @@ int key_cache_signal_intact(struct key_cache *cache)
 		return 0;
 	int saved = errno;
 	cache->signalled = false;
-	if (signals_come_here(cache))
+	if (signals_come_here(cache)) {
+		/* No more signals: SIGIO set back to its default later would end
+		 * the process at the next change. (Not in another process: the
+		 * open file, and its flags, are shared with the one that set it.) */
+		int flags = fcntl(cache->fd, F_GETFL);
+		if (flags >= 0)
+			fcntl(cache->fd, F_SETFL, flags & ~O_ASYNC);
 		errno = saved;
-	else
+	} else {
 		errno = ESRCH; /* another thread, or a process forked since */
+	}
 	return -1;
 }
 

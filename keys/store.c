@@ -71,6 +71,7 @@ struct keystore {
 	sqlite3 *db;
 	sqlite3_stmt *verify;    /* kept prepared: verification runs on every request */
 	struct key_cache *cache; /* NULL unless keystore_cache_verification() */
+	int cache_mode;          /* what keystore_cache_verification() returned */
 	int64_t path_checked_ms; /* CLOCK_MONOTONIC; see path_moved() */
 	char *path;
 	dev_t dev; /* the file opened, to notice it replaced (see refresh()) */
@@ -911,12 +912,13 @@ err:
 int keystore_cache_verification(struct keystore *store)
 {
 	if (store->cache != NULL)
-		return 0;
+		return store->cache_mode;
 	store->cache = key_cache_create(store->path);
 	if (store->cache == NULL)
 		return -1;
 	/* Otherwise each verification drains the watch with a read(). */
-	return key_cache_signal(store->cache) == 0 ? 0 : 1;
+	store->cache_mode = key_cache_signal(store->cache) == 0 ? 0 : 1;
+	return store->cache_mode;
 }
 
 /* At most once a second, whether the path still names the file open. The

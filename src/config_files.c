@@ -114,7 +114,7 @@ int config_check_private(const char *path, const char *what, char *err, size_t e
 			         "%s %s can be read by group %s (mode %04o), which root is not in: "
 			         "run this as the service user, e.g. runuser -u invites-api -- "
 			         "invites-api ... (if that group is not the service's own, it "
-			         "holds a secret: chgrp it to the service's group or chmod 600 it)",
+			         "holds a secret: chgrp it to the service's group)",
 			         what, path, gr != NULL ? gr->gr_name : "?", mode);
 		else
 			snprintf(

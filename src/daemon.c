@@ -542,8 +542,10 @@ int cmd_serve(const struct config *cfg, const char *cfg_path, int argc, char **a
 		         "reads the key store",
 		         strerror(errno));
 	else if (cached > 0)
-		log_info("SIGIO is %s: every request drains the key store's watch with a read()",
-		         errno == EBUSY ? "ignored or handled elsewhere" : "blocked or unusable");
+		log_info(
+		    "SIGIO is %s (%s): every request drains the key store's watch with a read()",
+		    errno == EBUSY ? "ignored or handled elsewhere" : "blocked or unusable",
+		    strerror(errno));
 	d.usage = usage_create();
 	if (d.usage == NULL) {
 		log_error("out of memory");

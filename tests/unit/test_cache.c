@@ -364,6 +364,36 @@ static void test_signal_lost_later(void)
 	fixture_finish(&fx);
 }
 
+/* Once the handler is found taken, the descriptor raises no more SIGIO: if
+ * SIGIO then goes back to its default action, a change does not end the
+ * process (a child tries: exit status 0, or killed by SIGIO). */
+static void test_no_signal_once_taken(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	pid_t pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct key_cache *cache = key_cache_create(fx.path);
+		if (cache == NULL || key_cache_signal(cache) != 0)
+			_exit(2);
+		struct sigaction theirs = {.sa_handler = ignore_signal};
+		sigemptyset(&theirs.sa_mask);
+		sigaction(SIGIO, &theirs, NULL);
+		if (key_cache_signal_intact(cache) != -1)
+			_exit(3);
+		signal(SIGIO, SIG_DFL);
+		touch(fx.path);
+		_exit(key_cache_check(cache) == KEY_CACHE_STALE ? 0 : 4);
+	}
+	int status;
+	CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	if (WIFSIGNALED(status))
+		fprintf(stderr, "\n  child killed by signal %d\n", WTERMSIG(status));
+	fixture_finish(&fx);
+}
+
 static void test_unwatchable(void)
 {
 	CU_ASSERT_PTR_NULL(key_cache_create("/nonexistent-dir-for-test/keys.sqlite"));
@@ -438,6 +468,24 @@ static void test_delete_seen_at_once_without_signals(void)
 	test_delete_by_others_seen_at_once();
 	cache_mode_expected = 0;
 	block_sigio(false);
+}
+
+/* A second call says what the first did. */
+static void test_cache_mode_repeated(void)
+{
+	struct fixture fx;
+	fixture_init(&fx);
+	for (int blocked = 0; blocked < 2; blocked++) {
+		block_sigio(blocked);
+		const char *err = NULL;
+		struct keystore *store = keystore_open(fx.path, &err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(store);
+		CU_ASSERT_EQUAL(keystore_cache_verification(store), blocked);
+		block_sigio(false);
+		CU_ASSERT_EQUAL(keystore_cache_verification(store), blocked);
+		keystore_close(store);
+	}
+	fixture_finish(&fx);
 }
 
 /* SIGIO blocked after the store began verifying from the cache: within the
@@ -850,10 +898,12 @@ static const struct unit_test tests[] = {
     {"the thread given the signals exited: checks read", test_signal_owner_gone},
     {"a child forked after: its checks read", test_signal_after_fork},
     {"SIGIO blocked or taken later: noticed, checks read", test_signal_lost_later},
+    {"... and no more SIGIO raised once taken", test_no_signal_once_taken},
     {"an unwatchable directory gives no cache", test_unwatchable},
     {"binary search finds every ID and no other", test_find},
     {"a delete by another process is refused at once", test_delete_by_others_seen_at_once},
     {"... and without signals", test_delete_seen_at_once_without_signals},
+    {"keystore_cache_verification() called twice", test_cache_mode_repeated},
     {"... and when signals stop", test_delete_seen_when_signals_stop},
     {"a raw SQL write is seen at once", test_raw_sql_write_seen},
     {"a delete while verifying, by a writer kept open", test_delete_during_verification},
