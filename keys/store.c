@@ -189,54 +189,12 @@ static void set_create_error(struct keystore *store, int err)
 	set_error(store, reason);
 }
 
-/*
- * A new store made by root (a key command run as root, not as the service
- * user) goes to the owner of its directory, the service user's as installed:
- * otherwise the service could not open it. SQLite, run as root, gives its
- * -wal and -shm files the owner of the database file.
- *
- * That owner can change the directory while we work in it: the file is made
- * in the directory opened (and pinned) first, never through a link (a link
- * planted there would send a file root makes, given away, anywhere), and only
- * a file this call made is given away. -1 with errno EEXIST when anything is
- * at the name already.
- */
-static int create_as_root(const char *path)
-{
-	char *dir_copy = strdup(path), *base_copy = strdup(path);
-	int fd = -1;
-	if (dir_copy == NULL || base_copy == NULL) {
-		errno = ENOMEM;
-		goto out;
-	}
-	int dfd = open(dirname(dir_copy), O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		goto out;
-	fd = openat(dfd, basename(base_copy), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	            0600);
-	int saved = errno;
-	struct stat dir;
-	if (fd >= 0 && fstat(dfd, &dir) == 0 && dir.st_uid != 0)
-		(void)!fchown(fd, dir.st_uid, dir.st_gid); /* best effort: check names the chown */
-	close(dfd);
-	errno = saved;
-out:
-	free(dir_copy);
-	free(base_copy);
-	return fd;
-}
-
-/* Create the file ourselves: SQLite would apply the umask to 0644. */
+/* Create the file ourselves: SQLite would apply the umask to 0644. Run as
+ * root, the key commands first become the owner of the store's directory
+ * (src/cli.c): a store they make is that user's. */
 static int create_file(struct keystore *store)
 {
-	int fd = open(store->path, O_RDWR | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && geteuid() == 0) {
-		fd = create_as_root(store->path);
-		if (fd < 0 && errno == EEXIST) /* a link (or a file made meanwhile): as before */
-			fd = open(store->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	} else if (fd < 0 && errno == ENOENT) {
-		fd = open(store->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	}
+	int fd = open(store->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		set_create_error(store, errno);
 		return -1;

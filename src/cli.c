@@ -7,6 +7,7 @@
 #include "keys.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,10 +28,53 @@
  * fail exactly when it matters: they only warn about exposed files, which
  * serve and check refuse.
  */
+/*
+ * A key command run as root works as the owner of the key store's directory
+ * (the service user, as installed), the way prosodyctl switches to prosody.
+ * As root it would follow whatever that user put at the store's names (a link
+ * to a file anywhere, which SQLite then writes; a hard link at -wal or -shm,
+ * which SQLite run as root gives to the database's owner), and a store it made
+ * would be root's, which the service cannot open. A directory of root's:
+ * nothing to switch to. 0, or -1 with the reason on stderr.
+ */
+static int become_store_owner(const struct config *cfg)
+{
+	if (geteuid() != 0)
+		return 0;
+	char *copy = strdup(cfg->keys.database);
+	if (copy == NULL) {
+		fprintf(stderr, "invites-api: out of memory\n");
+		return -1;
+	}
+	struct stat dir;
+	int rc = stat(dirname(copy), &dir);
+	free(copy);
+	if (rc < 0 || dir.st_uid == 0)
+		return 0; /* opening the store says what is wrong with its directory */
+	const struct passwd *pw = getpwuid(dir.st_uid);
+	char who[64];
+	if (pw != NULL)
+		snprintf(who, sizeof who, "user %s", pw->pw_name);
+	else
+		snprintf(who, sizeof who, "uid %lu", (unsigned long)dir.st_uid);
+	gid_t gid = pw != NULL ? pw->pw_gid : dir.st_gid;
+	if ((pw != NULL ? initgroups(pw->pw_name, gid) : setgroups(1, &gid)) != 0 ||
+	    setresgid(gid, gid, gid) != 0 || setresuid(dir.st_uid, dir.st_uid, dir.st_uid) != 0) {
+		fprintf(stderr,
+		        "invites-api: cannot switch to %s, the owner of the key store's directory: "
+		        "%s\n",
+		        who, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static struct keystore *open_store(const struct config *cfg, const char *cfg_path)
 {
 	const char *errstr = NULL;
 	char err[PATH_MAX + 256];
+	if (become_store_owner(cfg) < 0)
+		return NULL;
 	if (config_check_files(cfg, cfg_path, err, sizeof(err)) < 0)
 		fprintf(stderr, "invites-api: warning: %s\n", err);
 	if (keys_init() < 0) {
@@ -543,6 +588,62 @@ static int import_key(void *userdata, const struct prosody_key *key)
 	}
 }
 
+/* The entries of Prosody's data, copied: they are read (as root, usually)
+ * before the key store is opened (as its directory's owner). */
+struct import_entry {
+	char *id, *token, *name;
+	int64_t created;
+	const char *problem;
+};
+
+struct import_list {
+	struct import_entry *entries;
+	size_t n, cap;
+	bool out_of_memory;
+};
+
+static bool dup_field(char **dst, const char *src)
+{
+	*dst = src != NULL ? strdup(src) : NULL;
+	return src == NULL || *dst != NULL;
+}
+
+static int collect_key(void *userdata, const struct prosody_key *key)
+{
+	struct import_list *list = userdata;
+	if (list->n == list->cap) {
+		size_t cap = list->cap != 0 ? list->cap * 2 : 16;
+		struct import_entry *grown = realloc(list->entries, cap * sizeof *grown);
+		if (grown == NULL) {
+			list->out_of_memory = true;
+			return 1;
+		}
+		list->entries = grown;
+		list->cap = cap;
+	}
+	struct import_entry *e = &list->entries[list->n++];
+	*e = (struct import_entry){.created = key->created, .problem = key->problem};
+	if (!dup_field(&e->id, key->id) || !dup_field(&e->token, key->token) ||
+	    !dup_field(&e->name, key->name)) {
+		list->out_of_memory = true;
+		return 1;
+	}
+	return 0;
+}
+
+static void free_entries(struct import_list *list)
+{
+	for (size_t i = 0; i < list->n; i++) {
+		struct import_entry *e = &list->entries[i];
+		if (e->token != NULL)
+			explicit_bzero(e->token, strlen(e->token));
+		free(e->id);
+		free(e->token);
+		free(e->name);
+	}
+	free(list->entries);
+}
+
 int cmd_import(const struct config *cfg, const char *cfg_path, const struct command_options *opts,
                int argc, char **argv)
 {
@@ -558,21 +659,44 @@ int cmd_import(const struct config *cfg, const char *cfg_path, const struct comm
 		fprintf(stderr, "invites-api: cannot import: %s\n", cli_shown(shown, err));
 		return EXIT_FAILURE;
 	}
+	/* All of it read first: a file that cannot be read to the end imports
+	 * nothing. */
+	struct import_list list = {0};
+	int found = import_read(&source, host, collect_key, &list, err, sizeof err);
+	if (list.out_of_memory) {
+		fprintf(stderr, "invites-api: cannot import: out of memory\n");
+		free_entries(&list);
+		return EXIT_FAILURE;
+	}
+	if (found < 0) {
+		fprintf(stderr, "invites-api: cannot import: %s\n", cli_shown(shown, err));
+		free_entries(&list);
+		return EXIT_FAILURE;
+	}
 	struct import_run run = {.host = host};
 	run.store = open_store(cfg, cfg_path);
-	if (run.store == NULL)
+	if (run.store == NULL) {
+		free_entries(&list);
 		return EXIT_FAILURE;
+	}
+	for (size_t i = 0; i < list.n && !run.failed; i++) {
+		const struct import_entry *e = &list.entries[i];
+		const struct prosody_key key = {.id = e->id,
+		                                .token = e->token,
+		                                .name = e->name,
+		                                .created = e->created,
+		                                .problem = e->problem};
+		import_key(&run, &key);
+	}
+	free_entries(&list);
 
 	int status = EXIT_FAILURE;
-	int found = import_read(&source, host, import_key, &run, err, sizeof err);
-	if (found < 0)
-		fprintf(stderr, "invites-api: cannot import: %s\n", cli_shown(shown, err));
-	else if (!run.failed)
+	if (!run.failed)
 		printf("%u imported, %u skipped, from %s %s\n", run.imported, run.skipped,
 		       source.kind == IMPORT_SQL ? "Prosody SQL database"
 		                                 : "Prosody internal storage",
 		       cli_shown(shown, source.path));
-	if (flush_stdout() == 0 && found >= 0 && !run.failed)
+	if (flush_stdout() == 0 && !run.failed)
 		status = EXIT_SUCCESS;
 	keystore_close(run.store);
 	return status;

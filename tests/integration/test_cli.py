@@ -1,8 +1,10 @@
 """The command-line interface: key management and config checking (no Prosody needed)."""
 
+import contextlib
 import os
 import pwd
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
@@ -383,11 +385,11 @@ while time.monotonic() < end:
 """
 
 
-def test_root_never_gives_away_a_file_made_through_a_link():
+def test_root_makes_nothing_through_a_link_of_the_service_user():
     """The service user owns the store's directory and can swap links there
-    while root runs a key command: the store root creates goes to that user
-    only if it was made in that directory, never a file made through a link
-    elsewhere (here a root-only directory). Bounded: at most 150 tries."""
+    while root runs a key command: the command works as that user, so no file
+    is made (let alone given away) through a link elsewhere, here in a
+    root-only directory. Bounded: at most 150 tries."""
     base = tempfile.mkdtemp(prefix="invites-api-race-")
     nobody = pwd.getpwnam("nobody")
     swapper = None
@@ -409,18 +411,55 @@ def test_root_never_gives_away_a_file_made_through_a_link():
             ["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", SWAPPER,
              str(svc), str(target), str(bait), "20"])
         binary = harness.binary_path()
-        given_away = []
+        made = []
         for _ in range(150):
             subprocess.run([binary, "-c", str(config), "list", "localhost"],
                            capture_output=True, timeout=20)
             for f in rootonly.iterdir():
-                if f.lstat().st_uid != 0:
-                    given_away.append((f.name, f.lstat().st_uid))
+                made.append((f.name, f.lstat().st_uid))
                 f.unlink()
             bait.write_text("")   # an empty file again, for SQLite to fill
-        assert not given_away, f"files made in a root-only directory given away: {given_away}"
+        assert not made, f"files made in a root-only directory (name, owner): {made}"
     finally:
         if swapper is not None:
             swapper.kill()
             swapper.wait()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_root_follows_no_link_the_service_user_planted():
+    """A link at the store's name in the service user's directory, to a file
+    of root's (an SQLite database of another program) and to a name in a
+    root-only directory: a key command run as root writes neither, and says
+    why it cannot open the store."""
+    base = tempfile.mkdtemp(prefix="invites-api-link-")
+    nobody = pwd.getpwnam("nobody")
+    try:
+        os.chmod(base, 0o755)
+        svc, rootonly = Path(base) / "svc", Path(base) / "rootonly"
+        svc.mkdir()
+        rootonly.mkdir()
+        os.chown(svc, nobody.pw_uid, nobody.pw_gid)
+        other_db = rootonly / "other.sqlite"
+        with contextlib.closing(sqlite3.connect(other_db)) as db:
+            db.executescript("CREATE TABLE t(x); INSERT INTO t VALUES(1);")
+        os.chmod(other_db, 0o600)
+        before = other_db.read_bytes()
+        config = Path(base) / "c.cfg"
+        harness.write_private(config, (
+            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
+            f"hosts = localhost\n[keys]\ndatabase = {svc}/keys.sqlite\n"))
+        binary = harness.binary_path()
+        for target in (other_db, rootonly / "new.sqlite"):
+            link = svc / "keys.sqlite"
+            if link.is_symlink():
+                link.unlink()
+            os.symlink(target, link)
+            r = subprocess.run([binary, "-c", str(config), "create", "localhost", "k"],
+                               capture_output=True, text=True, timeout=20)
+            assert r.returncode != 0 and not KEY_RE.search(r.stdout), repr(r)
+            assert "Permission denied" in r.stderr or "unable to open" in r.stderr, repr(r)
+        assert other_db.read_bytes() == before
+        assert sorted(p.name for p in rootonly.iterdir()) == ["other.sqlite"]
+    finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -215,3 +215,49 @@ def test_unreadable_prosody_data_is_reported_as_such(tmp_path_factory):
         assert "Permission denied" in r.stderr and "neither" not in r.stderr, repr(r)
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+def test_import_as_root_reads_as_root_and_writes_as_the_store_owner():
+    """Run as root (Prosody's data is root's or prosody's): import reads it as
+    root, then works as the owner of the key store's directory, so the store
+    it makes is that user's; the keys verify."""
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    top = tempfile.mkdtemp(prefix="invites-import-root-")
+    try:
+        os.chmod(top, 0o755)
+        data = os.path.join(top, "pdata")
+        os.makedirs(os.path.join(data, "localhost"))
+        keys = {f"rootImport{i:02d}": secrets.token_urlsafe(27) for i in range(3)}
+        for token in keys.values():
+            harness.register_secret(token)
+        body = "".join(PROSODY_KEYS_DAT.format(id=k, name=f"n{k}", created=int(time.time()),
+                                               token=t).split("\n", 1)[1].rsplit("}", 1)[0]
+                       for k, t in keys.items())
+        with open(os.path.join(data, "localhost", "invite_api_keys.dat"), "w") as f:
+            f.write("return {\n" + body + "};\n")
+        os.chmod(data, 0o700)                       # root's, like Prosody's own
+        store = os.path.join(top, "store")
+        os.makedirs(store)
+        os.chown(store, nobody.pw_uid, nobody.pw_gid)
+        cfg = os.path.join(top, "c.cfg")
+        harness.write_private(cfg, (
+            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123\n"
+            f"hosts = localhost\n[keys]\ndatabase = {store}/keys.sqlite\n"))
+        r = subprocess.run([harness.binary_path(), "-c", cfg, "import", "localhost", data],
+                           capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+        assert_imported(r, [f"{k}/{t}" for k, t in keys.items()], [f"n{k}" for k in keys])
+        for name in os.listdir(store):
+            st = os.stat(os.path.join(store, name))
+            assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), (name, st)
+        db = sqlite3.connect(f"file:{store}/keys.sqlite?mode=ro", uri=True)
+        try:
+            ids = {row[0] for row in db.execute("SELECT id FROM api_keys")}
+        finally:
+            db.close()
+        assert ids == set(keys), ids
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
