@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,28 +30,79 @@
  * serve and check refuse.
  */
 /*
+ * Whether only root can change what the directory path (absolute) names:
+ * every directory from / down, as written, is a directory (no link) and
+ * root's; the last writable by root alone, those above it too or sticky (as
+ * /tmp: others may add names there but not move root's). Then root may open
+ * the store there itself. On false, *where is the first that is not
+ * (malloc'd; NULL when out of memory).
+ */
+static bool only_root_changes(const char *path, char **where)
+{
+	char *walk = strdup(path);
+	*where = NULL;
+	if (walk == NULL)
+		return false;
+	size_t len = strlen(walk);
+	bool ok = true;
+	/* At each '/' and at the end: "/", "/a", "/a/b", ..., path. */
+	for (size_t i = 0; i <= len && ok; i++) {
+		if ((i < len && walk[i] != '/') || (i > 0 && walk[i - 1] == '/'))
+			continue;
+		size_t cut = i == 0 ? 1 : i;
+		char keep = walk[cut];
+		walk[cut] = '\0';
+		struct stat st;
+		ok = lstat(walk, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
+		     ((st.st_mode & (S_IWGRP | S_IWOTH)) == 0 ||
+		      (i < len && (st.st_mode & S_ISVTX)));
+		if (!ok)
+			*where = strdup(walk);
+		walk[cut] = keep;
+	}
+	free(walk);
+	return ok;
+}
+
+/*
  * A key command run as root works as the owner of the key store's directory
  * (the service user, as installed), the way prosodyctl switches to prosody.
  * As root it would follow whatever that user put at the store's names (a link
  * to a file anywhere, which SQLite then writes; a hard link at -wal or -shm,
  * which SQLite run as root gives to the database's owner), and a store it made
- * would be root's, which the service cannot open. A directory of root's:
- * nothing to switch to. 0, or -1 with the reason on stderr.
+ * would be root's, which the service cannot open. It stays root only where no
+ * one else can change the path to the store; anywhere else it refuses, and the
+ * command is to be run as the store's owner. 0, or -1 with the reason on
+ * stderr.
  */
 static int become_store_owner(const struct config *cfg)
 {
 	if (geteuid() != 0)
 		return 0;
-	char *copy = strdup(cfg->keys.database);
-	if (copy == NULL) {
+	char *dir_path = strdup(cfg->keys.database);
+	if (dir_path == NULL) {
 		fprintf(stderr, "invites-api: out of memory\n");
 		return -1;
 	}
+	dirname(dir_path);
 	struct stat dir;
-	int rc = stat(dirname(copy), &dir);
-	free(copy);
-	if (rc < 0 || dir.st_uid == 0)
-		return 0; /* opening the store says what is wrong with its directory */
+	int found = stat(dir_path, &dir);
+	if (found < 0 || dir.st_uid == 0) {
+		/* A missing directory: opening the store says so, as root. */
+		char *where = NULL;
+		bool safe = (found < 0 && errno == ENOENT) || only_root_changes(dir_path, &where);
+		if (!safe)
+			fprintf(
+			    stderr,
+			    "invites-api: %s can be changed by another user than root: run this as "
+			    "the "
+			    "user the key store belongs to (runuser -u USER -- invites-api ...)\n",
+			    where != NULL ? where : dir_path);
+		free(where);
+		free(dir_path);
+		return safe ? 0 : -1;
+	}
+	free(dir_path);
 	const struct passwd *pw = getpwuid(dir.st_uid);
 	char who[64];
 	if (pw != NULL)
@@ -58,12 +110,25 @@ static int become_store_owner(const struct config *cfg)
 	else
 		snprintf(who, sizeof who, "uid %lu", (unsigned long)dir.st_uid);
 	gid_t gid = pw != NULL ? pw->pw_gid : dir.st_gid;
-	if ((pw != NULL ? initgroups(pw->pw_name, gid) : setgroups(1, &gid)) != 0 ||
+	if (gid == 0) {
+		fprintf(
+		    stderr,
+		    "invites-api: the key store's directory belongs to %s, whose group is root's: "
+		    "run this as that user\n",
+		    who);
+		return -1;
+	}
+	/* Prosody's tokens (import) are in memory: no core dump once the service
+	 * user may signal this process. */
+	struct rlimit no_core = {0, 0};
+	if (setrlimit(RLIMIT_CORE, &no_core) != 0 ||
+	    (pw != NULL ? initgroups(pw->pw_name, gid) : setgroups(1, &gid)) != 0 ||
 	    setresgid(gid, gid, gid) != 0 || setresuid(dir.st_uid, dir.st_uid, dir.st_uid) != 0) {
-		fprintf(stderr,
-		        "invites-api: cannot switch to %s, the owner of the key store's directory: "
-		        "%s\n",
-		        who, strerror(errno));
+		fprintf(
+		    stderr,
+		    "invites-api: cannot switch to %s, the owner of the key store's directory: %s "
+		    "(run this as that user)\n",
+		    who, strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -463,3 +463,89 @@ def test_root_follows_no_link_the_service_user_planted():
         assert sorted(p.name for p in rootonly.iterdir()) == ["other.sqlite"]
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _root_run(binary, config, *args):
+    return subprocess.run([binary, "-c", str(config), *args], capture_output=True, text=True,
+                          timeout=20)
+
+
+def test_root_refuses_a_store_path_another_user_can_change():
+    """Where the store's directory is root's but another user can change what
+    the path names (the directory writable by a group, a directory above it
+    owned by the service user and pointed elsewhere with a link), a key
+    command run as root neither writes through their links nor stays root:
+    it refuses and says as whom to run it. Nothing is written in the root-only
+    directory, nor to the database there."""
+    base = tempfile.mkdtemp(prefix="invites-api-path-")
+    nobody = pwd.getpwnam("nobody")
+    try:
+        os.chmod(base, 0o755)
+        top = Path(base)
+        rootonly = top / "rootonly"
+        rootonly.mkdir()
+        other_db = rootonly / "other.sqlite"
+        with contextlib.closing(sqlite3.connect(other_db)) as db:
+            db.executescript("CREATE TABLE t(x); INSERT INTO t VALUES(1);")
+        before = other_db.read_bytes()
+        binary = harness.binary_path()
+
+        def config_for(database):
+            config = top / "c.cfg"
+            harness.write_private(config, (
+                "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
+                f"hosts = localhost\n[keys]\ndatabase = {database}\n"))
+            return config
+
+        # 1. root's directory, writable by a group: a link planted there
+        grp_dir = top / "grp"
+        grp_dir.mkdir()
+        os.chown(grp_dir, 0, nobody.pw_gid)
+        os.chmod(grp_dir, 0o770)
+        os.symlink(other_db, grp_dir / "keys.sqlite")
+        r = _root_run(binary, config_for(grp_dir / "keys.sqlite"), "create", "localhost", "k")
+        assert r.returncode == 1 and not KEY_RE.search(r.stdout), repr(r)
+        assert f"{grp_dir} can be changed by another user than root" in r.stderr, r.stderr
+        assert "runuser -u USER" in r.stderr, r.stderr
+
+        # 2. the service user's directory above the store's, pointed at root's
+        svc = top / "svc"
+        svc.mkdir()
+        os.chown(svc, nobody.pw_uid, nobody.pw_gid)
+        os.symlink(rootonly, svc / "db")
+        r = _root_run(binary, config_for(svc / "db" / "keys.sqlite"), "list", "localhost")
+        assert r.returncode == 1, repr(r)
+        assert f"{svc} can be changed by another user than root" in r.stderr, r.stderr
+
+        assert other_db.read_bytes() == before
+        assert sorted(p.name for p in rootonly.iterdir()) == ["other.sqlite"]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_root_does_not_become_an_unnamed_owner_of_group_root():
+    """A store directory owned by a uid without a user entry, group root: the
+    command would keep root's group. It refuses instead."""
+    base = tempfile.mkdtemp(prefix="invites-api-anon-")
+    try:
+        os.chmod(base, 0o755)
+        anon = Path(base) / "anon"
+        anon.mkdir()
+        uid = 4242
+        while True:
+            try:
+                pwd.getpwuid(uid)
+                uid += 1
+            except KeyError:
+                break
+        os.chown(anon, uid, 0)
+        config = Path(base) / "c.cfg"
+        harness.write_private(config, (
+            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
+            f"hosts = localhost\n[keys]\ndatabase = {anon}/keys.sqlite\n"))
+        r = _root_run(harness.binary_path(), config, "create", "localhost", "k")
+        assert r.returncode == 1 and not KEY_RE.search(r.stdout), repr(r)
+        assert f"belongs to uid {uid}, whose group is root's" in r.stderr, r.stderr
+        assert list(anon.iterdir()) == []
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
