@@ -49,13 +49,14 @@ static bool only_root_changes(const char *path, char **where)
 	for (size_t i = 0; i <= len && ok; i++) {
 		if ((i < len && walk[i] != '/') || (i > 0 && walk[i - 1] == '/'))
 			continue;
+		/* The store's own directory: nothing but slashes after this one. */
+		bool last = i == len || walk[i + strspn(walk + i, "/")] == '\0';
 		size_t cut = i == 0 ? 1 : i;
 		char keep = walk[cut];
 		walk[cut] = '\0';
 		struct stat st;
 		ok = lstat(walk, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0 &&
-		     ((st.st_mode & (S_IWGRP | S_IWOTH)) == 0 ||
-		      (i < len && (st.st_mode & S_ISVTX)));
+		     ((st.st_mode & (S_IWGRP | S_IWOTH)) == 0 || (!last && (st.st_mode & S_ISVTX)));
 		if (!ok)
 			*where = strdup(walk);
 		walk[cut] = keep;
@@ -79,30 +80,39 @@ static int become_store_owner(const struct config *cfg)
 {
 	if (geteuid() != 0)
 		return 0;
-	char *dir_path = strdup(cfg->keys.database);
-	if (dir_path == NULL) {
+	char *copy = strdup(cfg->keys.database);
+	if (copy == NULL) {
 		fprintf(stderr, "invites-api: out of memory\n");
 		return -1;
 	}
-	dirname(dir_path);
+	const char *dir_path = dirname(copy);
 	struct stat dir;
-	int found = stat(dir_path, &dir);
-	if (found < 0 || dir.st_uid == 0) {
-		/* A missing directory: opening the store says so, as root. */
+	if (stat(dir_path, &dir) < 0) {
+		/* Not on as root: another user might make it meanwhile, full of links. */
+		if (errno == ENOENT)
+			fprintf(stderr, "invites-api: key store %s: directory %s does not exist\n",
+			        cfg->keys.database, dir_path);
+		else
+			fprintf(stderr, "invites-api: key store %s: %s: %s\n", cfg->keys.database,
+			        dir_path, strerror(errno));
+		free(copy);
+		return -1;
+	}
+	if (dir.st_uid == 0) {
 		char *where = NULL;
-		bool safe = (found < 0 && errno == ENOENT) || only_root_changes(dir_path, &where);
+		bool safe = only_root_changes(dir_path, &where);
 		if (!safe)
 			fprintf(
 			    stderr,
 			    "invites-api: %s can be changed by another user than root: run this as "
-			    "the "
-			    "user the key store belongs to (runuser -u USER -- invites-api ...)\n",
+			    "the user the key store belongs to (runuser -u USER -- invites-api "
+			    "...)\n",
 			    where != NULL ? where : dir_path);
 		free(where);
-		free(dir_path);
+		free(copy);
 		return safe ? 0 : -1;
 	}
-	free(dir_path);
+	free(copy);
 	const struct passwd *pw = getpwuid(dir.st_uid);
 	char who[64];
 	if (pw != NULL)

@@ -549,3 +549,60 @@ def test_root_does_not_become_an_unnamed_owner_of_group_root():
         assert list(anon.iterdir()) == []
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+RENAMER = r"""
+import os, sys, time
+parent, name, end = sys.argv[1], sys.argv[2], time.monotonic() + float(sys.argv[3])
+a, b = os.path.join(parent, "attack"), os.path.join(parent, name)
+while time.monotonic() < end:
+    for src, dst in ((a, b), (b, a)):
+        try:
+            os.rename(src, dst)
+        except OSError:
+            pass
+"""
+
+
+def test_root_does_not_go_on_when_the_store_directory_is_missing():
+    """The store's directory not there yet, its parent another user's (here a
+    sticky world-writable one): that user could make it meanwhile, full of
+    links. A key command run as root says the directory is missing and does
+    nothing, however the directory comes and goes. Bounded: 150 tries."""
+    base = tempfile.mkdtemp(prefix="invites-api-missing-")
+    nobody = pwd.getpwnam("nobody")
+    swapper = None
+    try:
+        os.chmod(base, 0o755)
+        shared, rootonly = Path(base) / "shared", Path(base) / "rootonly"
+        shared.mkdir()
+        os.chmod(shared, 0o1777)
+        rootonly.mkdir()
+        attack = shared / "attack"
+        subprocess.run(["runuser", "-u", "nobody", "--", "mkdir", str(attack)], check=True)
+        subprocess.run(["runuser", "-u", "nobody", "--", "ln", "-s", str(rootonly / "created"),
+                        str(attack / "keys.sqlite")], check=True)
+        config = Path(base) / "c.cfg"
+        harness.write_private(config, (
+            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
+            f"hosts = localhost\n[keys]\ndatabase = {shared}/inv/keys.sqlite\n"))
+        binary = harness.binary_path()
+        r = _root_run(binary, config, "create", "localhost", "k")
+        assert r.returncode == 1 and not KEY_RE.search(r.stdout), repr(r)
+        assert f"directory {shared}/inv does not exist" in r.stderr, r.stderr
+        swapper = subprocess.Popen(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c",
+                                    RENAMER, str(shared), "inv", "20"])
+        made = []
+        for i in range(150):
+            r = _root_run(binary, config, "create", "localhost", f"k{i}")
+            if KEY_RE.search(r.stdout):
+                harness.register_secret(r.stdout.strip().split("/")[-1])
+            for f in rootonly.iterdir():
+                made.append((f.name, f.lstat().st_uid))
+                f.unlink()
+        assert not made, f"files made in a root-only directory: {made}"
+    finally:
+        if swapper is not None:
+            swapper.kill()
+            swapper.wait()
+        shutil.rmtree(base, ignore_errors=True)
