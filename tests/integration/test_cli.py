@@ -305,38 +305,103 @@ def test_allow_is_given_once_and_only_to_create(inst):
     assert inst.list_rows(MAIN_HOST) == {}
 
 
+@contextlib.contextmanager
+def _scratch(prefix):
+    """A directory others may enter (tmp_path is root's, 0700), removed after."""
+    base = tempfile.mkdtemp(prefix=prefix)
+    try:
+        os.chmod(base, 0o755)
+        yield Path(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _config(base, database):
+    """base/c.cfg (root's, 0600) with the key store at database."""
+    config = base / "c.cfg"
+    harness.write_private(config, (
+        "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
+        f"hosts = localhost\n[keys]\ndatabase = {database}\n"))
+    return config
+
+
+def _root_run(config, *args):
+    return subprocess.run([harness.binary_path(), "-c", str(config), *args],
+                          capture_output=True, text=True, timeout=20)
+
+
+def _as_nobody(config, *args):
+    return subprocess.run(["runuser", "-u", "nobody", "--", harness.binary_path(), "-c",
+                           str(config), *args], capture_output=True, text=True, timeout=20)
+
+
+def _chown_to(path, user):
+    entry = pwd.getpwnam(user)
+    os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _other_programs_db(directory):
+    """An SQLite database of root's, not ours, in directory: (path, its bytes)."""
+    other_db = directory / "other.sqlite"
+    with contextlib.closing(sqlite3.connect(other_db)) as db:
+        db.executescript("CREATE TABLE t(x); INSERT INTO t VALUES(1);")
+    os.chmod(other_db, 0o600)
+    return other_db, other_db.read_bytes()
+
+
+@contextlib.contextmanager
+def _nobody_running(script, *args):
+    """script (python3 -c) running as nobody meanwhile; it must stop by itself."""
+    proc = subprocess.Popen(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", script,
+                             *map(str, args)])
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _files_made_by_root_runs(config, rootonly, args, tries=150, before_each=None):
+    """Run the key command args as root tries times (before_each() first, if
+    given); each time, note and remove what appeared in rootonly. The (name,
+    owner) of each, in all."""
+    made = []
+    for i in range(tries):
+        if before_each is not None:
+            before_each()
+        r = _root_run(config, *(a.format(i=i) for a in args))
+        if KEY_RE.search(r.stdout):
+            harness.register_secret(r.stdout.strip().split("/")[-1])
+        for f in rootonly.iterdir():
+            made.append((f.name, f.lstat().st_uid))
+            f.unlink()
+    return made
+
+
+@contextlib.contextmanager
 def _store_made_by_root(dir_owner_at_create):
     """A config whose key store a key command run as root creates, in a directory
     that belongs to dir_owner_at_create, then to nobody (the service user here).
-    Returns (base, store dir, config, binary)."""
-    base = tempfile.mkdtemp(prefix="invites-api-owner-")   # tmp_path is root's, 0700
-    os.chmod(base, 0o755)
-    store = Path(base) / "keys"
-    store.mkdir()
-    os.chown(store, pwd.getpwnam(dir_owner_at_create).pw_uid,
-             pwd.getpwnam(dir_owner_at_create).pw_gid)
-    config = Path(base) / "c.cfg"
-    harness.write_private(config, (
-        "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
-        f"hosts = localhost\n[keys]\ndatabase = {store}/keys.sqlite\n"))
-    binary = harness.binary_path()
-    for name in ("by root", "again by root"):   # the second writes the -wal as root
-        r = subprocess.run([binary, "-c", str(config), "create", "localhost", name],
-                           capture_output=True, text=True, timeout=20)
-        assert r.returncode == 0, repr(r)
-        harness.register_secret(r.stdout.strip().split("/")[-1])
-    nobody = pwd.getpwnam("nobody")
-    os.chown(store, nobody.pw_uid, nobody.pw_gid)
-    os.chown(config, nobody.pw_uid, -1)
-    return base, store, config, binary
+    Yields (store dir, config)."""
+    with _scratch("invites-api-owner-") as base:
+        store = base / "keys"
+        store.mkdir()
+        _chown_to(store, dir_owner_at_create)
+        config = _config(base, f"{store}/keys.sqlite")
+        for name in ("by root", "again by root"):   # the second writes the -wal as root
+            r = _root_run(config, "create", "localhost", name)
+            assert r.returncode == 0, repr(r)
+            harness.register_secret(r.stdout.strip().split("/")[-1])
+        _chown_to(store, "nobody")
+        os.chown(config, pwd.getpwnam("nobody").pw_uid, -1)
+        yield store, config
 
 
 def test_a_store_root_creates_goes_to_its_directory_owner():
     """The key store made by a key command run as root, in the service user's
     directory, is the service user's with its -wal and -shm files: the service
     user can check and list it."""
-    base, store, config, binary = _store_made_by_root("nobody")
-    try:
+    with _store_made_by_root("nobody") as (store, config):
         nobody = pwd.getpwnam("nobody")
         files = sorted(store.iterdir())
         assert store / "keys.sqlite" in files, files
@@ -345,12 +410,9 @@ def test_a_store_root_creates_goes_to_its_directory_owner():
             assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), (f, st)
             assert st.st_mode & 0o077 == 0, (f, oct(st.st_mode))
         for cmd in (["check"], ["list", "localhost"]):
-            r = subprocess.run(["runuser", "-u", "nobody", "--", binary, "-c", str(config),
-                                *cmd], capture_output=True, text=True, timeout=20)
+            r = _as_nobody(config, *cmd)
             assert r.returncode == 0, repr(r)
         assert "again by root" in r.stdout, r.stdout
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_check_as_the_service_user_names_it_in_the_chown_fix():
@@ -358,16 +420,12 @@ def test_check_as_the_service_user_names_it_in_the_chown_fix():
     given to the service user later): check, run as the service user (here
     nobody), says the file must be that user's and names it in the chown,
     with the reason the file cannot be opened."""
-    base, store, config, binary = _store_made_by_root("root")
-    try:
+    with _store_made_by_root("root") as (store, config):
         assert (store / "keys.sqlite").stat().st_uid == 0
-        r = subprocess.run(["runuser", "-u", "nobody", "--", binary, "-c", str(config),
-                            "check"], capture_output=True, text=True, timeout=20)
+        r = _as_nobody(config, "check")
         assert r.returncode == 1, repr(r)
         assert f"{store}/keys.sqlite: Permission denied" in r.stderr, r.stderr
         assert f"chown nobody: {store}/keys.sqlite*" in r.stderr, r.stderr
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 SWAPPER = r"""
@@ -390,41 +448,20 @@ def test_root_makes_nothing_through_a_link_of_the_service_user():
     while root runs a key command: the command works as that user, so no file
     is made (let alone given away) through a link elsewhere, here in a
     root-only directory. Bounded: at most 150 tries."""
-    base = tempfile.mkdtemp(prefix="invites-api-race-")
-    nobody = pwd.getpwnam("nobody")
-    swapper = None
-    try:
-        os.chmod(base, 0o755)
-        svc, rootonly = Path(base) / "svc", Path(base) / "rootonly"
+    with _scratch("invites-api-race-") as base:
+        svc, rootonly = base / "svc", base / "rootonly"
         svc.mkdir()
         rootonly.mkdir()
-        os.chown(svc, nobody.pw_uid, nobody.pw_gid)
+        _chown_to(svc, "nobody")
         bait = svc / "bait"
         bait.write_text("")
-        os.chown(bait, nobody.pw_uid, nobody.pw_gid)
-        config = Path(base) / "c.cfg"
-        harness.write_private(config, (
-            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
-            f"hosts = localhost\n[keys]\ndatabase = {svc}/keys.sqlite\n"))
-        target = rootonly / "pwned"
-        swapper = subprocess.Popen(
-            ["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", SWAPPER,
-             str(svc), str(target), str(bait), "20"])
-        binary = harness.binary_path()
-        made = []
-        for _ in range(150):
-            subprocess.run([binary, "-c", str(config), "list", "localhost"],
-                           capture_output=True, timeout=20)
-            for f in rootonly.iterdir():
-                made.append((f.name, f.lstat().st_uid))
-                f.unlink()
-            bait.write_text("")   # an empty file again, for SQLite to fill
+        _chown_to(bait, "nobody")
+        config = _config(base, f"{svc}/keys.sqlite")
+        with _nobody_running(SWAPPER, svc, rootonly / "pwned", bait, 20):
+            # an empty file each time, for SQLite to fill
+            made = _files_made_by_root_runs(config, rootonly, ["list", "localhost"],
+                                            before_each=lambda: bait.write_text(""))
         assert not made, f"files made in a root-only directory (name, owner): {made}"
-    finally:
-        if swapper is not None:
-            swapper.kill()
-            swapper.wait()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_root_follows_no_link_the_service_user_planted():
@@ -432,42 +469,23 @@ def test_root_follows_no_link_the_service_user_planted():
     of root's (an SQLite database of another program) and to a name in a
     root-only directory: a key command run as root writes neither, and says
     why it cannot open the store."""
-    base = tempfile.mkdtemp(prefix="invites-api-link-")
-    nobody = pwd.getpwnam("nobody")
-    try:
-        os.chmod(base, 0o755)
-        svc, rootonly = Path(base) / "svc", Path(base) / "rootonly"
+    with _scratch("invites-api-link-") as base:
+        svc, rootonly = base / "svc", base / "rootonly"
         svc.mkdir()
         rootonly.mkdir()
-        os.chown(svc, nobody.pw_uid, nobody.pw_gid)
-        other_db = rootonly / "other.sqlite"
-        with contextlib.closing(sqlite3.connect(other_db)) as db:
-            db.executescript("CREATE TABLE t(x); INSERT INTO t VALUES(1);")
-        os.chmod(other_db, 0o600)
-        before = other_db.read_bytes()
-        config = Path(base) / "c.cfg"
-        harness.write_private(config, (
-            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
-            f"hosts = localhost\n[keys]\ndatabase = {svc}/keys.sqlite\n"))
-        binary = harness.binary_path()
+        _chown_to(svc, "nobody")
+        other_db, before = _other_programs_db(rootonly)
+        config = _config(base, f"{svc}/keys.sqlite")
         for target in (other_db, rootonly / "new.sqlite"):
             link = svc / "keys.sqlite"
             if link.is_symlink():
                 link.unlink()
             os.symlink(target, link)
-            r = subprocess.run([binary, "-c", str(config), "create", "localhost", "k"],
-                               capture_output=True, text=True, timeout=20)
+            r = _root_run(config, "create", "localhost", "k")
             assert r.returncode != 0 and not KEY_RE.search(r.stdout), repr(r)
             assert "Permission denied" in r.stderr or "unable to open" in r.stderr, repr(r)
         assert other_db.read_bytes() == before
         assert sorted(p.name for p in rootonly.iterdir()) == ["other.sqlite"]
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _root_run(binary, config, *args):
-    return subprocess.run([binary, "-c", str(config), *args], capture_output=True, text=True,
-                          timeout=20)
 
 
 def test_root_refuses_a_store_path_another_user_can_change():
@@ -477,59 +495,40 @@ def test_root_refuses_a_store_path_another_user_can_change():
     command run as root neither writes through their links nor stays root:
     it refuses and says as whom to run it. Nothing is written in the root-only
     directory, nor to the database there."""
-    base = tempfile.mkdtemp(prefix="invites-api-path-")
-    nobody = pwd.getpwnam("nobody")
-    try:
-        os.chmod(base, 0o755)
-        top = Path(base)
-        rootonly = top / "rootonly"
+    with _scratch("invites-api-path-") as base:
+        rootonly = base / "rootonly"
         rootonly.mkdir()
-        other_db = rootonly / "other.sqlite"
-        with contextlib.closing(sqlite3.connect(other_db)) as db:
-            db.executescript("CREATE TABLE t(x); INSERT INTO t VALUES(1);")
-        before = other_db.read_bytes()
-        binary = harness.binary_path()
-
-        def config_for(database):
-            config = top / "c.cfg"
-            harness.write_private(config, (
-                "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
-                f"hosts = localhost\n[keys]\ndatabase = {database}\n"))
-            return config
+        other_db, before = _other_programs_db(rootonly)
 
         # 1. root's directory, writable by a group: a link planted there
-        grp_dir = top / "grp"
+        grp_dir = base / "grp"
         grp_dir.mkdir()
-        os.chown(grp_dir, 0, nobody.pw_gid)
+        os.chown(grp_dir, 0, pwd.getpwnam("nobody").pw_gid)
         os.chmod(grp_dir, 0o770)
         os.symlink(other_db, grp_dir / "keys.sqlite")
-        r = _root_run(binary, config_for(grp_dir / "keys.sqlite"), "create", "localhost", "k")
+        r = _root_run(_config(base, grp_dir / "keys.sqlite"), "create", "localhost", "k")
         assert r.returncode == 1 and not KEY_RE.search(r.stdout), repr(r)
         assert f"{grp_dir} can be changed by another user than root" in r.stderr, r.stderr
         assert "runuser -u USER" in r.stderr, r.stderr
 
         # 2. the service user's directory above the store's, pointed at root's
-        svc = top / "svc"
+        svc = base / "svc"
         svc.mkdir()
-        os.chown(svc, nobody.pw_uid, nobody.pw_gid)
+        _chown_to(svc, "nobody")
         os.symlink(rootonly, svc / "db")
-        r = _root_run(binary, config_for(svc / "db" / "keys.sqlite"), "list", "localhost")
+        r = _root_run(_config(base, svc / "db" / "keys.sqlite"), "list", "localhost")
         assert r.returncode == 1, repr(r)
         assert f"{svc} can be changed by another user than root" in r.stderr, r.stderr
 
         assert other_db.read_bytes() == before
         assert sorted(p.name for p in rootonly.iterdir()) == ["other.sqlite"]
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_root_does_not_become_an_unnamed_owner_of_group_root():
     """A store directory owned by a uid without a user entry, group root: the
     command would keep root's group. It refuses instead."""
-    base = tempfile.mkdtemp(prefix="invites-api-anon-")
-    try:
-        os.chmod(base, 0o755)
-        anon = Path(base) / "anon"
+    with _scratch("invites-api-anon-") as base:
+        anon = base / "anon"
         anon.mkdir()
         uid = 4242
         while True:
@@ -539,16 +538,10 @@ def test_root_does_not_become_an_unnamed_owner_of_group_root():
             except KeyError:
                 break
         os.chown(anon, uid, 0)
-        config = Path(base) / "c.cfg"
-        harness.write_private(config, (
-            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
-            f"hosts = localhost\n[keys]\ndatabase = {anon}/keys.sqlite\n"))
-        r = _root_run(harness.binary_path(), config, "create", "localhost", "k")
+        r = _root_run(_config(base, f"{anon}/keys.sqlite"), "create", "localhost", "k")
         assert r.returncode == 1 and not KEY_RE.search(r.stdout), repr(r)
         assert f"belongs to uid {uid}, whose group is root's" in r.stderr, r.stderr
         assert list(anon.iterdir()) == []
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 RENAMER = r"""
@@ -569,12 +562,8 @@ def test_root_does_not_go_on_when_the_store_directory_is_missing():
     sticky world-writable one): that user could make it meanwhile, full of
     links. A key command run as root says the directory is missing and does
     nothing, however the directory comes and goes. Bounded: 150 tries."""
-    base = tempfile.mkdtemp(prefix="invites-api-missing-")
-    nobody = pwd.getpwnam("nobody")
-    swapper = None
-    try:
-        os.chmod(base, 0o755)
-        shared, rootonly = Path(base) / "shared", Path(base) / "rootonly"
+    with _scratch("invites-api-missing-") as base:
+        shared, rootonly = base / "shared", base / "rootonly"
         shared.mkdir()
         os.chmod(shared, 0o1777)
         rootonly.mkdir()
@@ -582,27 +571,10 @@ def test_root_does_not_go_on_when_the_store_directory_is_missing():
         subprocess.run(["runuser", "-u", "nobody", "--", "mkdir", str(attack)], check=True)
         subprocess.run(["runuser", "-u", "nobody", "--", "ln", "-s", str(rootonly / "created"),
                         str(attack / "keys.sqlite")], check=True)
-        config = Path(base) / "c.cfg"
-        harness.write_private(config, (
-            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123456789\n"
-            f"hosts = localhost\n[keys]\ndatabase = {shared}/inv/keys.sqlite\n"))
-        binary = harness.binary_path()
-        r = _root_run(binary, config, "create", "localhost", "k")
+        config = _config(base, f"{shared}/inv/keys.sqlite")
+        r = _root_run(config, "create", "localhost", "k")
         assert r.returncode == 1 and not KEY_RE.search(r.stdout), repr(r)
         assert f"directory {shared}/inv does not exist" in r.stderr, r.stderr
-        swapper = subprocess.Popen(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c",
-                                    RENAMER, str(shared), "inv", "20"])
-        made = []
-        for i in range(150):
-            r = _root_run(binary, config, "create", "localhost", f"k{i}")
-            if KEY_RE.search(r.stdout):
-                harness.register_secret(r.stdout.strip().split("/")[-1])
-            for f in rootonly.iterdir():
-                made.append((f.name, f.lstat().st_uid))
-                f.unlink()
+        with _nobody_running(RENAMER, shared, "inv", 20):
+            made = _files_made_by_root_runs(config, rootonly, ["create", "localhost", "k{i}"])
         assert not made, f"files made in a root-only directory: {made}"
-    finally:
-        if swapper is not None:
-            swapper.kill()
-            swapper.wait()
-        shutil.rmtree(base, ignore_errors=True)
