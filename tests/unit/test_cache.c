@@ -270,6 +270,20 @@ static void test_signal_refused(void)
 	fixture_finish(&fx);
 }
 
+/* Three rounds of: rows set (the check finds the cache current), the store's
+ * file changed (the next check must find it stale). The checks that did not. */
+static int changes_missed(struct key_cache *cache, const char *path)
+{
+	int missed = 0;
+	for (int i = 0; i < 3; i++) {
+		key_cache_set_rows(cache, NULL, 0);
+		missed += key_cache_check(cache) != KEY_CACHE_CURRENT;
+		touch(path);
+		missed += key_cache_check(cache) != KEY_CACHE_STALE;
+	}
+	return missed;
+}
+
 static void *make_signalled(void *cache)
 {
 	CU_ASSERT_EQUAL(key_cache_signal(cache), 0);
@@ -287,12 +301,7 @@ static void test_signal_owner_gone(void)
 	pthread_t owner;
 	CU_ASSERT_FATAL(pthread_create(&owner, NULL, make_signalled, cache) == 0);
 	CU_ASSERT_FATAL(pthread_join(owner, NULL) == 0);
-	for (int i = 0; i < 3; i++) {
-		key_cache_set_rows(cache, NULL, 0);
-		CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
-		touch(fx.path);
-		CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
-	}
+	CU_ASSERT_EQUAL(changes_missed(cache, fx.path), 0);
 	CU_ASSERT_EQUAL(key_cache_signal_intact(cache), -1);
 	key_cache_destroy(cache);
 	fixture_finish(&fx);
@@ -311,16 +320,8 @@ static void test_signal_after_fork(void)
 	CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
 	pid_t pid = fork();
 	CU_ASSERT_FATAL(pid >= 0);
-	if (pid == 0) {
-		int missed = 0;
-		for (int i = 0; i < 3; i++) {
-			key_cache_set_rows(cache, NULL, 0);
-			missed += key_cache_check(cache) != KEY_CACHE_CURRENT;
-			touch(fx.path);
-			missed += key_cache_check(cache) != KEY_CACHE_STALE;
-		}
-		_exit(missed);
-	}
+	if (pid == 0)
+		_exit(changes_missed(cache, fx.path));
 	int status;
 	CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
 	CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -348,12 +349,7 @@ static void test_signal_lost_later(void)
 		errno = 0;
 		CU_ASSERT_EQUAL(key_cache_signal_intact(cache), -1);
 		CU_ASSERT_EQUAL(errno, how == 0 ? ENOTSUP : EBUSY);
-		for (int i = 0; i < 3; i++) {
-			key_cache_set_rows(cache, NULL, 0);
-			CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_CURRENT);
-			touch(fx.path);
-			CU_ASSERT_EQUAL(key_cache_check(cache), KEY_CACHE_STALE);
-		}
+		CU_ASSERT_EQUAL(changes_missed(cache, fx.path), 0);
 		if (how == 0)
 			block_sigio(false);
 		else
@@ -433,19 +429,28 @@ static void test_find(void)
 
 /* ---- a store verifying from the cache ---- */
 
+/* A daemon's store verifying from the cache and a CLI's beside it, the CLI
+ * having made n keys that the daemon verifies. */
+static void open_both_with_keys(const struct fixture *fx, struct keystore **daemon,
+                                struct keystore **cli, struct api_key_new *keys, int n)
+{
+	*daemon = open_cached(fx);
+	*cli = open_plain(fx);
+	for (int i = 0; i < n; i++)
+		create_key(*cli, &keys[i]);
+	for (int i = 0; i < n; i++)
+		CU_ASSERT_EQUAL(verify(*daemon, keys[i].text), KEYS_OK);
+}
+
 static void test_delete_by_others_seen_at_once(void)
 {
 	struct fixture fx;
 	fixture_init(&fx);
-	struct keystore *daemon = open_cached(&fx);
-	struct keystore *cli = open_plain(&fx);
+	struct keystore *daemon, *cli;
 	enum { N = 40 };
 	struct api_key_new keys[N];
 	const char *err = NULL;
-	for (int i = 0; i < N; i++)
-		create_key(cli, &keys[i]);
-	for (int i = 0; i < N; i++)
-		CU_ASSERT_EQUAL(verify(daemon, keys[i].text), KEYS_OK);
+	open_both_with_keys(&fx, &daemon, &cli, keys, N);
 	/* Each delete is refused by the very next verification, and only it. */
 	for (int i = 0; i < N; i++) {
 		CU_ASSERT_EQUAL(keystore_delete(cli, HOST, keys[i].id, &err), KEYS_OK);
@@ -495,15 +500,11 @@ static void test_delete_seen_when_signals_stop(void)
 {
 	struct fixture fx;
 	fixture_init(&fx);
-	struct keystore *daemon = open_cached(&fx);
-	struct keystore *cli = open_plain(&fx);
+	struct keystore *daemon, *cli;
 	enum { N = 3 };
 	struct api_key_new keys[N];
 	const char *err = NULL;
-	for (int i = 0; i < N; i++)
-		create_key(cli, &keys[i]);
-	for (int i = 0; i < N; i++)
-		CU_ASSERT_EQUAL(verify(daemon, keys[i].text), KEYS_OK);
+	open_both_with_keys(&fx, &daemon, &cli, keys, N);
 	block_sigio(true);
 	nanosleep(&(struct timespec){.tv_sec = 1, .tv_nsec = 100 * 1000 * 1000}, NULL);
 	for (int i = 0; i < N; i++) {
