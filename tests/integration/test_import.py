@@ -5,11 +5,16 @@ internal storage and in a mod_storage_sql SQLite database, imported with
 then used against our daemon over HTTP.
 """
 
+import contextlib
 import json
 import os
+import pwd
 import re
 import secrets
+import shutil
 import sqlite3
+import subprocess
+import tempfile
 import time
 from datetime import datetime, timezone
 
@@ -184,72 +189,62 @@ def test_an_id_starting_with_a_dash_can_be_deleted_as_listed(make_instance, tmp_
     assert key_id not in inst.list_rows(MAIN_HOST)
 
 
-def test_unreadable_prosody_data_is_reported_as_such(tmp_path_factory):
-    """As the service user, Prosody's data_path (0750 prosody:prosody on Debian)
-    is not readable: say so, rather than that there are no keys."""
-    import pwd
-    import shutil
-    import subprocess
-    import tempfile
-    nobody = pwd.getpwnam("nobody")
-    top = tempfile.mkdtemp(prefix="invites-import-perm-")
+@contextlib.contextmanager
+def _root_data_and_service_store(prefix, dat_text, config_mode):
+    """Prosody's data_path as root keeps it (0700) holding localhost's
+    invite_api_keys.dat (dat_text), and a key store directory of the service
+    user's (nobody), in a scratch directory removed after. Yields (data_path,
+    store dir, config path); the config's mode is config_mode."""
+    top = tempfile.mkdtemp(prefix=prefix)
     try:
         os.chmod(top, 0o755)
         data = os.path.join(top, "pdata")
         os.makedirs(os.path.join(data, "localhost"))
         with open(os.path.join(data, "localhost", "invite_api_keys.dat"), "w") as f:
-            f.write("return {};\n")
+            f.write(dat_text)
         os.chmod(data, 0o700)                       # root's, like Prosody's own
         store = os.path.join(top, "store")
         os.makedirs(store)
+        nobody = pwd.getpwnam("nobody")
         os.chown(store, nobody.pw_uid, nobody.pw_gid)
         cfg = os.path.join(top, "c.cfg")
-        with open(cfg, "w") as f:
-            f.write("[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123\n"
-                    f"hosts = localhost\n[keys]\ndatabase = {store}/keys.sqlite\n")
-        os.chmod(cfg, 0o644)
+        harness.write_private(cfg, (
+            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123\n"
+            f"hosts = localhost\n[keys]\ndatabase = {store}/keys.sqlite\n"))
+        os.chmod(cfg, config_mode)
+        yield data, store, cfg
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_unreadable_prosody_data_is_reported_as_such():
+    """As the service user, Prosody's data_path (0750 prosody:prosody on Debian)
+    is not readable: say so, rather than that there are no keys."""
+    with _root_data_and_service_store("invites-import-perm-", "return {};\n",
+                                      0o644) as (data, _, cfg):
         r = subprocess.run(["runuser", "-u", "nobody", "--", harness.binary_path(), "-c", cfg,
                             "import", "localhost", data], capture_output=True, text=True,
                            timeout=20, stdin=subprocess.DEVNULL)
         assert r.returncode == 1, repr(r)
         assert "Permission denied" in r.stderr and "neither" not in r.stderr, repr(r)
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_import_as_root_reads_as_root_and_writes_as_the_store_owner():
     """Run as root (Prosody's data is root's or prosody's): import reads it as
     root, then works as the owner of the key store's directory, so the store
     it makes is that user's; the keys verify."""
-    import pwd
-    import shutil
-    import subprocess
-    import tempfile
-    nobody = pwd.getpwnam("nobody")
-    top = tempfile.mkdtemp(prefix="invites-import-root-")
-    try:
-        os.chmod(top, 0o755)
-        data = os.path.join(top, "pdata")
-        os.makedirs(os.path.join(data, "localhost"))
-        keys = {f"rootImport{i:02d}": secrets.token_urlsafe(27) for i in range(3)}
-        for token in keys.values():
-            harness.register_secret(token)
-        body = "".join(PROSODY_KEYS_DAT.format(id=k, name=f"n{k}", created=int(time.time()),
-                                               token=t).split("\n", 1)[1].rsplit("}", 1)[0]
-                       for k, t in keys.items())
-        with open(os.path.join(data, "localhost", "invite_api_keys.dat"), "w") as f:
-            f.write("return {\n" + body + "};\n")
-        os.chmod(data, 0o700)                       # root's, like Prosody's own
-        store = os.path.join(top, "store")
-        os.makedirs(store)
-        os.chown(store, nobody.pw_uid, nobody.pw_gid)
-        cfg = os.path.join(top, "c.cfg")
-        harness.write_private(cfg, (
-            "[component]\njid = invites.localhost\nsecret = 0123456789abcdef0123\n"
-            f"hosts = localhost\n[keys]\ndatabase = {store}/keys.sqlite\n"))
+    keys = {f"rootImport{i:02d}": secrets.token_urlsafe(27) for i in range(3)}
+    for token in keys.values():
+        harness.register_secret(token)
+    body = "".join(PROSODY_KEYS_DAT.format(id=k, name=f"n{k}", created=int(time.time()),
+                                           token=t).split("\n", 1)[1].rsplit("}", 1)[0]
+                   for k, t in keys.items())
+    with _root_data_and_service_store("invites-import-root-", "return {\n" + body + "};\n",
+                                      0o600) as (data, store, cfg):
         r = subprocess.run([harness.binary_path(), "-c", cfg, "import", "localhost", data],
                            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
         assert_imported(r, [f"{k}/{t}" for k, t in keys.items()], [f"n{k}" for k in keys])
+        nobody = pwd.getpwnam("nobody")
         for name in os.listdir(store):
             st = os.stat(os.path.join(store, name))
             assert (st.st_uid, st.st_gid) == (nobody.pw_uid, nobody.pw_gid), (name, st)
@@ -259,5 +254,3 @@ def test_import_as_root_reads_as_root_and_writes_as_the_store_owner():
         finally:
             db.close()
         assert ids == set(keys), ids
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
