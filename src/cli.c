@@ -24,12 +24,6 @@
 #define UNNAMED         "<unknown>" /* what prosodyctl mod_invites_api list shows */
 
 /*
- * The key commands do not need the component secret (they never read
- * secret_file), and refusing to revoke a key because of a file mode would
- * fail exactly when it matters: they only warn about exposed files, which
- * serve and check refuse.
- */
-/*
  * Whether only root can change what the directory path (absolute) names:
  * every directory from / down, as written, is a directory (no link) and
  * root's; the last writable by root alone, those above it too or sticky (as
@@ -144,6 +138,12 @@ static int become_store_owner(const struct config *cfg)
 	return 0;
 }
 
+/*
+ * The key commands do not need the component secret (they never read
+ * secret_file), and refusing to revoke a key because of a file mode would
+ * fail exactly when it matters: they only warn about exposed files, which
+ * serve and check refuse.
+ */
 static struct keystore *open_store(const struct config *cfg, const char *cfg_path)
 {
 	const char *errstr = NULL;
